@@ -1,0 +1,59 @@
+//! # microlm
+//!
+//! How large language models are pretrained, built by hand in plain Rust on the CPU: a tiny
+//! reverse-mode autograd over `ndarray` f32 tensors, the Transformer's layers, and the
+//! self-supervised objectives, each small enough to read at one sitting.
+//!
+//! ## Reading order
+//!
+//! 1. [`tape`]: the autograd. A [`Tape`] is an arena of nodes in execution order; a [`Var`] is
+//!    a node's index. Each op pushes its output and a backward closure; [`Tape::backward`] is a
+//!    reverse loop over the arena that hands each node's gradient to its closure and adds the
+//!    results into the inputs' gradients. No topological sort: execution order already is one.
+//! 2. [`params`]: parameters live outside the tape, in a [`Params`] store, and persist across
+//!    steps. Backward returns their gradients as a [`Gradients`] value.
+//! 3. [`ops`]: one file per family of ops, each op's forward and backward side by side with the
+//!    derivative in its doc comment. Start with `unary.rs` and `binary.rs`, then `reduce.rs`,
+//!    `shape.rs`, `matmul.rs`, `softmax.rs`, `layer_norm.rs`, `embedding.rs`, `mask.rs` and
+//!    `cross_entropy.rs`.
+//! 4. [`kernels`]: the loops under the ops: broadcasting, elementwise maps, and matmul through
+//!    matrixmultiply's SIMD `sgemm` beside the naive triple loop that tests it.
+//! 5. [`gradcheck`]: checking any gradient against central finite differences.
+//! 6. [`threads`]: one setting for every thread pool.
+//!
+//! Then run `examples/01_autograd_tour.rs`.
+//!
+//! ## A taste
+//!
+//! ```
+//! use microlm::{Tape, Tensor};
+//! let mut tape = Tape::new();
+//! let x = tape.input(Tensor::from_shape_vec(vec![2], vec![1.0, 2.0]).unwrap());
+//! let y = tape.mul(x, x); // y = x^2
+//! let loss = tape.sum_all(y); // L = sum x^2
+//! let grads = tape.backward(loss);
+//! assert_eq!(grads.wrt(x).unwrap().as_slice().unwrap(), &[2.0, 4.0]); // dL/dx = 2x
+//! ```
+//!
+//! ## Errors
+//!
+//! Misusing an op (shapes that do not fit, an axis out of range, an id outside the vocabulary)
+//! is a bug in the calling program, so it panics with a message that names the op and the
+//! shapes, like indexing a slice out of bounds does. Failures that come from the outside world
+//! (files, user input) return `Result`. NOTES.md gives the reasoning.
+
+pub mod gradcheck;
+pub mod kernels;
+pub mod ops;
+pub mod params;
+pub mod tape;
+pub mod threads;
+
+pub use ops::CrossEntropy;
+pub use params::{ParamId, Params};
+pub use tape::{Grad, Gradients, Tape, Var};
+pub use threads::{init_threads_from_env, num_threads, set_num_threads};
+
+/// A tensor: an f32 array of any rank whose storage is reference counted, so the tape, the
+/// parameter store and views such as a transpose share it instead of copying.
+pub type Tensor = ndarray::ArcArray<f32, ndarray::IxDyn>;

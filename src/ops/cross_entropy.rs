@@ -1,0 +1,146 @@
+//! Cross-entropy over logits with ignored positions, fused with its log-softmax.
+//!
+//! For one position with logits z (length V) and target y:
+//!   CE(z, y) = -log softmax(z)_y = -z_y + logsumexp(z),
+//! with logsumexp computed after subtracting the maximum. A position whose target is `None`
+//! (the `-100` label of PyTorch and transformers) is ignored. The loss is one mean over all
+//! counted positions of the batch (see `objectives.md` §0):
+//!   sum = sum over counted (b, i) of CE,   count = |M|,   mean = sum / count,
+//! and an empty M gives mean 0 with zero gradient (PyTorch would give NaN).
+
+use crate::kernels::PAR_MIN_ELEMENTS;
+use crate::tape::{Tape, Var};
+use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+
+/// The result of [`Tape::cross_entropy`].
+#[derive(Clone, Copy, Debug)]
+pub struct CrossEntropy {
+    /// The mean over counted positions, sum / count (0 if count is 0). Call backward on this.
+    pub mean: Var,
+    /// The sum over counted positions, for gradient accumulation over micro-batches, where
+    /// one divides by the count of the whole batch instead.
+    pub sum: Var,
+    /// How many positions were counted, |M|.
+    pub count: usize,
+}
+
+impl Tape {
+    /// Cross-entropy of `logits` [..., V] against one target per position (`targets.len()` =
+    /// number of positions = elements / V). See the [module docs](self).
+    ///
+    /// dL_sum/dz = softmax(z) - onehot(y) at a counted position, exactly 0 at an ignored one;
+    /// dL_mean/dz is that divided by count.
+    ///
+    /// ```
+    /// use microlm::{Tape, Tensor};
+    /// let mut tape = Tape::new();
+    /// let z = tape.input(Tensor::from_shape_vec(vec![2, 2], vec![0., 0., 5., -5.]).unwrap());
+    /// let ce = tape.cross_entropy(z, &[Some(1), None]);
+    /// assert_eq!(ce.count, 1);
+    /// assert!((tape.scalar(ce.mean) - 2f32.ln()).abs() < 1e-6); // -log(1/2)
+    /// ```
+    pub fn cross_entropy(&mut self, logits: Var, targets: &[Option<usize>]) -> CrossEntropy {
+        let zv = self.value(logits).clone();
+        let shape = zv.shape().to_vec();
+        let v = *shape
+            .last()
+            .unwrap_or_else(|| panic!("cross_entropy: logits must have at least one axis"));
+        let positions = if v == 0 { 0 } else { zv.len() / v };
+        assert!(
+            targets.len() == positions,
+            "cross_entropy: logits {shape:?} hold {positions} positions but {} targets were given",
+            targets.len()
+        );
+        if let Some((pos, bad)) = targets
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| t.filter(|&y| y >= v).map(|y| (i, y)))
+        {
+            panic!("cross_entropy: target {bad} at position {pos} is out of range for {v} classes");
+        }
+        let z = zv.as_standard_layout().into_owned().into_shared(); // row p is z[p*V..(p+1)*V]
+        let zs = z.as_slice().expect("row-major");
+        // logsumexp of every row (kept for backward) and each row's CE (0 if ignored).
+        let row_lse_ce = |(row, target): (&[f32], &Option<usize>)| -> (f32, f32) {
+            let m = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let lse = m + row.iter().map(|&x| (x - m).exp()).sum::<f32>().ln();
+            (lse, target.map_or(0.0, |y| lse - row[y]))
+        };
+        let (lse, ce): (Vec<f32>, Vec<f32>) = if v == 0 {
+            (Vec::new(), Vec::new())
+        } else if zs.len() >= PAR_MIN_ELEMENTS {
+            zs.par_chunks(v)
+                .zip(targets.par_iter())
+                .map(row_lse_ce)
+                .unzip()
+        } else {
+            zs.chunks(v).zip(targets.iter()).map(row_lse_ce).unzip()
+        };
+        let count = targets.iter().filter(|t| t.is_some()).count();
+        let sum: f32 = ce.iter().map(|&c| c as f64).sum::<f64>() as f32;
+        let targets = targets.to_vec();
+        let sum_var = self.record(
+            "cross_entropy",
+            ArrayD::from_elem(IxDyn(&[]), sum),
+            &[logits],
+            move |g| {
+                let g = g.iter().next().copied().unwrap_or(0.0);
+                let zs = z.as_slice().expect("row-major");
+                let mut dz = vec![0.0f32; zs.len()];
+                let row_grad =
+                    |((dz, z), (lse, target)): ((&mut [f32], &[f32]), (&f32, &Option<usize>))| {
+                        if let Some(y) = *target {
+                            for (d, &x) in dz.iter_mut().zip(z) {
+                                *d = g * (x - lse).exp(); // g * softmax(z)_j
+                            }
+                            dz[y] -= g; // - g * onehot(y)_j
+                        }
+                    };
+                if v > 0 {
+                    if zs.len() >= PAR_MIN_ELEMENTS {
+                        dz.par_chunks_mut(v)
+                            .zip(zs.par_chunks(v))
+                            .zip(lse.par_iter().zip(targets.par_iter()))
+                            .for_each(row_grad);
+                    } else {
+                        dz.chunks_mut(v)
+                            .zip(zs.chunks(v))
+                            .zip(lse.iter().zip(targets.iter()))
+                            .for_each(row_grad);
+                    }
+                }
+                vec![ArrayD::from_shape_vec(IxDyn(&shape), dz).expect("same shape as logits")]
+            },
+        );
+        let mean = self.mul_scalar(sum_var, if count == 0 { 0.0 } else { 1.0 / count as f32 });
+        CrossEntropy {
+            mean,
+            sum: sum_var,
+            count,
+        }
+    }
+
+    /// The same loss composed of primitive ops: -sum(log_softmax(z) * onehot(y)) / count. The
+    /// slow reference the fused [`Tape::cross_entropy`] is tested against. Returns the mean.
+    pub fn cross_entropy_reference(&mut self, logits: Var, targets: &[Option<usize>]) -> Var {
+        let shape = self.shape(logits).to_vec();
+        let v = *shape.last().expect("at least one axis");
+        let mut onehot = ArrayD::<f32>::zeros(IxDyn(&[targets.len(), v]));
+        for (p, t) in targets.iter().enumerate() {
+            if let Some(y) = *t {
+                onehot[[p, y]] = 1.0;
+            }
+        }
+        let onehot = self.constant(
+            onehot
+                .into_shape_with_order(IxDyn(&shape))
+                .expect("one row per target"),
+        );
+        let count = targets.iter().filter(|t| t.is_some()).count();
+        let log_p = self.log_softmax(logits, shape.len() - 1);
+        let picked = self.mul(log_p, onehot);
+        let total = self.sum_all(picked);
+        self.mul_scalar(total, if count == 0 { 0.0 } else { -1.0 / count as f32 })
+    }
+}

@@ -1,0 +1,32 @@
+//! The ops. Each file adds methods to [`Tape`](crate::Tape): the forward computes the value,
+//! and the closure passed to `record` right below it is the backward, with the derivative in
+//! the doc comment.
+//!
+//! | file | ops |
+//! |---|---|
+//! | `binary.rs` | add, sub, mul, div (broadcasting) |
+//! | `unary.rs` | neg, add_scalar, mul_scalar, powf, exp, log, sqrt, tanh, sigmoid, relu, gelu |
+//! | `reduce.rs` | sum, sum_all, mean, max |
+//! | `shape.rs` | reshape, permute, transpose, narrow, concat, split_heads, merge_heads |
+//! | `matmul.rs` | matmul (2-D and batched) |
+//! | `softmax.rs` | softmax, log_softmax |
+//! | `layer_norm.rs` | layer_norm (fused) and its reference |
+//! | `embedding.rs` | embedding |
+//! | `mask.rs` | masked_fill, dropout |
+//! | `cross_entropy.rs` | cross_entropy (fused) and its reference |
+//! | `argmax.rs` | argmax (no backward) |
+
+mod argmax;
+mod binary;
+mod cross_entropy;
+mod embedding;
+mod layer_norm;
+mod mask;
+mod matmul;
+mod reduce;
+mod shape;
+mod softmax;
+mod unary;
+
+pub use cross_entropy::CrossEntropy;
+pub use unary::erf;

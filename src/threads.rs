@@ -1,0 +1,70 @@
+//! One setting for every thread in the crate.
+//!
+//! Two pools do our parallel work: rayon's global pool (rows of elementwise, softmax, layer
+//! norm and cross-entropy kernels; the batch of small matmuls) and matrixmultiply's own pool
+//! (the blocks of one large matmul, sized by `MATMUL_NUM_THREADS` when its first product runs).
+//! [`set_num_threads`] sets both, so "1 thread" and "2 threads" mean the same everywhere.
+//!
+//! ```
+//! // Call it first thing in `main`, before any op runs.
+//! let n = microlm::init_threads_from_env(); // MICROLM_THREADS=1 cargo run ... for one thread
+//! assert!(n >= 1);
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static CONFIGURED: AtomicBool = AtomicBool::new(false);
+
+/// Use `n` threads for everything: builds rayon's global pool with `n` threads and sets
+/// `MATMUL_NUM_THREADS=n` for matrixmultiply. Must run before the first op; afterwards (or if
+/// called twice) it returns an error saying so and changes nothing.
+pub fn set_num_threads(n: usize) -> Result<(), String> {
+    if n == 0 {
+        return Err("set_num_threads: n must be at least 1".into());
+    }
+    if CONFIGURED.swap(true, Ordering::SeqCst) {
+        return Err("set_num_threads: threads were already configured in this process".into());
+    }
+    // matrixmultiply reads this once, when its first sgemm runs.
+    std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| {
+            format!(
+                "set_num_threads: rayon's pool was already started ({e}); call this before any op"
+            )
+        })
+}
+
+/// Read `MICROLM_THREADS` (default: the number of CPUs), apply it with [`set_num_threads`],
+/// and return the thread count in use. An unparsable value is reported on stderr and ignored.
+pub fn init_threads_from_env() -> usize {
+    let n = match std::env::var("MICROLM_THREADS") {
+        Ok(s) => s
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| {
+                eprintln!("MICROLM_THREADS={s:?} is not a positive integer; using all CPUs");
+                default_threads()
+            }),
+        Err(_) => default_threads(),
+    };
+    if let Err(e) = set_num_threads(n) {
+        eprintln!("{e}");
+    }
+    num_threads()
+}
+
+/// The number of threads rayon's pool uses.
+pub fn num_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
