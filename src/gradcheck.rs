@@ -95,12 +95,7 @@ pub fn gradcheck(
     let analytic: Vec<ArrayD<f32>> = vars
         .iter()
         .zip(inputs)
-        .map(|(&v, x)| {
-            grads
-                .wrt(v)
-                .cloned()
-                .unwrap_or_else(|| ArrayD::zeros(x.raw_dim()))
-        })
+        .map(|(&v, x)| grads.wrt(v).cloned().unwrap_or_else(|| ArrayD::zeros(x.raw_dim())))
         .collect();
 
     // Numeric gradients: two evaluations per element, on tapes that record nothing (but keep

@@ -165,13 +165,9 @@ impl Tape {
     }
 
     fn node(&self, v: Var) -> &Node {
-        self.nodes.get(v.0).unwrap_or_else(|| {
-            panic!(
-                "Var({}) does not belong to this tape ({} nodes)",
-                v.0,
-                self.nodes.len()
-            )
-        })
+        self.nodes
+            .get(v.0)
+            .unwrap_or_else(|| panic!("Var({}) does not belong to this tape ({} nodes)", v.0, self.nodes.len()))
     }
 
     fn push(&mut self, node: Node) -> Var {
@@ -266,12 +262,7 @@ impl Tape {
     /// Record an op that has no backward (argmax, comparisons, ...). Its output still "requires
     /// grad" when an input does, so that a gradient arriving at it during backward is reported
     /// as an error instead of being silently dropped.
-    pub fn record_without_backward(
-        &mut self,
-        op: &'static str,
-        value: impl Into<Tensor>,
-        inputs: &[Var],
-    ) -> Var {
+    pub fn record_without_backward(&mut self, op: &'static str, value: impl Into<Tensor>, inputs: &[Var]) -> Var {
         let value = value.into();
         let requires_grad = self.needs_grad(inputs);
         let kind = if requires_grad {
@@ -354,7 +345,12 @@ impl Tape {
                 Kind::Op(backward) => {
                     let input_grads = backward(grad);
                     let node = &self.nodes[i];
-                    assert_eq!(input_grads.len(), node.inputs.len(), "backward of '{}' returned the wrong number of gradients", node.op);
+                    assert_eq!(
+                        input_grads.len(),
+                        node.inputs.len(),
+                        "backward of '{}' returned the wrong number of gradients",
+                        node.op
+                    );
                     for (&input, g) in node.inputs.iter().zip(input_grads) {
                         let input_node = &self.nodes[input.0];
                         if !input_node.requires_grad {

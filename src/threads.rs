@@ -30,26 +30,17 @@ pub fn set_num_threads(n: usize) -> Result<(), String> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()
-        .map_err(|e| {
-            format!(
-                "set_num_threads: rayon's pool was already started ({e}); call this before any op"
-            )
-        })
+        .map_err(|e| format!("set_num_threads: rayon's pool was already started ({e}); call this before any op"))
 }
 
 /// Read `MICROLM_THREADS` (default: the number of CPUs), apply it with [`set_num_threads`],
 /// and return the thread count in use. An unparsable value is reported on stderr and ignored.
 pub fn init_threads_from_env() -> usize {
     let n = match std::env::var("MICROLM_THREADS") {
-        Ok(s) => s
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| {
-                eprintln!("MICROLM_THREADS={s:?} is not a positive integer; using all CPUs");
-                default_threads()
-            }),
+        Ok(s) => s.trim().parse::<usize>().ok().filter(|&n| n > 0).unwrap_or_else(|| {
+            eprintln!("MICROLM_THREADS={s:?} is not a positive integer; using all CPUs");
+            default_threads()
+        }),
         Err(_) => default_threads(),
     };
     if let Err(e) = set_num_threads(n) {
@@ -64,7 +55,5 @@ pub fn num_threads() -> usize {
 }
 
 fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

@@ -18,16 +18,8 @@ pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
     let mut out = vec![0; n];
     for i in 0..n {
         // Align from the right: axis i of the output is axis i - (n - len) of each operand.
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -68,10 +60,6 @@ pub fn sum_to_shape(grad: Grad, shape: &[usize]) -> Grad {
             g = g.sum_axis(Axis(ax)).insert_axis(Axis(ax));
         }
     }
-    assert_eq!(
-        g.shape(),
-        shape,
-        "sum_to_shape: shapes are not broadcast-compatible"
-    );
+    assert_eq!(g.shape(), shape, "sum_to_shape: shapes are not broadcast-compatible");
     g
 }

@@ -31,9 +31,7 @@ pub fn matmul(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f32> {
         let c2 = matmul(a2.view().into_dyn(), b);
         let mut out_shape = a.shape()[..ra - 1].to_vec();
         out_shape.push(n);
-        return c2
-            .into_shape_with_order(out_shape)
-            .expect("element count is unchanged");
+        return c2.into_shape_with_order(out_shape).expect("element count is unchanged");
     }
     let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
     let nb: usize = batch.iter().product();
@@ -43,12 +41,8 @@ pub fn matmul(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f32> {
         return ArrayD::zeros(out_shape);
     }
     // Broadcast both operands to the full batch (repeated axes get stride 0, nothing is copied).
-    let a = a
-        .broadcast(IxDyn(&[&batch[..], &[m, k]].concat()))
-        .expect("checked");
-    let b = b
-        .broadcast(IxDyn(&[&batch[..], &[k, n]].concat()))
-        .expect("checked");
+    let a = a.broadcast(IxDyn(&[&batch[..], &[m, k]].concat())).expect("checked");
+    let b = b.broadcast(IxDyn(&[&batch[..], &[k, n]].concat())).expect("checked");
     let nd = batch.len();
     let (rsa, csa) = (a.strides()[nd], a.strides()[nd + 1]);
     let (rsb, csb) = (b.strides()[nd], b.strides()[nd + 1]);
@@ -104,12 +98,8 @@ pub fn matmul_naive(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f3
     let (m, k, n) = check_shapes(&a, &b);
     let (ra, rb) = (a.ndim(), b.ndim());
     let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
-    let a = a
-        .broadcast(IxDyn(&[&batch[..], &[m, k]].concat()))
-        .expect("checked");
-    let b = b
-        .broadcast(IxDyn(&[&batch[..], &[k, n]].concat()))
-        .expect("checked");
+    let a = a.broadcast(IxDyn(&[&batch[..], &[m, k]].concat())).expect("checked");
+    let b = b.broadcast(IxDyn(&[&batch[..], &[k, n]].concat())).expect("checked");
     let mut c = ArrayD::<f32>::zeros([&batch[..], &[m, n]].concat());
     for idx in ndarray::indices(batch.clone()) {
         let idx = idx.slice().to_vec();

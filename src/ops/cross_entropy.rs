@@ -70,10 +70,7 @@ impl Tape {
         let (lse, ce): (Vec<f32>, Vec<f32>) = if v == 0 {
             (Vec::new(), Vec::new())
         } else if zs.len() >= PAR_MIN_ELEMENTS {
-            zs.par_chunks(v)
-                .zip(targets.par_iter())
-                .map(row_lse_ce)
-                .unzip()
+            zs.par_chunks(v).zip(targets.par_iter()).map(row_lse_ce).unzip()
         } else {
             zs.chunks(v).zip(targets.iter()).map(row_lse_ce).unzip()
         };
@@ -88,15 +85,14 @@ impl Tape {
                 let g = g.iter().next().copied().unwrap_or(0.0);
                 let zs = z.as_slice().expect("row-major");
                 let mut dz = vec![0.0f32; zs.len()];
-                let row_grad =
-                    |((dz, z), (lse, target)): ((&mut [f32], &[f32]), (&f32, &Option<usize>))| {
-                        if let Some(y) = *target {
-                            for (d, &x) in dz.iter_mut().zip(z) {
-                                *d = g * (x - lse).exp(); // g * softmax(z)_j
-                            }
-                            dz[y] -= g; // - g * onehot(y)_j
+                let row_grad = |((dz, z), (lse, target)): ((&mut [f32], &[f32]), (&f32, &Option<usize>))| {
+                    if let Some(y) = *target {
+                        for (d, &x) in dz.iter_mut().zip(z) {
+                            *d = g * (x - lse).exp(); // g * softmax(z)_j
                         }
-                    };
+                        dz[y] -= g; // - g * onehot(y)_j
+                    }
+                };
                 if v > 0 {
                     if zs.len() >= PAR_MIN_ELEMENTS {
                         dz.par_chunks_mut(v)
@@ -132,11 +128,7 @@ impl Tape {
                 onehot[[p, y]] = 1.0;
             }
         }
-        let onehot = self.constant(
-            onehot
-                .into_shape_with_order(IxDyn(&shape))
-                .expect("one row per target"),
-        );
+        let onehot = self.constant(onehot.into_shape_with_order(IxDyn(&shape)).expect("one row per target"));
         let count = targets.iter().filter(|t| t.is_some()).count();
         let log_p = self.log_softmax(logits, shape.len() - 1);
         let picked = self.mul(log_p, onehot);

@@ -38,9 +38,7 @@ impl Tape {
             row.assign(&tv.index_axis(Axis(0), id));
         }
         let out_shape: Vec<usize> = ids_shape.iter().copied().chain([d]).collect();
-        let y = y
-            .into_shape_with_order(out_shape)
-            .expect("same element count");
+        let y = y.into_shape_with_order(out_shape).expect("same element count");
         let ids = ids.to_vec();
         self.record("embedding", y, &[table], move |g| {
             let g = g.as_standard_layout().into_owned();

@@ -110,10 +110,7 @@ impl Tape {
                 (dgamma, dbeta)
             };
             let zero = || (Array1::<f32>::zeros(d), Array1::<f32>::zeros(d));
-            let add = |(g1, b1): (Array1<f32>, Array1<f32>),
-                       (g2, b2): (Array1<f32>, Array1<f32>)| {
-                (g1 + g2, b1 + b2)
-            };
+            let add = |(g1, b1): (Array1<f32>, Array1<f32>), (g2, b2): (Array1<f32>, Array1<f32>)| (g1 + g2, b1 + b2);
             let (dgamma, dbeta) = if d == 0 {
                 zero()
             } else if xs.len() >= PAR_MIN_ELEMENTS {

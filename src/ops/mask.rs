@@ -32,9 +32,7 @@ impl Tape {
             .and(&mask)
             .map_collect(|&x, &m| if m { value } else { x });
         self.record("masked_fill", y, &[x], move |g| {
-            let dx = Zip::from(&g)
-                .and(&mask)
-                .map_collect(|&g, &m| if m { 0.0 } else { g });
+            let dx = Zip::from(&g).and(&mask).map_collect(|&g, &m| if m { 0.0 } else { g });
             vec![dx]
         })
     }
@@ -48,10 +46,7 @@ impl Tape {
     /// The mask is drawn from a seed taken from `rng`, in fixed-size chunks seeded from it, so
     /// one seed gives one mask whatever the thread count.
     pub fn dropout(&mut self, x: Var, p: f32, rng: &mut impl Rng) -> Var {
-        assert!(
-            (0.0..1.0).contains(&p),
-            "dropout: p must be in [0, 1), got {p}"
-        );
+        assert!((0.0..1.0).contains(&p), "dropout: p must be in [0, 1), got {p}");
         if !self.is_training() || p == 0.0 {
             return x;
         }
@@ -60,31 +55,19 @@ impl Tape {
         let scale = 1.0 / (1.0 - p);
         // Mask values are 0 or 1/(1-p), in row-major order over x's shape.
         let mut mask = vec![0.0f32; xv.len()];
-        mask.par_chunks_mut(DROPOUT_CHUNK)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                let mut chunk_rng = rand::rngs::StdRng::seed_from_u64(
-                    seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
-                for m in chunk.iter_mut() {
-                    *m = if chunk_rng.random::<f32>() < p {
-                        0.0
-                    } else {
-                        scale
-                    };
-                }
-            });
+        mask.par_chunks_mut(DROPOUT_CHUNK).enumerate().for_each(|(c, chunk)| {
+            let mut chunk_rng =
+                rand::rngs::StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            for m in chunk.iter_mut() {
+                *m = if chunk_rng.random::<f32>() < p { 0.0 } else { scale };
+            }
+        });
         let mask: Tensor = ArrayD::from_shape_vec(IxDyn(xv.shape()), mask)
             .expect("one per element")
             .into();
         let y = zip_map("dropout", xv.view(), mask.view(), |x, m| x * m);
         self.record("dropout", y, &[x], move |g| {
-            vec![zip_map(
-                "dropout backward",
-                g.view(),
-                mask.view(),
-                |g, m| g * m,
-            )]
+            vec![zip_map("dropout backward", g.view(), mask.view(), |g, m| g * m)]
         })
     }
 }

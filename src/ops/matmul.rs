@@ -40,12 +40,8 @@ impl Tape {
                 // instead of a product per batch element followed by a sum.
                 let k = av.shape()[ra - 1];
                 let n = g.shape()[g.ndim() - 1];
-                let a2 = av
-                    .to_shape((av.len() / k.max(1), k))
-                    .expect("same element count");
-                let g2 = g
-                    .to_shape((g.len() / n.max(1), n))
-                    .expect("same element count");
+                let a2 = av.to_shape((av.len() / k.max(1), k)).expect("same element count");
+                let g2 = g.to_shape((g.len() / n.max(1), n)).expect("same element count");
                 gemm(t(a2.view().into_dyn()), g2.view().into_dyn())
             } else {
                 gemm(t(av.view()), g.view()) // A^T · dC, [..., K, N]

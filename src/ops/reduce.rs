@@ -13,10 +13,7 @@ fn check_axes(op: &str, shape: &[usize], axes: &[usize]) -> Vec<usize> {
     let mut sorted = axes.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    assert!(
-        sorted.len() == axes.len(),
-        "{op}: repeated axis in {axes:?}"
-    );
+    assert!(sorted.len() == axes.len(), "{op}: repeated axis in {axes:?}");
     if let Some(&bad) = sorted.iter().find(|&&a| a >= shape.len()) {
         panic!("{op}: axis {bad} is out of range for shape {shape:?}");
     }
@@ -92,10 +89,7 @@ impl Tape {
     /// dL/dx[i] = dL/dy / n.
     pub fn mean(&mut self, x: Var, axes: &[usize], keepdim: bool) -> Var {
         let shape = self.shape(x).to_vec();
-        let n: usize = check_axes("mean", &shape, axes)
-            .iter()
-            .map(|&a| shape[a])
-            .product();
+        let n: usize = check_axes("mean", &shape, axes).iter().map(|&a| shape[a]).product();
         let s = self.sum(x, axes, keepdim);
         self.mul_scalar(s, 1.0 / n as f32)
     }
@@ -119,9 +113,7 @@ impl Tape {
         let groups = xv.len() / group_len.max(1);
         let rows = xv.view().permuted_axes(order.clone());
         let rows = rows.as_standard_layout();
-        let rows = rows
-            .to_shape((groups, group_len))
-            .expect("same element count");
+        let rows = rows.to_shape((groups, group_len)).expect("same element count");
         let mut argmax = Vec::with_capacity(groups);
         let mut y = Vec::with_capacity(groups);
         for row in rows.outer_iter() {
@@ -134,8 +126,7 @@ impl Tape {
             argmax.push(best_j);
             y.push(best);
         }
-        let y = ArrayD::from_shape_vec(reduced_shape(xv.shape(), &axes, keepdim), y)
-            .expect("one value per group");
+        let y = ArrayD::from_shape_vec(reduced_shape(xv.shape(), &axes, keepdim), y).expect("one value per group");
         let in_shape = xv.shape().to_vec();
         let permuted_shape: Vec<usize> = order.iter().map(|&a| in_shape[a]).collect();
         self.record("max", y, &[x], move |g| {
@@ -145,9 +136,7 @@ impl Tape {
                 dx[[r, j]] = gr;
             }
             // Undo the reshape, then the permutation.
-            let dx = dx
-                .into_shape_with_order(permuted_shape)
-                .expect("same element count");
+            let dx = dx.into_shape_with_order(permuted_shape).expect("same element count");
             let mut inverse = vec![0; order.len()];
             for (i, &a) in order.iter().enumerate() {
                 inverse[a] = i;

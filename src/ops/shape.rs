@@ -26,8 +26,7 @@ fn reshape_grad(g: Grad, shape: &[usize]) -> Grad {
     } else {
         g.as_standard_layout().into_owned()
     };
-    g.into_shape_with_order(IxDyn(shape))
-        .expect("same element count")
+    g.into_shape_with_order(IxDyn(shape)).expect("same element count")
 }
 
 impl Tape {
@@ -51,9 +50,7 @@ impl Tape {
         let y = xv
             .into_shape_with_order(IxDyn(shape))
             .expect("row-major and same element count");
-        self.record("reshape", y, &[x], move |g| {
-            vec![reshape_grad(g, &in_shape)]
-        })
+        self.record("reshape", y, &[x], move |g| vec![reshape_grad(g, &in_shape)])
     }
 
     /// y = x with its axes reordered: axis i of y is axis `axes[i]` of x. A view, no copy.
@@ -127,15 +124,8 @@ impl Tape {
         );
         for s in &shapes {
             let same_rank = s.len() == first.len();
-            let same_others = same_rank
-                && s.iter()
-                    .zip(first)
-                    .enumerate()
-                    .all(|(i, (a, b))| i == axis || a == b);
-            assert!(
-                same_others,
-                "concat: shapes {shapes:?} differ outside axis {axis}"
-            );
+            let same_others = same_rank && s.iter().zip(first).enumerate().all(|(i, (a, b))| i == axis || a == b);
+            assert!(same_others, "concat: shapes {shapes:?} differ outside axis {axis}");
         }
         let views: Vec<_> = values.iter().map(|v| v.view()).collect();
         let y = ndarray::concatenate(Axis(axis), &views).expect("shapes checked above");
@@ -145,9 +135,7 @@ impl Tape {
                 .iter()
                 .map(|s| {
                     let len = s[axis];
-                    let part = g
-                        .slice_axis(Axis(axis), Slice::from(start..start + len))
-                        .to_owned();
+                    let part = g.slice_axis(Axis(axis), Slice::from(start..start + len)).to_owned();
                     start += len;
                     part
                 })
@@ -172,10 +160,7 @@ impl Tape {
     /// Merge heads back: [B, H, T, D] -> [B, T, H*D], the inverse of [`Tape::split_heads`].
     pub fn merge_heads(&mut self, x: Var) -> Var {
         let s = self.shape(x).to_vec();
-        assert!(
-            s.len() == 4,
-            "merge_heads: expected [B, H, T, D], got {s:?}"
-        );
+        assert!(s.len() == 4, "merge_heads: expected [B, H, T, D], got {s:?}");
         let (b, h, t, d) = (s[0], s[1], s[2], s[3]);
         let x = self.permute(x, &[0, 2, 1, 3]); // [B, T, H, D]
         self.reshape(x, &[b, t, h * d]) // [B, T, H*D]

@@ -27,9 +27,7 @@ fn for_each_lane2(
     y: ArrayViewD<'_, f32>,
     out: &mut ArrayD<f32>,
     axis: usize,
-    f: impl Fn(ndarray::ArrayView1<'_, f32>, ndarray::ArrayView1<'_, f32>, ArrayViewMut1<'_, f32>)
-        + Sync
-        + Send,
+    f: impl Fn(ndarray::ArrayView1<'_, f32>, ndarray::ArrayView1<'_, f32>, ArrayViewMut1<'_, f32>) + Sync + Send,
 ) {
     let z = Zip::from(x.lanes(Axis(axis)))
         .and(y.lanes(Axis(axis)))
@@ -42,10 +40,7 @@ fn for_each_lane2(
 }
 
 fn check_axis(op: &str, shape: &[usize], axis: usize) {
-    assert!(
-        axis < shape.len(),
-        "{op}: axis {axis} out of range for shape {shape:?}"
-    );
+    assert!(axis < shape.len(), "{op}: axis {axis} out of range for shape {shape:?}");
 }
 
 impl Tape {

@@ -22,9 +22,7 @@ impl Tape {
     /// y = c * x for a constant c. dL/dx = c * dL/dy.
     pub fn mul_scalar(&mut self, x: Var, c: f32) -> Var {
         let y = map(self.value(x).view(), |v| c * v);
-        self.record("mul_scalar", y, &[x], move |g| {
-            vec![map(g.view(), |g| c * g)]
-        })
+        self.record("mul_scalar", y, &[x], move |g| vec![map(g.view(), |g| c * g)])
     }
 
     /// y = x^p for a constant p. dL/dx = dL/dy * p * x^(p-1).
@@ -43,9 +41,7 @@ impl Tape {
         let y = map(self.value(x).view(), f32::exp).into_shared();
         let y_saved = y.clone();
         self.record("exp", y, &[x], move |g| {
-            vec![zip_map("exp backward", g.view(), y_saved.view(), |g, y| {
-                g * y
-            })]
+            vec![zip_map("exp backward", g.view(), y_saved.view(), |g, y| g * y)]
         })
     }
 
@@ -63,12 +59,7 @@ impl Tape {
         let y = map(self.value(x).view(), f32::sqrt).into_shared();
         let y_saved = y.clone();
         self.record("sqrt", y, &[x], move |g| {
-            vec![zip_map(
-                "sqrt backward",
-                g.view(),
-                y_saved.view(),
-                |g, y| g / (2.0 * y),
-            )]
+            vec![zip_map("sqrt backward", g.view(), y_saved.view(), |g, y| g / (2.0 * y))]
         })
     }
 
@@ -77,12 +68,9 @@ impl Tape {
         let y = map(self.value(x).view(), f32::tanh).into_shared();
         let y_saved = y.clone();
         self.record("tanh", y, &[x], move |g| {
-            vec![zip_map(
-                "tanh backward",
-                g.view(),
-                y_saved.view(),
-                |g, y| g * (1.0 - y * y),
-            )]
+            vec![zip_map("tanh backward", g.view(), y_saved.view(), |g, y| {
+                g * (1.0 - y * y)
+            })]
         })
     }
 
@@ -91,12 +79,9 @@ impl Tape {
         let y = map(self.value(x).view(), sigmoid).into_shared();
         let y_saved = y.clone();
         self.record("sigmoid", y, &[x], move |g| {
-            vec![zip_map(
-                "sigmoid backward",
-                g.view(),
-                y_saved.view(),
-                |g, y| g * y * (1.0 - y),
-            )]
+            vec![zip_map("sigmoid backward", g.view(), y_saved.view(), |g, y| {
+                g * y * (1.0 - y)
+            })]
         })
     }
 
@@ -123,9 +108,7 @@ impl Tape {
         let xv = self.value(x).clone();
         let y = map(xv.view(), |v| v * normal_cdf(v));
         self.record("gelu", y, &[x], move |g| {
-            vec![zip_map("gelu backward", g.view(), xv.view(), |g, x| {
-                g * gelu_grad(x)
-            })]
+            vec![zip_map("gelu backward", g.view(), xv.view(), |g, x| g * gelu_grad(x))]
         })
     }
 }
@@ -147,8 +130,7 @@ fn normal_cdf(x: f32) -> f32 {
 
 /// d/dx [x Phi(x)] = Phi(x) + x phi(x).
 fn gelu_grad(x: f32) -> f32 {
-    let pdf = (-0.5 * x * x).exp()
-        * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
+    let pdf = (-0.5 * x * x).exp() * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
     normal_cdf(x) + x * pdf
 }
 
@@ -157,9 +139,7 @@ fn gelu_grad(x: f32) -> f32 {
 pub fn erf(x: f32) -> f32 {
     let x = x as f64;
     let t = 1.0 / (1.0 + 0.3275911 * x.abs());
-    let poly = t
-        * (0.254829592
-            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
     let y = 1.0 - poly * (-x * x).exp();
     (if x >= 0.0 { y } else { -y }) as f32
 }
