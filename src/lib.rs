@@ -57,3 +57,8 @@ pub use threads::{init_threads_from_env, num_threads, set_num_threads};
 /// A tensor: an f32 array of any rank whose storage is reference counted, so the tape, the
 /// parameter store and views such as a transpose share it instead of copying.
 pub type Tensor = ndarray::ArcArray<f32, ndarray::IxDyn>;
+
+/// The README's code runs as a doc test, so the taste of the API it gives stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
