@@ -7,6 +7,7 @@
 //! |numeric|). NOTES.md explains the defaults.
 
 use crate::tape::{Tape, Var};
+use crate::Params;
 use ndarray::{ArrayD, Dimension};
 
 /// Step and tolerances of a gradient check.
@@ -34,7 +35,8 @@ impl Default for GradcheckConfig {
 /// One element's comparison.
 #[derive(Clone, Debug)]
 pub struct ElementCheck {
-    /// Which input (position in the `inputs` slice).
+    /// Which input (position in the `inputs` slice), or which parameter (its index) for
+    /// [`gradcheck_params`].
     pub input: usize,
     /// The element's index in that input.
     pub index: Vec<usize>,
@@ -143,5 +145,65 @@ pub fn gradcheck(
         Ok(report)
     } else {
         Err(report.to_string())
+    }
+}
+
+/// Check the gradient of `f` with respect to every element of every parameter in `params` (a
+/// layer's weights, say). `f` builds a one-element result on the tape it is given, reading the
+/// parameters it needs from the store; it must be deterministic.
+pub fn gradcheck_params(
+    f: impl Fn(&mut Tape, &Params) -> Var,
+    params: &Params,
+    config: GradcheckConfig,
+) -> Result<GradcheckReport, String> {
+    let mut tape = Tape::new();
+    let out = f(&mut tape, params);
+    let grads = tape.backward(out);
+    let eval = |p: &Params| -> f64 {
+        let mut tape = Tape::no_grad();
+        tape.set_training(true);
+        let out = f(&mut tape, p);
+        tape.scalar(out) as f64
+    };
+    let mut p = params.clone();
+    let mut report = GradcheckReport {
+        worst: None,
+        worst_ratio: 0.0,
+        checked: 0,
+    };
+    for (i, id) in params.ids().enumerate() {
+        let shape = params.value(id).raw_dim();
+        for idx in ndarray::indices(shape.clone()) {
+            let x0 = p.value(id)[&idx];
+            p.value_mut(id)[&idx] = x0 + config.eps;
+            let plus = eval(&p);
+            p.value_mut(id)[&idx] = x0 - config.eps;
+            let minus = eval(&p);
+            p.value_mut(id)[&idx] = x0;
+            let numeric = ((plus - minus) / (2.0 * config.eps as f64)) as f32;
+            let a = grads.param(id).map_or(0.0, |g| g[&idx]);
+            let tol = config.atol + config.rtol * a.abs().max(numeric.abs());
+            let ratio = (a - numeric).abs() / tol;
+            let ratio = if ratio.is_nan() { f32::INFINITY } else { ratio };
+            report.checked += 1;
+            if report.worst.is_none() || ratio > report.worst_ratio {
+                report.worst_ratio = ratio;
+                report.worst = Some(ElementCheck {
+                    input: i,
+                    index: idx.slice().to_vec(),
+                    analytic: a,
+                    numeric,
+                });
+            }
+        }
+    }
+    if report.worst_ratio <= 1.0 {
+        Ok(report)
+    } else {
+        let name = report
+            .worst
+            .as_ref()
+            .map(|w| params.name(crate::ParamId::from_index(w.input)).to_string());
+        Err(format!("{report} [parameter {}]", name.unwrap_or_default()))
     }
 }

@@ -42,14 +42,16 @@
 //! shapes, like indexing a slice out of bounds does. Failures that come from the outside world
 //! (files, user input) return `Result`. NOTES.md gives the reasoning.
 
+pub mod checkpoint;
 pub mod gradcheck;
 pub mod kernels;
+pub mod nn;
 pub mod ops;
 pub mod params;
 pub mod tape;
 pub mod threads;
 
-pub use ops::CrossEntropy;
+pub use ops::{Attention, AttentionMask, CrossEntropy};
 pub use params::{ParamId, Params};
 pub use tape::{Grad, Gradients, Tape, Var};
 pub use threads::{init_threads_from_env, num_threads, set_num_threads};

@@ -14,9 +14,11 @@
 //! | `embedding.rs` | embedding |
 //! | `mask.rs` | masked_fill, dropout |
 //! | `cross_entropy.rs` | cross_entropy (fused) and its reference |
+//! | `attention.rs` | scaled dot-product attention (fused) and its reference |
 //! | `argmax.rs` | argmax (no backward) |
 
 mod argmax;
+mod attention;
 mod binary;
 mod cross_entropy;
 mod embedding;
@@ -28,5 +30,6 @@ mod shape;
 mod softmax;
 mod unary;
 
+pub use attention::{Attention, AttentionMask};
 pub use cross_entropy::CrossEntropy;
 pub use unary::erf;

@@ -1,0 +1,164 @@
+//! Checkpoints in the safetensors format (a JSON header naming each tensor's dtype, shape and
+//! byte range, then the raw little-endian data), read and written with the `safetensors` crate.
+//! A file we write loads in PyTorch with `safetensors.torch.load_file(path)`.
+//!
+//! - Every parameter is stored under its name in the [`Params`] store (e.g.
+//!   `encoder.layers.0.self_attn.q_proj.weight`), as F32. A tied weight is stored once.
+//! - String metadata (the model's config, say) goes in the header's `__metadata__`.
+//! - Saving writes a temporary file beside the target and renames it over the target, so an
+//!   interrupted save leaves the previous checkpoint intact.
+//! - Loading checks names, shapes and dtype against the parameters a freshly built model
+//!   expects; every error names the file and the offending tensor. A truncated, corrupt or
+//!   hostile file is an error, never a panic.
+
+use crate::{Params, Tensor};
+use ndarray::IxDyn;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+/// What went wrong with a checkpoint, in words that name the file and the tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointError(pub String);
+
+impl std::fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CheckpointError {}
+
+fn err<T>(path: &Path, what: impl std::fmt::Display) -> Result<T, CheckpointError> {
+    Err(CheckpointError(format!("checkpoint {}: {what}", path.display())))
+}
+
+/// Save every parameter and the `metadata` strings to `path` (atomically: temp file, then
+/// rename).
+pub fn save(path: &Path, params: &Params, metadata: &BTreeMap<String, String>) -> Result<(), CheckpointError> {
+    // Little-endian bytes of each tensor, in row-major order.
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
+        .ids()
+        .map(|id| {
+            let v = params.value(id);
+            let data: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (params.name(id).to_string(), v.shape().to_vec(), data)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(name, shape, data)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), data).expect("length matches shape");
+            (name.clone(), view)
+        })
+        .collect();
+    let info: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let buffer = match safetensors::serialize(views, Some(info)) {
+        Ok(b) => b,
+        Err(e) => return err(path, format!("cannot serialise: {e}")),
+    };
+    // Write beside the target, flush to disk, then rename over it.
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&buffer)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return err(path, format!("cannot write: {e}"));
+    }
+    Ok(())
+}
+
+/// Everything in a checkpoint: tensors by name, and the metadata strings.
+#[derive(Clone, Debug, Default)]
+pub struct Checkpoint {
+    /// F32 tensors by name.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// The header's `__metadata__`.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Read and validate a whole file. Every tensor must be F32.
+pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
+    let buffer = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return err(path, format!("cannot read: {e}")),
+    };
+    let (_, header) = match SafeTensors::read_metadata(&buffer) {
+        Ok(m) => m,
+        Err(e) => return err(path, format!("not a valid safetensors file: {e}")),
+    };
+    let metadata: BTreeMap<String, String> = header
+        .metadata()
+        .as_ref()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let file = match SafeTensors::deserialize(&buffer) {
+        Ok(f) => f,
+        Err(e) => return err(path, format!("not a valid safetensors file: {e}")),
+    };
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.iter() {
+        if view.dtype() != Dtype::F32 {
+            return err(
+                path,
+                format!("tensor '{name}' has dtype {:?}, expected F32", view.dtype()),
+            );
+        }
+        // The crate has checked that the byte range matches the shape; read it as f32s.
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let Ok(t) = Tensor::from_shape_vec(IxDyn(view.shape()), data) else {
+            return err(
+                path,
+                format!("tensor '{name}': shape {:?} does not match its data", view.shape()),
+            );
+        };
+        tensors.insert(name.to_string(), t);
+    }
+    Ok(Checkpoint { tensors, metadata })
+}
+
+/// Load a checkpoint into `params`, whose names and shapes (from a model built with the
+/// checkpoint's config) say what must be there. Every parameter must be present with its exact
+/// shape, and the file may hold nothing else. On error `params` is unchanged.
+pub fn load_into(path: &Path, params: &mut Params) -> Result<BTreeMap<String, String>, CheckpointError> {
+    let mut ckpt = read(path)?;
+    for id in params.ids() {
+        let name = params.name(id);
+        let expected = params.value(id).shape();
+        match ckpt.tensors.get(name) {
+            None => return err(path, format!("tensor '{name}' (shape {expected:?}) is missing")),
+            Some(t) if t.shape() != expected => {
+                return err(
+                    path,
+                    format!(
+                        "tensor '{name}' has shape {:?}, the model expects {expected:?}",
+                        t.shape()
+                    ),
+                )
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = ckpt.tensors.keys().find(|n| params.find(n).is_none()) {
+        return err(path, format!("tensor '{extra}' is not a parameter of this model"));
+    }
+    let ids: Vec<_> = params.ids().collect();
+    for id in ids {
+        let t = ckpt.tensors.remove(params.name(id)).expect("checked above");
+        *params.value_mut(id) = t;
+    }
+    Ok(ckpt.metadata)
+}

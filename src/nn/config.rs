@@ -1,0 +1,182 @@
+//! The configuration shared by the encoder, the decoder-only stack and the encoder-decoder.
+
+use std::collections::BTreeMap;
+
+/// Where each sub-layer's LayerNorm sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormPlacement {
+    /// x = LN(x + Sublayer(x)), as in the paper (Vaswani et al., 2017) and BERT.
+    Post,
+    /// x = x + Sublayer(LN(x)), as in GPT-2; the stack then ends with a final LN.
+    Pre,
+}
+
+impl NormPlacement {
+    /// "pre" or "post", as stored in checkpoints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NormPlacement::Pre => "pre",
+            NormPlacement::Post => "post",
+        }
+    }
+
+    /// Parse "pre" or "post".
+    pub fn parse(s: &str) -> Option<NormPlacement> {
+        match s {
+            "pre" => Some(NormPlacement::Pre),
+            "post" => Some(NormPlacement::Post),
+            _ => None,
+        }
+    }
+}
+
+/// The shape of a Transformer. [`TransformerConfig::toy`] gives the defaults this crate trains on
+/// a laptop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransformerConfig {
+    /// Number of token ids.
+    pub vocab_size: usize,
+    /// Width of every hidden state, d_model.
+    pub d_model: usize,
+    /// Attention heads h; d_model must be divisible by h.
+    pub heads: usize,
+    /// Number of layers N (per stack).
+    pub layers: usize,
+    /// Inner width of the feed-forward network, d_ff.
+    pub d_ff: usize,
+    /// Longest sequence the positional table covers.
+    pub max_len: usize,
+    /// Dropout probability after attention, inside and after the feed-forward, and on the
+    /// embeddings.
+    pub dropout: f32,
+    /// LayerNorm placement.
+    pub norm: NormPlacement,
+    /// Whether the output projection to the vocabulary reuses the token embedding matrix.
+    pub tie_embeddings: bool,
+    /// Number of segment (token type) ids; 0 means no segment embeddings.
+    pub type_vocab_size: usize,
+    /// Multiply token embeddings by sqrt(d_model) before adding positions, as the paper does
+    /// (section 3.4).
+    pub scale_embeddings: bool,
+    /// LayerNorm's eps.
+    pub layer_norm_eps: f32,
+}
+
+impl TransformerConfig {
+    /// The toy defaults: d_model 128, 4 heads, 4 layers, d_ff 512, max_len 128, dropout 0.1,
+    /// pre-LN, tied output embedding, no segments, embeddings scaled by sqrt(d_model).
+    pub fn toy(vocab_size: usize) -> TransformerConfig {
+        TransformerConfig {
+            vocab_size,
+            d_model: 128,
+            heads: 4,
+            layers: 4,
+            d_ff: 512,
+            max_len: 128,
+            dropout: 0.1,
+            norm: NormPlacement::Pre,
+            tie_embeddings: true,
+            type_vocab_size: 0,
+            scale_embeddings: true,
+            layer_norm_eps: 1e-5,
+        }
+    }
+
+    /// d_ff = 4 d_model, the paper's ratio.
+    pub fn with_d_model(mut self, d_model: usize) -> TransformerConfig {
+        self.d_model = d_model;
+        self.d_ff = 4 * d_model;
+        self
+    }
+
+    /// Check every field; the error names the field and says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let fail = |field: &str, why: String| Err(format!("invalid TransformerConfig: {field}: {why}"));
+        if self.vocab_size == 0 {
+            return fail("vocab_size", "must be at least 1".into());
+        }
+        if self.d_model == 0 {
+            return fail("d_model", "must be at least 1".into());
+        }
+        if self.heads == 0 {
+            return fail("heads", "must be at least 1".into());
+        }
+        if self.d_model % self.heads != 0 {
+            return fail(
+                "d_model",
+                format!("{} is not divisible by heads = {}", self.d_model, self.heads),
+            );
+        }
+        if self.layers == 0 {
+            return fail("layers", "must be at least 1".into());
+        }
+        if self.d_ff == 0 {
+            return fail("d_ff", "must be at least 1".into());
+        }
+        if self.max_len == 0 {
+            return fail("max_len", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return fail("dropout", format!("{} is not in [0, 1)", self.dropout));
+        }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
+            return fail(
+                "layer_norm_eps",
+                format!("{} must be positive and finite", self.layer_norm_eps),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl TransformerConfig {
+    /// The config as checkpoint metadata: one `config.<field>` entry per field.
+    pub fn to_metadata(&self) -> BTreeMap<String, String> {
+        let fields = [
+            ("vocab_size", self.vocab_size.to_string()),
+            ("d_model", self.d_model.to_string()),
+            ("heads", self.heads.to_string()),
+            ("layers", self.layers.to_string()),
+            ("d_ff", self.d_ff.to_string()),
+            ("max_len", self.max_len.to_string()),
+            ("dropout", self.dropout.to_string()),
+            ("norm", self.norm.as_str().to_string()),
+            ("tie_embeddings", self.tie_embeddings.to_string()),
+            ("type_vocab_size", self.type_vocab_size.to_string()),
+            ("scale_embeddings", self.scale_embeddings.to_string()),
+            ("layer_norm_eps", self.layer_norm_eps.to_string()),
+        ];
+        fields.into_iter().map(|(k, v)| (format!("config.{k}"), v)).collect()
+    }
+
+    /// Read a config back from checkpoint metadata; the error names the missing or malformed
+    /// field. The result is validated.
+    pub fn from_metadata(m: &BTreeMap<String, String>) -> Result<TransformerConfig, String> {
+        fn get<T: std::str::FromStr>(m: &BTreeMap<String, String>, field: &str) -> Result<T, String> {
+            let key = format!("config.{field}");
+            let raw = m
+                .get(&key)
+                .ok_or_else(|| format!("checkpoint metadata lacks '{key}'"))?;
+            raw.parse()
+                .map_err(|_| format!("checkpoint metadata '{key}' = {raw:?} is not a valid value"))
+        }
+        let norm: String = get(m, "norm")?;
+        let config = TransformerConfig {
+            vocab_size: get(m, "vocab_size")?,
+            d_model: get(m, "d_model")?,
+            heads: get(m, "heads")?,
+            layers: get(m, "layers")?,
+            d_ff: get(m, "d_ff")?,
+            max_len: get(m, "max_len")?,
+            dropout: get(m, "dropout")?,
+            norm: NormPlacement::parse(&norm)
+                .ok_or_else(|| format!("checkpoint metadata 'config.norm' = {norm:?} is not pre or post"))?,
+            tie_embeddings: get(m, "tie_embeddings")?,
+            type_vocab_size: get(m, "type_vocab_size")?,
+            scale_embeddings: get(m, "scale_embeddings")?,
+            layer_norm_eps: get(m, "layer_norm_eps")?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}

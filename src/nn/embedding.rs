@@ -1,0 +1,107 @@
+//! Embeddings: a learned lookup table (row `id` is the vector for token `id`), and the input
+//! side of every stack, which sums token, segment and position vectors.
+
+use super::config::TransformerConfig;
+use super::dropout::Dropout;
+use super::init::{normal, INIT_STD};
+use super::positional::sinusoidal_table;
+use super::tokens::Tokens;
+use crate::{ParamId, Params, Tape, Tensor, Var};
+use rand::Rng;
+
+/// Token (or segment) embeddings, a table [vocab, d]. Init: normal(0, 0.02).
+#[derive(Clone, Debug)]
+pub struct Embedding {
+    /// [vocab, d]
+    pub weight: ParamId,
+    /// Number of rows.
+    pub vocab: usize,
+    /// Width of each row.
+    pub d: usize,
+}
+
+impl Embedding {
+    /// Register `{name}.weight` in `params`.
+    pub fn new(params: &mut Params, name: &str, vocab: usize, d: usize, rng: &mut impl Rng) -> Embedding {
+        let weight = params.add(format!("{name}.weight"), normal(&[vocab, d], INIT_STD, rng));
+        Embedding { weight, vocab, d }
+    }
+
+    /// ids (row-major, of shape `ids_shape`) -> vectors [ids_shape..., d].
+    pub fn forward(&self, tape: &mut Tape, params: &Params, ids: &[usize], ids_shape: &[usize]) -> Var {
+        let table = tape.param(params, self.weight);
+        tape.embedding(table, ids, ids_shape)
+    }
+}
+
+/// The input side of every stack: x = E[ids] * s + S[segments] + PE[0..T], then dropout, where
+/// s = sqrt(d_model) if `scale_embeddings` (the paper's section 3.4) else 1, S the optional
+/// segment table and PE the fixed sinusoidal table.
+#[derive(Clone, Debug)]
+pub struct InputEmbedding {
+    /// Token embeddings E, `{name}.token_embedding.weight` [vocab, d].
+    pub token: Embedding,
+    /// Segment embeddings S, `{name}.segment_embedding.weight` [type_vocab, d], if any.
+    pub segment: Option<Embedding>,
+    /// The sinusoidal table [max_len, d] (not a parameter).
+    pub positions: Tensor,
+    /// s: sqrt(d_model) or 1.
+    pub scale: f32,
+    /// On the sum.
+    pub dropout: Dropout,
+}
+
+impl InputEmbedding {
+    /// Register the tables for `config` under `name`.
+    pub fn new(params: &mut Params, name: &str, config: &TransformerConfig, rng: &mut impl Rng) -> InputEmbedding {
+        let d = config.d_model;
+        let token = Embedding::new(params, &format!("{name}.token_embedding"), config.vocab_size, d, rng);
+        let segment = (config.type_vocab_size > 0).then(|| {
+            Embedding::new(
+                params,
+                &format!("{name}.segment_embedding"),
+                config.type_vocab_size,
+                d,
+                rng,
+            )
+        });
+        InputEmbedding {
+            token,
+            segment,
+            positions: sinusoidal_table(config.max_len, d),
+            scale: if config.scale_embeddings {
+                (d as f32).sqrt()
+            } else {
+                1.0
+            },
+            dropout: Dropout { p: config.dropout },
+        }
+    }
+
+    /// tokens [B, T] -> x [B, T, D].
+    pub fn forward(&self, tape: &mut Tape, params: &Params, tokens: &Tokens, rng: &mut impl Rng) -> Var {
+        let (b, t) = (tokens.batch, tokens.seq_len);
+        let max_len = self.positions.shape()[0];
+        assert!(t <= max_len, "embedding: sequence length {t} exceeds max_len {max_len}");
+        let x = self.token.forward(tape, params, &tokens.ids, &[b, t]); // [B, T, D]
+        let mut x = if self.scale != 1.0 {
+            tape.mul_scalar(x, self.scale)
+        } else {
+            x
+        };
+        match (&self.segment, &tokens.segments) {
+            (Some(seg), Some(ids)) => {
+                let s = seg.forward(tape, params, ids, &[b, t]); // [B, T, D]
+                x = tape.add(x, s);
+            }
+            (Some(_), None) => panic!("embedding: the model has segment embeddings but the batch has no segment ids"),
+            (None, Some(_)) => panic!("embedding: the batch has segment ids but the model has no segment embeddings"),
+            (None, None) => {}
+        }
+        let mut pe = self.positions.clone();
+        pe.slice_axis_inplace(ndarray::Axis(0), ndarray::Slice::from(0..t)); // [T, D], a view
+        let pe = tape.constant(pe);
+        let x = tape.add(x, pe); // PE broadcasts over the batch
+        self.dropout.forward(tape, x, rng)
+    }
+}

@@ -1,0 +1,73 @@
+//! The bidirectional encoder stack (BERT's shape): input embedding, N encoder layers, and a
+//! final LayerNorm under pre-LN:
+//!
+//!   x_0 = Dropout(E[ids] * s + S[segments] + PE),   x_l = EncoderLayer_l(x_{l-1}),
+//!   h = LN_f(x_N) (pre-LN) or x_N (post-LN).
+//!
+//! Every position attends to every real (non-padding) position of its sequence.
+
+use super::config::{NormPlacement, TransformerConfig};
+use super::embedding::InputEmbedding;
+use super::encoder_layer::EncoderLayer;
+use super::layer_norm::LayerNorm;
+use super::tokens::Tokens;
+use crate::{Params, Tape, Var};
+use rand::Rng;
+
+/// Parameters: `{name}.token_embedding.weight`, `{name}.segment_embedding.weight` (if
+/// segments), `{name}.layers.{i}.*`, `{name}.final_norm.*` (pre-LN only).
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    /// The configuration it was built from.
+    pub config: TransformerConfig,
+    /// Token (+ segment) embeddings and positions.
+    pub embed: InputEmbedding,
+    /// The N layers.
+    pub layers: Vec<EncoderLayer>,
+    /// LN_f, present under pre-LN.
+    pub final_norm: Option<LayerNorm>,
+}
+
+impl Encoder {
+    /// Build an encoder, registering its parameters under `name` (e.g. "encoder"). Refuses an
+    /// invalid config with a message that names the field.
+    pub fn new(
+        params: &mut Params,
+        name: &str,
+        config: &TransformerConfig,
+        rng: &mut impl Rng,
+    ) -> Result<Encoder, String> {
+        config.validate()?;
+        let embed = InputEmbedding::new(params, name, config, rng);
+        let layers = (0..config.layers)
+            .map(|i| EncoderLayer::new(params, &format!("{name}.layers.{i}"), config, rng))
+            .collect();
+        let final_norm = (config.norm == NormPlacement::Pre).then(|| {
+            LayerNorm::new(
+                params,
+                &format!("{name}.final_norm"),
+                config.d_model,
+                config.layer_norm_eps,
+            )
+        });
+        Ok(Encoder {
+            config: config.clone(),
+            embed,
+            layers,
+            final_norm,
+        })
+    }
+
+    /// tokens [B, T] -> hidden states h [B, T, D].
+    pub fn forward(&self, tape: &mut Tape, params: &Params, tokens: &Tokens, rng: &mut impl Rng) -> Var {
+        let mask = tokens.attention_mask(false); // padding only
+        let mut x = self.embed.forward(tape, params, tokens, rng); // [B, T, D]
+        for layer in &self.layers {
+            x = layer.forward(tape, params, x, &mask, rng); // [B, T, D]
+        }
+        match &self.final_norm {
+            Some(ln) => ln.forward(tape, params, x),
+            None => x,
+        }
+    }
+}

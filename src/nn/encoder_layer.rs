@@ -1,0 +1,81 @@
+//! One encoder layer: self-attention, then the feed-forward network, each wrapped in a residual
+//! connection and a LayerNorm placed before (pre-LN) or after (post-LN) it:
+//!
+//!   post-LN:  x = LN_1(x + Dropout(SelfAttn(x)));      x = LN_2(x + Dropout(FFN(x)))
+//!   pre-LN:   x = x + Dropout(SelfAttn(LN_1(x)));      x = x + Dropout(FFN(LN_2(x)))
+//!
+//! With a causal mask the same layer is a GPT-style decoder block.
+
+use super::attention::MultiHeadAttention;
+use super::config::{NormPlacement, TransformerConfig};
+use super::dropout::Dropout;
+use super::feed_forward::FeedForward;
+use super::layer_norm::LayerNorm;
+use crate::ops::AttentionMask;
+use crate::{Params, Tape, Var};
+use rand::Rng;
+
+/// Parameters: `{name}.self_attn.*`, `{name}.norm1.*`, `{name}.feed_forward.*`, `{name}.norm2.*`.
+#[derive(Clone, Debug)]
+pub struct EncoderLayer {
+    /// Multi-head self-attention.
+    pub self_attn: MultiHeadAttention,
+    /// LayerNorm around the attention sub-layer.
+    pub norm1: LayerNorm,
+    /// Position-wise feed-forward.
+    pub feed_forward: FeedForward,
+    /// LayerNorm around the feed-forward sub-layer.
+    pub norm2: LayerNorm,
+    /// After each sub-layer, before the residual add.
+    pub dropout: Dropout,
+    /// Pre- or post-LN.
+    pub norm: NormPlacement,
+}
+
+impl EncoderLayer {
+    /// Register the layer's parameters under `name`.
+    pub fn new(params: &mut Params, name: &str, config: &TransformerConfig, rng: &mut impl Rng) -> EncoderLayer {
+        let c = config;
+        EncoderLayer {
+            self_attn: MultiHeadAttention::new(params, &format!("{name}.self_attn"), c.d_model, c.heads, rng),
+            norm1: LayerNorm::new(params, &format!("{name}.norm1"), c.d_model, c.layer_norm_eps),
+            feed_forward: FeedForward::new(
+                params,
+                &format!("{name}.feed_forward"),
+                c.d_model,
+                c.d_ff,
+                c.dropout,
+                rng,
+            ),
+            norm2: LayerNorm::new(params, &format!("{name}.norm2"), c.d_model, c.layer_norm_eps),
+            dropout: Dropout { p: c.dropout },
+            norm: c.norm,
+        }
+    }
+
+    /// x [B, T, D] -> [B, T, D]. `mask` says which keys each query may see (padding, causal).
+    pub fn forward(&self, tape: &mut Tape, params: &Params, x: Var, mask: &AttentionMask, rng: &mut impl Rng) -> Var {
+        match self.norm {
+            NormPlacement::Pre => {
+                let h = self.norm1.forward(tape, params, x);
+                let a = self.self_attn.forward(tape, params, h, h, mask).out;
+                let a = self.dropout.forward(tape, a, rng);
+                let x = tape.add(x, a); // x + Dropout(SelfAttn(LN_1(x)))
+                let h = self.norm2.forward(tape, params, x);
+                let f = self.feed_forward.forward(tape, params, h, rng);
+                let f = self.dropout.forward(tape, f, rng);
+                tape.add(x, f) // x + Dropout(FFN(LN_2(x)))
+            }
+            NormPlacement::Post => {
+                let a = self.self_attn.forward(tape, params, x, x, mask).out;
+                let a = self.dropout.forward(tape, a, rng);
+                let x = tape.add(x, a);
+                let x = self.norm1.forward(tape, params, x); // LN_1(x + Dropout(SelfAttn(x)))
+                let f = self.feed_forward.forward(tape, params, x, rng);
+                let f = self.dropout.forward(tape, f, rng);
+                let x = tape.add(x, f);
+                self.norm2.forward(tape, params, x) // LN_2(x + Dropout(FFN(x)))
+            }
+        }
+    }
+}

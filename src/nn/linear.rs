@@ -1,0 +1,49 @@
+//! A fully connected layer: y = x W^T + b.
+
+use super::init::{normal, zeros, INIT_STD};
+use crate::{ParamId, Params, Tape, Var};
+use rand::Rng;
+
+/// y = x W^T + b, with W stored as [out, in] (PyTorch's layout, so checkpoints load there
+/// unchanged) and read transposed through strides, not copied.
+///
+/// Init: W ~ normal(0, 0.02), b = 0.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// [out, in]
+    pub weight: ParamId,
+    /// [out], if the layer has a bias.
+    pub bias: Option<ParamId>,
+    /// Input features.
+    pub d_in: usize,
+    /// Output features.
+    pub d_out: usize,
+}
+
+impl Linear {
+    /// Register `{name}.weight` (and `{name}.bias`) in `params`.
+    pub fn new(params: &mut Params, name: &str, d_in: usize, d_out: usize, bias: bool, rng: &mut impl Rng) -> Linear {
+        let weight = params.add(format!("{name}.weight"), normal(&[d_out, d_in], INIT_STD, rng));
+        let bias = bias.then(|| params.add(format!("{name}.bias"), zeros(&[d_out])));
+        Linear {
+            weight,
+            bias,
+            d_in,
+            d_out,
+        }
+    }
+
+    /// x [..., in] -> y [..., out].
+    pub fn forward(&self, tape: &mut Tape, params: &Params, x: Var) -> Var {
+        let w = tape.param(params, self.weight); // [out, in]
+        let w_t = tape.transpose(w, 0, 1); // [in, out], a strided view
+        let y = tape.matmul(x, w_t); // [..., out]
+        match self.bias {
+            Some(b) => {
+                let b = tape.param(params, b);
+                tape.add(y, b)
+            }
+            None => y,
+        }
+    }
+}

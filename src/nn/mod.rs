@@ -1,0 +1,44 @@
+//! The Transformer's layers (Vaswani et al., 2017, "Attention Is All You Need"), each a plain
+//! struct that owns the ids of its parameters and has a `forward` written with the tape's ops.
+//!
+//! Reading order: `init.rs`, `linear.rs`, `embedding.rs`, `layer_norm.rs`, `dropout.rs`,
+//! `positional.rs`, `tokens.rs`, `attention.rs` (multi-head), `feed_forward.rs`, `output.rs`, `config.rs`,
+//! `encoder_layer.rs`, `decoder_layer.rs`, `encoder.rs`, `decoder.rs`, `encoder_decoder.rs`,
+//! then `checkpoint.rs`.
+//!
+//! Every layer's `forward(&self, tape, params, ...)` takes the tape it records on and the
+//! parameter store its ids point into.
+
+pub mod attention;
+
+pub mod config;
+pub mod decoder;
+pub mod decoder_layer;
+pub mod dropout;
+pub mod embedding;
+pub mod encoder;
+pub mod encoder_decoder;
+pub mod encoder_layer;
+pub mod feed_forward;
+pub mod init;
+pub mod layer_norm;
+pub mod linear;
+pub mod output;
+pub mod positional;
+pub mod tokens;
+
+pub use attention::MultiHeadAttention;
+pub use config::{NormPlacement, TransformerConfig};
+pub use decoder::Decoder;
+pub use decoder_layer::DecoderLayer;
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use embedding::InputEmbedding;
+pub use encoder::Encoder;
+pub use encoder_decoder::EncoderDecoder;
+pub use encoder_layer::EncoderLayer;
+pub use feed_forward::FeedForward;
+pub use layer_norm::LayerNorm;
+pub use linear::Linear;
+pub use output::OutputProjection;
+pub use tokens::Tokens;

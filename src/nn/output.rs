@@ -1,0 +1,42 @@
+//! The projection from hidden states to vocabulary logits: logits = h W^T + b, where W is
+//! either the token embedding matrix itself (tied, as in the paper's section 3.4, BERT and
+//! GPT-2) or a matrix of its own.
+
+use super::embedding::Embedding;
+use super::init::{normal, zeros, INIT_STD};
+use crate::{ParamId, Params, Tape, Var};
+use rand::Rng;
+
+/// logits = h W^T + b, W [vocab, d], b [vocab].
+#[derive(Clone, Debug)]
+pub struct OutputProjection {
+    /// W: the token embedding's id when tied, else `{name}.weight`.
+    pub weight: ParamId,
+    /// `{name}.bias`
+    pub bias: ParamId,
+}
+
+impl OutputProjection {
+    /// Tied to `embedding` when `tie` is true; otherwise a new W ~ normal(0, 0.02).
+    pub fn new(params: &mut Params, name: &str, embedding: &Embedding, tie: bool, rng: &mut impl Rng) -> Self {
+        let weight = if tie {
+            embedding.weight
+        } else {
+            params.add(
+                format!("{name}.weight"),
+                normal(&[embedding.vocab, embedding.d], INIT_STD, rng),
+            )
+        };
+        let bias = params.add(format!("{name}.bias"), zeros(&[embedding.vocab]));
+        OutputProjection { weight, bias }
+    }
+
+    /// h [..., d] -> logits [..., vocab].
+    pub fn forward(&self, tape: &mut Tape, params: &Params, h: Var) -> Var {
+        let w = tape.param(params, self.weight); // [V, D]
+        let w_t = tape.transpose(w, 0, 1); // [D, V], strided view
+        let logits = tape.matmul(h, w_t);
+        let b = tape.param(params, self.bias);
+        tape.add(logits, b)
+    }
+}
