@@ -145,7 +145,7 @@ fn check_layer(what: &str, params: &Params, x: ArrayD<f32>, forward: impl Fn(&mu
     };
     assert_ok(
         &format!("{what}, input"),
-        gradcheck(fx, &[x.clone()], GradcheckConfig::default()),
+        gradcheck(fx, std::slice::from_ref(&x), GradcheckConfig::default()),
     );
     let fp = |t: &mut Tape, p: &Params| {
         let xv = t.constant(x.clone());

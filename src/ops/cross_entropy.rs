@@ -46,7 +46,7 @@ impl Tape {
         let v = *shape
             .last()
             .unwrap_or_else(|| panic!("cross_entropy: logits must have at least one axis"));
-        let positions = if v == 0 { 0 } else { zv.len() / v };
+        let positions = zv.len().checked_div(v).unwrap_or(0);
         assert!(
             targets.len() == positions,
             "cross_entropy: logits {shape:?} hold {positions} positions but {} targets were given",
@@ -85,25 +85,17 @@ impl Tape {
                 let g = g.iter().next().copied().unwrap_or(0.0);
                 let zs = z.as_slice().expect("row-major");
                 let mut dz = vec![0.0f32; zs.len()];
-                let row_grad = |((dz, z), (lse, target)): ((&mut [f32], &[f32]), (&f32, &Option<usize>))| {
-                    if let Some(y) = *target {
-                        for (d, &x) in dz.iter_mut().zip(z) {
-                            *d = g * (x - lse).exp(); // g * softmax(z)_j
-                        }
-                        dz[y] -= g; // - g * onehot(y)_j
-                    }
-                };
                 if v > 0 {
                     if zs.len() >= PAR_MIN_ELEMENTS {
                         dz.par_chunks_mut(v)
                             .zip(zs.par_chunks(v))
                             .zip(lse.par_iter().zip(targets.par_iter()))
-                            .for_each(row_grad);
+                            .for_each(|((dz, z), (&lse, &target))| row_grad(dz, z, lse, target, g));
                     } else {
                         dz.chunks_mut(v)
                             .zip(zs.chunks(v))
                             .zip(lse.iter().zip(targets.iter()))
-                            .for_each(row_grad);
+                            .for_each(|((dz, z), (&lse, &target))| row_grad(dz, z, lse, target, g));
                     }
                 }
                 vec![ArrayD::from_shape_vec(IxDyn(&shape), dz).expect("same shape as logits")]
@@ -134,5 +126,16 @@ impl Tape {
         let picked = self.mul(log_p, onehot);
         let total = self.sum_all(picked);
         self.mul_scalar(total, if count == 0 { 0.0 } else { -1.0 / count as f32 })
+    }
+}
+
+/// One position's dL_sum/dz: g * (softmax(z) - onehot(y)) if counted, left at 0 if ignored.
+/// `lse` is logsumexp(z) from forward, so softmax(z)_j = e^(z_j - lse).
+fn row_grad(dz: &mut [f32], z: &[f32], lse: f32, target: Option<usize>, g: f32) {
+    if let Some(y) = target {
+        for (d, &x) in dz.iter_mut().zip(z) {
+            *d = g * (x - lse).exp(); // g * softmax(z)_j
+        }
+        dz[y] -= g; // - g * onehot(y)_j
     }
 }

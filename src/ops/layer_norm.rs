@@ -19,6 +19,18 @@ use rayon::prelude::*;
 /// (D floats each) are cheap next to the work.
 const ROWS_PER_TASK: usize = 64;
 
+/// One row: y_j = (x_j - mean) * rstd * gamma_j + beta_j. Returns (mean, rstd) for backward.
+fn forward_row(x: &[f32], y: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) -> (f32, f32) {
+    let d = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / d;
+    let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / d;
+    let rstd = 1.0 / (var + eps).sqrt();
+    for j in 0..x.len() {
+        y[j] = (x[j] - mean) * rstd * gamma[j] + beta[j];
+    }
+    (mean, rstd)
+}
+
 impl Tape {
     /// y = (x - mean) * rstd * gamma + beta over the last axis; `gamma` and `beta` have shape
     /// [D]. See the [module docs](self) for the formulas.
@@ -46,31 +58,22 @@ impl Tape {
         let xs = x_rows.as_slice().expect("row-major");
         let (gs, bs) = (gv.as_standard_layout(), bv.as_standard_layout());
         let (gs, bs) = (gs.as_slice().expect("1-D"), bs.as_slice().expect("1-D"));
-        let rows = if d == 0 { 0 } else { xs.len() / d };
+        let rows = xs.len().checked_div(d).unwrap_or(0);
 
         let mut y = vec![0.0f32; xs.len()];
         let mut mean = vec![0.0f32; rows];
         let mut rstd = vec![0.0f32; rows];
-        let forward_row = |((x, y), (mean, rstd)): ((&[f32], &mut [f32]), (&mut f32, &mut f32))| {
-            let m = x.iter().sum::<f32>() / d as f32;
-            let var = x.iter().map(|&v| (v - m) * (v - m)).sum::<f32>() / d as f32;
-            let r = 1.0 / (var + eps).sqrt();
-            for j in 0..d {
-                y[j] = (x[j] - m) * r * gs[j] + bs[j];
-            }
-            (*mean, *rstd) = (m, r);
-        };
         if d > 0 {
             if xs.len() >= PAR_MIN_ELEMENTS {
                 xs.par_chunks(d)
                     .zip(y.par_chunks_mut(d))
                     .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
-                    .for_each(forward_row);
+                    .for_each(|((x, y), (mean, rstd))| (*mean, *rstd) = forward_row(x, y, gs, bs, eps));
             } else {
                 xs.chunks(d)
                     .zip(y.chunks_mut(d))
                     .zip(mean.iter_mut().zip(rstd.iter_mut()))
-                    .for_each(forward_row);
+                    .for_each(|((x, y), (mean, rstd))| (*mean, *rstd) = forward_row(x, y, gs, bs, eps));
             }
         }
         let y = ArrayD::from_shape_vec(xv.raw_dim(), y).expect("same shape as x");

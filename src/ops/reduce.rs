@@ -71,6 +71,12 @@ impl Tape {
             });
         }
         let y = y.unwrap_or_else(|| xv.to_owned());
+        // sum_axis keeps the input's memory order; reshape needs row-major.
+        let y = if y.is_standard_layout() {
+            y
+        } else {
+            y.as_standard_layout().into_owned()
+        };
         let y = y
             .into_shape_with_order(reduced_shape(xv.shape(), &axes, keepdim))
             .expect("same element count");

@@ -1,0 +1,224 @@
+//! Checkpoints: round trip, strict loading, hostile files, atomic saves.
+
+use microlm::checkpoint::{self, Checkpoint};
+use microlm::nn::{Encoder, TransformerConfig};
+use microlm::{Params, Tensor};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("microlm-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tiny_config() -> TransformerConfig {
+    TransformerConfig {
+        d_model: 8,
+        heads: 2,
+        layers: 2,
+        d_ff: 16,
+        max_len: 16,
+        ..TransformerConfig::toy(13)
+    }
+}
+
+fn model(seed: u64, config: &TransformerConfig) -> Params {
+    let mut params = Params::new();
+    Encoder::new(&mut params, "encoder", config, &mut StdRng::seed_from_u64(seed)).unwrap();
+    params
+}
+
+fn load_err(path: &Path, params: &mut Params) -> String {
+    checkpoint::load_into(path, params).unwrap_err().to_string()
+}
+
+#[test]
+fn save_then_load_restores_every_parameter_and_the_config() {
+    let dir = tmp_dir("roundtrip");
+    let path = dir.join("model.safetensors");
+    let config = tiny_config();
+    let saved = model(1, &config);
+    checkpoint::save(&path, &saved, &config.to_metadata()).unwrap();
+
+    let metadata = checkpoint::read(&path).unwrap().metadata;
+    let config_back = TransformerConfig::from_metadata(&metadata).unwrap();
+    assert_eq!(config_back, config);
+    let mut loaded = model(2, &config_back); // different random init
+    assert_ne!(
+        loaded.value(loaded.ids().next().unwrap()),
+        saved.value(saved.ids().next().unwrap())
+    );
+    checkpoint::load_into(&path, &mut loaded).unwrap();
+    for id in saved.ids() {
+        assert_eq!(saved.name(id), loaded.name(id));
+        assert_eq!(saved.value(id), loaded.value(id), "{}", saved.name(id));
+    }
+    // Names are the documented ones.
+    let names: Vec<&str> = saved.ids().map(|id| saved.name(id)).collect();
+    assert!(names.contains(&"encoder.layers.0.self_attn.q_proj.weight"));
+    assert!(names.contains(&"encoder.layers.1.feed_forward.linear2.bias"));
+    assert!(names.contains(&"encoder.final_norm.weight"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn loading_checks_names_and_shapes_and_names_the_tensor() {
+    let dir = tmp_dir("strict");
+    let path = dir.join("model.safetensors");
+    let config = tiny_config();
+    checkpoint::save(&path, &model(1, &config), &config.to_metadata()).unwrap();
+
+    // A model with d_ff 32 expects other shapes.
+    let mut wider = model(
+        1,
+        &TransformerConfig {
+            d_ff: 32,
+            ..config.clone()
+        },
+    );
+    let before = wider.clone();
+    let e = load_err(&path, &mut wider);
+    assert!(
+        e.contains("encoder.layers.0.feed_forward.linear1.weight") && e.contains("[16, 8]") && e.contains("[32, 8]"),
+        "{e}"
+    );
+    assert_eq!(
+        wider.value(wider.ids().next().unwrap()),
+        before.value(before.ids().next().unwrap()),
+        "unchanged on error"
+    );
+
+    // A model with three layers finds tensors missing.
+    let mut deeper = model(
+        1,
+        &TransformerConfig {
+            layers: 3,
+            ..config.clone()
+        },
+    );
+    let e = load_err(&path, &mut deeper);
+    assert!(e.contains("'encoder.layers.2.") && e.contains("missing"), "{e}");
+
+    // A model with one layer finds tensors it does not have.
+    let mut shallower = model(
+        1,
+        &TransformerConfig {
+            layers: 1,
+            ..config.clone()
+        },
+    );
+    let e = load_err(&path, &mut shallower);
+    assert!(e.contains("'encoder.layers.1.") && e.contains("not a parameter"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn truncated_corrupt_and_hostile_files_are_errors_not_panics() {
+    let dir = tmp_dir("hostile");
+    let good = dir.join("good.safetensors");
+    let config = tiny_config();
+    checkpoint::save(&good, &model(1, &config), &config.to_metadata()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("shorter than the length prefix", bytes[..5].to_vec()),
+        ("truncated header", bytes[..8 + header_len / 2].to_vec()),
+        ("truncated data", bytes[..bytes.len() - 7].to_vec()),
+        ("garbage", b"this is not a checkpoint at all, just some text".to_vec()),
+    ];
+    // A header length of 2^64 - 1.
+    let mut huge = bytes.clone();
+    huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    cases.push(("absurd header length", huge));
+    // Header JSON replaced by something that is not JSON, same length.
+    let mut not_json = bytes.clone();
+    not_json[8..8 + header_len].fill(b'!');
+    cases.push(("header not JSON", not_json));
+    // A tensor whose byte range points past the end of the file.
+    let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).unwrap();
+    let data_len = bytes.len() - 8 - header_len;
+    let far = header.replacen(&format!("{data_len}]"), &format!("{}]", data_len * 1000), 1);
+    let mut past_end = (far.len() as u64).to_le_bytes().to_vec();
+    past_end.extend(far.as_bytes());
+    past_end.extend(&bytes[8 + header_len..]);
+    cases.push(("offsets past the end", past_end));
+
+    for (what, data) in cases {
+        let path = dir.join("bad.safetensors");
+        std::fs::write(&path, &data).unwrap();
+        let mut params = model(1, &config);
+        let e = checkpoint::load_into(&path, &mut params);
+        assert!(e.is_err(), "{what}: loaded without error");
+        assert!(
+            e.unwrap_err().to_string().contains("bad.safetensors"),
+            "{what}: error does not name the file"
+        );
+    }
+    let e = load_err(&dir.join("missing.safetensors"), &mut model(1, &config));
+    assert!(e.contains("cannot read"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_tensor_of_another_dtype_is_refused_by_name() {
+    let dir = tmp_dir("dtype");
+    let path = dir.join("f64.safetensors");
+    let data = vec![0u8; 8 * 4];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![4], &data).unwrap();
+    std::fs::write(&path, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
+    let e = checkpoint::read(&path).unwrap_err().to_string();
+    assert!(e.contains("'w'") && e.contains("F64"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_failed_save_leaves_the_previous_checkpoint_intact() {
+    let dir = tmp_dir("atomic");
+    let path = dir.join("model.safetensors");
+    let mut params = Params::new();
+    let w = params.add("w", Tensor::from_elem(vec![3], 1.0));
+    checkpoint::save(&path, &params, &Default::default()).unwrap();
+    // Block the temporary file's name with a directory, so the next save cannot write it.
+    let tmp = dir.join(format!(".model.safetensors.tmp{}", std::process::id()));
+    std::fs::create_dir(&tmp).unwrap();
+    *params.value_mut(w) = Tensor::from_elem(vec![3], 2.0);
+    let e = checkpoint::save(&path, &params, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("cannot write"), "{e}");
+    let Checkpoint { tensors, .. } = checkpoint::read(&path).unwrap();
+    assert_eq!(
+        tensors["w"].as_slice().unwrap(),
+        &[1.0, 1.0, 1.0],
+        "the old checkpoint survived"
+    );
+    // With the obstacle gone, the save goes through and leaves no temporary file behind.
+    std::fs::remove_dir(&tmp).unwrap();
+    checkpoint::save(&path, &params, &Default::default()).unwrap();
+    assert_eq!(
+        checkpoint::read(&path).unwrap().tensors["w"].as_slice().unwrap(),
+        &[2.0, 2.0, 2.0]
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn config_metadata_errors_name_the_field() {
+    let mut m = tiny_config().to_metadata();
+    m.remove("config.heads");
+    assert!(TransformerConfig::from_metadata(&m)
+        .unwrap_err()
+        .contains("config.heads"));
+    let mut m = tiny_config().to_metadata();
+    m.insert("config.norm".into(), "sideways".into());
+    assert!(TransformerConfig::from_metadata(&m)
+        .unwrap_err()
+        .contains("config.norm"));
+    let mut m = tiny_config().to_metadata();
+    m.insert("config.d_model".into(), "9".into()); // not divisible by 2 heads
+    assert!(TransformerConfig::from_metadata(&m).unwrap_err().contains("d_model"));
+}
