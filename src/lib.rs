@@ -47,6 +47,7 @@ pub mod gradcheck;
 pub mod kernels;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod params;
 pub mod tape;
 pub mod threads;
