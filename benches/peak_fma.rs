@@ -152,6 +152,13 @@ fn main() {
         }
     }
     let (acc, one, all) = best;
+    if threads > 1 && all < 0.9 * one * threads as f64 {
+        println!(
+            "  note: {threads} threads reach only {:.0}% of {threads} x the 1-thread rate; other processes are \
+             probably using the CPUs (or the vCPUs share physical cores)",
+            100.0 * all / (threads as f64 * one)
+        );
+    }
     println!(
         "SUMMARY peak FP32 FMA ({acc} accumulators): {one:.1} GFLOP/s per core (1 thread), \
          {all:.1} GFLOP/s total on {threads} threads ({:.1} per thread); \

@@ -56,11 +56,20 @@ fn make_batch(rng: &mut StdRng) -> Batch {
             }
         }
     }
-    Batch { tokens: Tokens::new(ids, B, T), positions, targets }
+    Batch {
+        tokens: Tokens::new(ids, B, T),
+        positions,
+        targets,
+    }
 }
 
 fn toy_config() -> TransformerConfig {
-    TransformerConfig { dropout: 0.0, norm: NormPlacement::Pre, tie_embeddings: false, ..TransformerConfig::toy(VOCAB) }
+    TransformerConfig {
+        dropout: 0.0,
+        norm: NormPlacement::Pre,
+        tie_embeddings: false,
+        ..TransformerConfig::toy(VOCAB)
+    }
 }
 
 struct Model {
@@ -76,7 +85,12 @@ fn build() -> Model {
     let encoder = Encoder::new(&mut params, "encoder", &toy_config(), &mut rng).unwrap();
     let head = OutputProjection::new(&mut params, "head", &encoder.embed.token, false, &mut rng);
     let opt = AdamW::new(&params, 1e-3);
-    Model { params, encoder, head, opt }
+    Model {
+        params,
+        encoder,
+        head,
+        opt,
+    }
 }
 
 /// Forward, loss over the masked positions, backward, AdamW. Returns the loss.
@@ -120,7 +134,9 @@ fn bench_attention(c: &mut Criterion) {
         bench.iter(|| {
             let mut tape = Tape::new();
             let (qv, kv, vv) = (tape.input(q.clone()), tape.input(k.clone()), tape.input(v.clone()));
-            let o = tape.attention(qv, kv, vv, &AttentionMask::none(), 1.0 / 32f32.sqrt()).out;
+            let o = tape
+                .attention(qv, kv, vv, &AttentionMask::none(), 1.0 / 32f32.sqrt())
+                .out;
             tape.backward_from(o, g.clone())
         })
     });
@@ -133,7 +149,10 @@ fn bench_train_step(c: &mut Criterion) {
     let pool: Vec<Batch> = (0..8).map(|_| make_batch(&mut rng)).collect();
     let mut i = 0;
     let mut group = c.benchmark_group("toy_encoder_train_step");
-    group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements((B * T) as u64));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Elements((B * T) as u64));
     group.bench_function("B32 T128", |bench| {
         bench.iter(|| {
             i += 1;

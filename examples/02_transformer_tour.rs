@@ -19,7 +19,12 @@ fn main() {
     println!("{:<48} {:>12} {:>9}", "parameter", "shape", "elements");
     for id in params.ids() {
         let v = params.value(id);
-        println!("{:<48} {:>12} {:>9}", params.name(id), format!("{:?}", v.shape()), v.len());
+        println!(
+            "{:<48} {:>12} {:>9}",
+            params.name(id),
+            format!("{:?}", v.shape()),
+            v.len()
+        );
     }
     println!("{:<48} {:>12} {:>9}\n", "total", "", params.num_elements());
 
@@ -33,7 +38,16 @@ fn main() {
     let mha = MultiHeadAttention::new(&mut params, "demo", 128, 4, &mut rng);
     let mut tape = Tape::no_grad();
     let x = encoder.embed.forward(&mut tape, &params, &tokens, &mut rng);
-    let att = mha.forward(&mut tape, &params, x, x, &AttentionMask { causal: true, key_lengths: Some(vec![6, 4]) });
+    let att = mha.forward(
+        &mut tape,
+        &params,
+        x,
+        x,
+        &AttentionMask {
+            causal: true,
+            key_lengths: Some(vec![6, 4]),
+        },
+    );
     let w = tape.value(att.weights);
     for i in 0..6 {
         let row: Vec<String> = (0..6).map(|j| format!("{:.3}", w[[1, 0, i, j]])).collect();

@@ -45,6 +45,7 @@
 pub mod checkpoint;
 pub mod gradcheck;
 pub mod kernels;
+pub mod memory;
 pub mod nn;
 pub mod ops;
 pub mod optim;

@@ -35,7 +35,9 @@ pub fn set_num_threads(n: usize) -> Result<(), String> {
 
 /// Read `MICROLM_THREADS` (default: the number of CPUs), apply it with [`set_num_threads`],
 /// and return the thread count in use. An unparsable value is reported on stderr and ignored.
+/// Also calls [`reuse_freed_memory`](crate::memory::reuse_freed_memory).
 pub fn init_threads_from_env() -> usize {
+    crate::memory::reuse_freed_memory();
     let n = match std::env::var("MICROLM_THREADS") {
         Ok(s) => s.trim().parse::<usize>().ok().filter(|&n| n > 0).unwrap_or_else(|| {
             eprintln!("MICROLM_THREADS={s:?} is not a positive integer; using all CPUs");

@@ -5,6 +5,7 @@
 
 pub mod broadcast;
 pub mod elementwise;
+pub mod exp;
 pub mod matmul;
 
 /// Below this many elements a kernel runs on the calling thread: splitting a few thousand

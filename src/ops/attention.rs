@@ -12,6 +12,7 @@
 //! the same function from primitive ops; tests check one against the other.
 
 use crate::kernels::matmul::matmul as gemm;
+use crate::kernels::{self, exp::exp};
 use crate::tape::{Tape, Var};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
@@ -50,6 +51,14 @@ impl AttentionMask {
     /// True if query i of sequence b may not see key j.
     pub fn is_masked(&self, b: usize, i: usize, j: usize) -> bool {
         (self.causal && j > i) || self.key_lengths.as_ref().is_some_and(|len| j >= len[b])
+    }
+
+    /// How many keys query i of sequence b sees, out of `tk`: it sees keys 0..visible_keys,
+    /// since both masks hide a suffix (causal: keys after i; padding: keys at or past the length).
+    pub fn visible_keys(&self, b: usize, i: usize, tk: usize) -> usize {
+        let causal_limit = if self.causal { i + 1 } else { tk };
+        let padding_limit = self.key_lengths.as_ref().map_or(tk, |len| len[b]);
+        causal_limit.min(padding_limit).min(tk)
     }
 
     /// The mask as booleans of shape [B, 1, Tq, Tk] (true = hidden), for `masked_fill`.
@@ -119,27 +128,18 @@ impl Tape {
         if tk > 0 {
             let rows = p.as_slice_mut().expect("a new array is contiguous");
             rows.par_chunks_mut(tk).enumerate().for_each(|(r, row)| {
-                let (bi, i) = (r / (h * tq), r % tq);
-                let mut max = f32::NEG_INFINITY;
-                for (j, s) in row.iter_mut().enumerate() {
-                    *s = if mask.is_masked(bi, i, j) {
-                        f32::NEG_INFINITY
-                    } else {
-                        *s * scale
-                    };
-                    max = max.max(*s);
+                // Every mask we support hides a suffix of the keys: query i of sequence b sees
+                // keys 0..visible and no others.
+                let visible = mask.visible_keys(r / (h * tq), r % tq, tk);
+                let (live, hidden) = row.split_at_mut(visible);
+                hidden.fill(0.0); // e^-inf = 0
+                if live.is_empty() {
+                    return; // a query that may see nothing attends to nothing
                 }
-                if max == f32::NEG_INFINITY {
-                    row.fill(0.0); // a query that may see nothing attends to nothing
-                    return;
-                }
-                let mut sum = 0.0;
-                for s in row.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                row.iter_mut().for_each(|s| *s *= inv);
+                let max = kernels::exp::max(live) * scale;
+                live.iter_mut().for_each(|s| *s = exp(*s * scale - max));
+                let inv = 1.0 / kernels::exp::sum(live);
+                live.iter_mut().for_each(|s| *s *= inv);
             });
         }
         let p = p.into_shared();
@@ -155,7 +155,7 @@ impl Tape {
                     .par_chunks_mut(tk)
                     .zip(p_rows.par_chunks(tk))
                     .for_each(|(dp, p)| {
-                        let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
+                        let dot = kernels::exp::dot(dp, p);
                         for (dp, &p) in dp.iter_mut().zip(p) {
                             *dp = p * (*dp - dot) * scale; // dS * scale, in place over dP
                         }

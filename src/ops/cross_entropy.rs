@@ -8,6 +8,7 @@
 //!   sum = sum over counted (b, i) of CE,   count = |M|,   mean = sum / count,
 //! and an empty M gives mean 0 with zero gradient (PyTorch would give NaN).
 
+use crate::kernels::exp::exp;
 use crate::kernels::PAR_MIN_ELEMENTS;
 use crate::tape::{Tape, Var};
 use ndarray::{ArrayD, IxDyn};
@@ -64,7 +65,7 @@ impl Tape {
         // logsumexp of every row (kept for backward) and each row's CE (0 if ignored).
         let row_lse_ce = |(row, target): (&[f32], &Option<usize>)| -> (f32, f32) {
             let m = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-            let lse = m + row.iter().map(|&x| (x - m).exp()).sum::<f32>().ln();
+            let lse = m + row.iter().map(|&x| exp(x - m)).sum::<f32>().ln();
             (lse, target.map_or(0.0, |y| lse - row[y]))
         };
         let (lse, ce): (Vec<f32>, Vec<f32>) = if v == 0 {
@@ -134,7 +135,7 @@ impl Tape {
 fn row_grad(dz: &mut [f32], z: &[f32], lse: f32, target: Option<usize>, g: f32) {
     if let Some(y) = target {
         for (d, &x) in dz.iter_mut().zip(z) {
-            *d = g * (x - lse).exp(); // g * softmax(z)_j
+            *d = g * exp(x - lse); // g * softmax(z)_j
         }
         dz[y] -= g; // - g * onehot(y)_j
     }

@@ -2,6 +2,7 @@
 //! subtracted before exponentiating, which changes nothing mathematically
 //! (softmax(x) = softmax(x - c)) but keeps e^x from overflowing.
 
+use crate::kernels::exp::exp;
 use crate::kernels::PAR_MIN_ELEMENTS;
 use crate::tape::{Tape, Var};
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMut1, Axis, Zip};
@@ -62,7 +63,7 @@ impl Tape {
             }
             let mut sum = 0.0;
             for (y, &x) in y.iter_mut().zip(x) {
-                *y = (x - m).exp();
+                *y = exp(x - m);
                 sum += *y;
             }
             y.mapv_inplace(|v| v / sum);
@@ -91,7 +92,7 @@ impl Tape {
         let mut y = ArrayD::<f32>::zeros(xv.raw_dim());
         for_each_lane(xv.view(), &mut y, axis, |x, mut y| {
             let m = x.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let lse = m + x.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
+            let lse = m + x.iter().map(|&v| exp(v - m)).sum::<f32>().ln();
             for (y, &x) in y.iter_mut().zip(x) {
                 *y = x - lse;
             }
@@ -103,7 +104,7 @@ impl Tape {
             for_each_lane2(g.view(), y_saved.view(), &mut dx, axis, |g, y, mut dx| {
                 let g_sum: f32 = g.sum();
                 for ((dx, &g), &y) in dx.iter_mut().zip(g).zip(y) {
-                    *dx = g - y.exp() * g_sum;
+                    *dx = g - exp(y) * g_sum;
                 }
             });
             vec![dx]

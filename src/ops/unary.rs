@@ -4,6 +4,7 @@
 //! tanh, sigmoid), backward keeps y instead of x.
 
 use crate::kernels::elementwise::{map, zip_map};
+use crate::kernels::exp::exp as fast_exp;
 use crate::tape::{Tape, Var};
 
 impl Tape {
@@ -106,9 +107,13 @@ impl Tape {
     /// dL/dx = dL/dy * (Phi(x) + x * phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi), the normal PDF.
     pub fn gelu(&mut self, x: Var) -> Var {
         let xv = self.value(x).clone();
-        let y = map(xv.view(), |v| v * normal_cdf(v));
+        let y = map(xv.view(), |v| v * normal_cdf_pdf(v).0);
         self.record("gelu", y, &[x], move |g| {
-            vec![zip_map("gelu backward", g.view(), xv.view(), |g, x| g * gelu_grad(x))]
+            let dy_dx = |x: f32| {
+                let (cdf, pdf) = normal_cdf_pdf(x);
+                cdf + x * pdf // Phi(x) + x phi(x)
+            };
+            vec![zip_map("gelu backward", g.view(), xv.view(), |g, x| g * dy_dx(x))]
         })
     }
 }
@@ -123,23 +128,33 @@ fn sigmoid(x: f32) -> f32 {
     }
 }
 
-/// Phi(x) = (1 + erf(x / sqrt 2)) / 2.
-fn normal_cdf(x: f32) -> f32 {
-    0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+/// The standard normal CDF and PDF at x: Phi(x) = (1 + erf(x / sqrt 2)) / 2 and
+/// phi(x) = e^(-x^2/2) / sqrt(2 pi). They share one exponential: erf(u) = 1 - p(t) e^(-u^2) by
+/// Abramowitz & Stegun 7.1.26, and with u = x / sqrt 2, e^(-u^2) = e^(-x^2/2).
+#[inline(always)]
+fn normal_cdf_pdf(x: f32) -> (f32, f32) {
+    let u = (x * std::f32::consts::FRAC_1_SQRT_2).abs();
+    let e = fast_exp(-0.5 * x * x); // e^(-u^2) = e^(-x^2/2)
+    let t = 1.0 / (1.0 + 0.327_591_1 * u);
+    let p = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let erf_u = 1.0 - p * e; // erf(|x| / sqrt 2)
+    let cdf = if x >= 0.0 {
+        0.5 * (1.0 + erf_u)
+    } else {
+        0.5 * (1.0 - erf_u)
+    };
+    let pdf = e * 0.398_942_3; // 1 / sqrt(2 pi)
+    (cdf, pdf)
 }
 
-/// d/dx [x Phi(x)] = Phi(x) + x phi(x).
-fn gelu_grad(x: f32) -> f32 {
-    let pdf = (-0.5 * x * x).exp() * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
-    normal_cdf(x) + x * pdf
-}
-
-/// The error function, computed in f64 with Abramowitz & Stegun formula 7.1.26
-/// (|error| < 1.5e-7, below f32's resolution near 1), then rounded to f32.
+/// The error function by Abramowitz & Stegun formula 7.1.26: |error| < 1.5e-7 in exact
+/// arithmetic, plus f32 rounding (a few 1e-8).
+///
+/// ```
+/// assert!((microlm::ops::erf(0.5) - 0.520_499_9).abs() < 3e-7);
+/// assert!((microlm::ops::erf(-2.0) + 0.995_322_3).abs() < 3e-7);
+/// ```
 pub fn erf(x: f32) -> f32 {
-    let x = x as f64;
-    let t = 1.0 / (1.0 + 0.3275911 * x.abs());
-    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    let y = 1.0 - poly * (-x * x).exp();
-    (if x >= 0.0 { y } else { -y }) as f32
+    let (cdf, _) = normal_cdf_pdf(x * std::f32::consts::SQRT_2);
+    2.0 * cdf - 1.0
 }

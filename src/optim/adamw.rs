@@ -69,7 +69,8 @@ impl AdamW {
         let bc2 = 1.0 - b2.powi(t); // 1 - beta2^t
         for (id, g) in grads.params() {
             let wd = if self.decay[id.index()] { self.weight_decay } else { 0.0 };
-            let (m, v) = self.moments[id.index()].get_or_insert_with(|| (ArrayD::zeros(g.raw_dim()), ArrayD::zeros(g.raw_dim())));
+            let (m, v) = self.moments[id.index()]
+                .get_or_insert_with(|| (ArrayD::zeros(g.raw_dim()), ArrayD::zeros(g.raw_dim())));
             let p = params.value_mut(id);
             assert_eq!(p.shape(), g.shape(), "AdamW: gradient shape differs for {id:?}");
             let update = |p: &mut f32, m: &mut f32, v: &mut f32, &g: &f32| {

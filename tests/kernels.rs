@@ -1,0 +1,44 @@
+//! The vectorised helpers against the plain std versions.
+
+use microlm::kernels::exp::{dot, exp, max, sum};
+
+/// Distance in units in the last place between two positive floats.
+fn ulps(a: f32, b: f32) -> u32 {
+    (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+}
+
+#[test]
+fn fast_exp_is_within_a_few_ulp_of_std_exp() {
+    let mut worst = 0;
+    let mut x = -86.5f32;
+    while x < 88.7 {
+        let (ours, std) = (exp(x), x.exp());
+        worst = worst.max(ulps(ours, std));
+        x += 0.000_731; // about 240k points across the range
+    }
+    eprintln!("fast exp: worst error {worst} ulp");
+    assert!(worst <= 4, "worst error {worst} ulp");
+    assert_eq!(exp(0.0), 1.0);
+    assert_eq!(exp(f32::NEG_INFINITY), 0.0, "masking relies on e^-inf = 0 exactly");
+    assert_eq!(exp(-100.0), 0.0);
+    assert_eq!(exp(89.0), f32::INFINITY);
+    assert!(exp(f32::NAN).is_nan());
+}
+
+#[test]
+fn vectorised_sum_dot_and_max_match_the_plain_loops() {
+    for n in [0usize, 1, 7, 8, 9, 31, 128, 1000] {
+        let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let y: Vec<f32> = (0..n).map(|i| ((i * 13 % 29) as f32 - 14.0) / 3.0).collect();
+        let plain_sum: f64 = x.iter().map(|&v| v as f64).sum();
+        let plain_dot: f64 = x.iter().zip(&y).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let plain_max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // Partial sums change the rounding, not the value: within n * u * sum|x|.
+        let bound = |terms: f64| 1e-6 * (n as f64 + 1.0) * terms + 1e-6;
+        let abs_sum: f64 = x.iter().map(|&v| v.abs() as f64).sum();
+        let abs_dot: f64 = x.iter().zip(&y).map(|(&a, &b)| (a * b).abs() as f64).sum();
+        assert!((sum(&x) as f64 - plain_sum).abs() <= bound(abs_sum), "sum, n = {n}");
+        assert!((dot(&x, &y) as f64 - plain_dot).abs() <= bound(abs_dot), "dot, n = {n}");
+        assert_eq!(max(&x), plain_max, "max, n = {n}");
+    }
+}
