@@ -30,7 +30,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let e_r = p * r * r + r + 1.0;
     // n as an integer, from t's low bits. 2^n is built as 2^(n-1) * 2, because n reaches 128
     // just below ln(f32::MAX), and 2^128 itself is not a float.
