@@ -1,6 +1,6 @@
 //! The vectorised helpers against the plain std versions.
 
-use microlm::kernels::exp::{dot, exp, max, sum};
+use microlm::kernels::vector::{dot, exp, max, sum};
 
 /// Distance in units in the last place between two positive floats.
 fn ulps(a: f32, b: f32) -> u32 {
@@ -41,4 +41,52 @@ fn vectorised_sum_dot_and_max_match_the_plain_loops() {
         assert!((dot(&x, &y) as f64 - plain_dot).abs() <= bound(abs_dot), "dot, n = {n}");
         assert_eq!(max(&x), plain_max, "max, n = {n}");
     }
+}
+
+/// A deterministic pseudo-random array.
+fn arr(shape: &[usize], seed: u32) -> ndarray::ArrayD<f32> {
+    let mut s = seed;
+    ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(shape), |_| {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    })
+}
+
+#[test]
+fn elementwise_fast_paths_match_ndarray_on_large_tensors() {
+    use microlm::kernels::elementwise::{map, zip_map};
+    // Large enough for the parallel paths (>= 2^15 elements), with a ragged last chunk.
+    let x = arr(&[3, 97, 129], 1);
+    let same = arr(&[3, 97, 129], 2);
+    let bias = arr(&[129], 3);
+    let middle = arr(&[97, 1], 4); // broadcasts in the middle: the general path
+    assert_eq!(map(x.view(), |v| v * 2.0 + 1.0), x.mapv(|v| v * 2.0 + 1.0));
+    let xt = x.t(); // not row-major: the general path
+    assert_eq!(map(xt.into_dyn(), |v| -v), xt.mapv(|v| -v).into_dyn());
+    assert_eq!(
+        zip_map("t", x.view(), same.view(), |a, b| a * b - b),
+        &x * &same - &same
+    );
+    assert_eq!(zip_map("t", x.view(), bias.view(), |a, b| a + b), &x + &bias);
+    assert_eq!(zip_map("t", x.view(), middle.view(), |a, b| a - b), &x - &middle);
+    // Broadcasting the other way round: the small operand first.
+    assert_eq!(zip_map("t", bias.view(), x.view(), |a, b| a - b), &bias - &x);
+}
+
+#[test]
+fn parallel_bias_gradient_sum_matches_the_sequential_sum() {
+    use microlm::kernels::broadcast::sum_to_shape;
+    let g = arr(&[4, 300, 64], 5); // 76,800 elements: the parallel path
+    let expected = g.sum_axis(ndarray::Axis(0)).sum_axis(ndarray::Axis(0));
+    for shape in [vec![64], vec![1, 64], vec![1, 1, 64]] {
+        let got = sum_to_shape(g.clone(), &shape);
+        assert_eq!(got.shape(), shape.as_slice());
+        for (a, b) in got.iter().zip(expected.iter()) {
+            assert!((a - b).abs() < 1e-4, "{shape:?}: {a} vs {b}");
+        }
+    }
+    // A shape that is not a trailing block takes the general path and still sums right.
+    let got = sum_to_shape(g.clone(), &[4, 1, 64]);
+    let expected = g.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
+    assert!(got.iter().zip(expected.iter()).all(|(a, b)| (a - b).abs() < 1e-4));
 }

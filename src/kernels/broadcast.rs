@@ -4,8 +4,10 @@
 //! them is 1; missing leading axes count as 1. In forward a size-1 (or missing) axis is repeated;
 //! so in backward the gradient is summed over every axis that was repeated.
 
+use super::PAR_MIN_ELEMENTS;
 use crate::tape::Grad;
-use ndarray::Axis;
+use ndarray::{Axis, IxDyn};
+use rayon::prelude::*;
 
 /// The shape two operands broadcast to, or a panic naming the op and both shapes.
 ///
@@ -46,6 +48,9 @@ pub fn sum_to_shape(grad: Grad, shape: &[usize]) -> Grad {
     if grad.shape() == shape {
         return grad;
     }
+    if let Some(summed) = sum_leading_rows(&grad, shape) {
+        return summed;
+    }
     assert!(
         grad.ndim() >= shape.len(),
         "sum_to_shape: gradient {:?} has fewer axes than {shape:?}",
@@ -62,4 +67,33 @@ pub fn sum_to_shape(grad: Grad, shape: &[usize]) -> Grad {
     }
     assert_eq!(g.shape(), shape, "sum_to_shape: shapes are not broadcast-compatible");
     g
+}
+
+/// The common case of [`sum_to_shape`], done in parallel: a row-major gradient [R, C] (any
+/// leading axes folded into R) summed down to [C] (a bias), i.e. when `shape` without its leading
+/// 1s is the gradient's trailing shape. Returns None for any other case.
+fn sum_leading_rows(grad: &Grad, shape: &[usize]) -> Option<Grad> {
+    let trailing: Vec<usize> = shape.iter().copied().skip_while(|&d| d == 1).collect();
+    let c: usize = trailing.iter().product();
+    let g = grad.as_slice()?;
+    if c == 0 || !grad.shape().ends_with(&trailing) || g.len() < PAR_MIN_ELEMENTS {
+        return None;
+    }
+    // Each task sums a block of rows into its own partial [C]; the partials are added at the end.
+    let rows_per_task = (1 << 14) / c + 1;
+    let add = |mut a: Vec<f32>, b: Vec<f32>| {
+        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+        a
+    };
+    let total = g
+        .par_chunks(rows_per_task * c)
+        .map(|block| {
+            let mut partial = vec![0.0f32; c];
+            for row in block.chunks_exact(c) {
+                partial.iter_mut().zip(row).for_each(|(p, &x)| *p += x);
+            }
+            partial
+        })
+        .reduce(|| vec![0.0f32; c], add);
+    Some(Grad::from_shape_vec(IxDyn(shape), total).expect("C elements"))
 }

@@ -58,21 +58,38 @@ pub fn zip_map(
         // Same shape, or y repeating along x's leading axes (y's shape is a suffix of x's).
         let suffix = x.shape() == shape.as_slice() && x.shape().ends_with(y.shape());
         if suffix && !ys.is_empty() {
-            let n = ys.len();
-            let row = |(out, xs): (&mut [f32], &[f32])| {
+            // Each row of x pairs with all of y; with equal shapes there is one "row" (n = all),
+            // so the parallel split is by CHUNK elements, in whole rows when y is smaller.
+            let n = if xs.len() == ys.len() {
+                CHUNK.min(ys.len())
+            } else {
+                ys.len()
+            };
+            let row = |(out, xs): (&mut [f32], &[f32]), ys: &[f32]| {
                 for (o, (&a, &b)) in out.iter_mut().zip(xs.iter().zip(ys)) {
                     *o = f(a, b);
                 }
             };
             let mut z = vec![0.0f32; xs.len()];
-            // Tasks cover whole repeats of y (at least CHUNK elements when possible).
             let task = n * CHUNK.div_ceil(n);
+            let same = xs.len() == ys.len();
+            // With equal shapes, y's slice moves along with x's; otherwise y repeats.
+            let run = |t: usize, out: &mut [f32], xs: &[f32]| {
+                for (r, (o, x)) in out.chunks_mut(n).zip(xs.chunks(n)).enumerate() {
+                    let (start, len) = (if same { t * task + r * n } else { 0 }, o.len());
+                    row((o, x), &ys[start..start + len]);
+                }
+            };
             if xs.len() >= PAR_MIN_ELEMENTS {
-                z.par_chunks_mut(task).zip(xs.par_chunks(task)).for_each(|(out, xs)| {
-                    out.chunks_mut(n).zip(xs.chunks(n)).for_each(row);
-                });
+                z.par_chunks_mut(task)
+                    .zip(xs.par_chunks(task))
+                    .enumerate()
+                    .for_each(|(t, (o, x))| run(t, o, x));
             } else {
-                z.chunks_mut(n).zip(xs.chunks(n)).for_each(row);
+                z.chunks_mut(task)
+                    .zip(xs.chunks(task))
+                    .enumerate()
+                    .for_each(|(t, (o, x))| run(t, o, x));
             }
             return ArrayD::from_shape_vec(IxDyn(&shape), z).expect("one output per element");
         }

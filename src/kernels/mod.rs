@@ -5,8 +5,8 @@
 
 pub mod broadcast;
 pub mod elementwise;
-pub mod exp;
 pub mod matmul;
+pub mod vector;
 
 /// Below this many elements a kernel runs on the calling thread: splitting a few thousand
 /// additions over threads costs more than it saves.

@@ -12,7 +12,7 @@
 //! the same function from primitive ops; tests check one against the other.
 
 use crate::kernels::matmul::matmul as gemm;
-use crate::kernels::{self, exp::exp};
+use crate::kernels::{self, vector::exp};
 use crate::tape::{Tape, Var};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
@@ -136,9 +136,9 @@ impl Tape {
                 if live.is_empty() {
                     return; // a query that may see nothing attends to nothing
                 }
-                let max = kernels::exp::max(live) * scale;
+                let max = kernels::vector::max(live) * scale;
                 live.iter_mut().for_each(|s| *s = exp(*s * scale - max));
-                let inv = 1.0 / kernels::exp::sum(live);
+                let inv = 1.0 / kernels::vector::sum(live);
                 live.iter_mut().for_each(|s| *s *= inv);
             });
         }
@@ -155,7 +155,7 @@ impl Tape {
                     .par_chunks_mut(tk)
                     .zip(p_rows.par_chunks(tk))
                     .for_each(|(dp, p)| {
-                        let dot = kernels::exp::dot(dp, p);
+                        let dot = kernels::vector::dot(dp, p);
                         for (dp, &p) in dp.iter_mut().zip(p) {
                             *dp = p * (*dp - dot) * scale; // dS * scale, in place over dP
                         }

@@ -8,7 +8,7 @@
 //!   sum = sum over counted (b, i) of CE,   count = |M|,   mean = sum / count,
 //! and an empty M gives mean 0 with zero gradient (PyTorch would give NaN).
 
-use crate::kernels::exp::exp;
+use crate::kernels::vector::exp;
 use crate::kernels::PAR_MIN_ELEMENTS;
 use crate::tape::{Tape, Var};
 use ndarray::{ArrayD, IxDyn};

@@ -10,7 +10,7 @@
 //! [`Tape::layer_norm_reference`] builds the same function from primitive ops; tests check the
 //! fused version against it, values and gradients.
 
-use crate::kernels::PAR_MIN_ELEMENTS;
+use crate::kernels::{self, PAR_MIN_ELEMENTS};
 use crate::tape::{Tape, Var};
 use ndarray::{Array1, ArrayD};
 use rayon::prelude::*;
@@ -22,11 +22,12 @@ const ROWS_PER_TASK: usize = 64;
 /// One row: y_j = (x_j - mean) * rstd * gamma_j + beta_j. Returns (mean, rstd) for backward.
 fn forward_row(x: &[f32], y: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) -> (f32, f32) {
     let d = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / d;
-    let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / d;
+    let mean = kernels::vector::sum(x) / d;
+    y.iter_mut().zip(x).for_each(|(y, &x)| *y = x - mean); // x - mean, kept in y for now
+    let var = kernels::vector::dot(y, y) / d;
     let rstd = 1.0 / (var + eps).sqrt();
     for j in 0..x.len() {
-        y[j] = (x[j] - mean) * rstd * gamma[j] + beta[j];
+        y[j] = y[j] * rstd * gamma[j] + beta[j];
     }
     (mean, rstd)
 }

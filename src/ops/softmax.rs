@@ -2,7 +2,7 @@
 //! subtracted before exponentiating, which changes nothing mathematically
 //! (softmax(x) = softmax(x - c)) but keeps e^x from overflowing.
 
-use crate::kernels::exp::exp;
+use crate::kernels::vector::exp;
 use crate::kernels::PAR_MIN_ELEMENTS;
 use crate::tape::{Tape, Var};
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMut1, Axis, Zip};

@@ -4,7 +4,7 @@
 //! tanh, sigmoid), backward keeps y instead of x.
 
 use crate::kernels::elementwise::{map, zip_map};
-use crate::kernels::exp::exp as fast_exp;
+use crate::kernels::vector::exp as fast_exp;
 use crate::tape::{Tape, Var};
 
 impl Tape {

@@ -1,4 +1,4 @@
-//! A vectorisable e^x for f32, and sums, maxima and dot products the compiler can vectorise.
+//! Loops the compiler can vectorise: e^x for f32, and sums, maxima and dot products.
 //!
 //! The C library's `expf` is a function call per element, so a loop over it cannot use SIMD.
 //! This one is branch-free arithmetic the compiler turns into vector instructions (Cephes'
