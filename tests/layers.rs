@@ -498,3 +498,53 @@ fn toy_config_has_the_documented_defaults() {
     assert_eq!(c.norm, NormPlacement::Pre);
     assert!(c.tie_embeddings);
 }
+
+#[test]
+fn fused_linear_matches_the_reference_and_passes_gradcheck() {
+    // Stacked input [2, 3, 4] x W [5, 4]^T + b [5], and a large one for the parallel bias paths.
+    for (shape, seed) in [(vec![2, 3, 4], 30u64), (vec![70, 130, 4], 31)] {
+        let (x, w, b) = (randn(&shape, seed), randn(&[5, 4], seed + 1), randn(&[5], seed + 2));
+        for with_bias in [true, false] {
+            let run = |fused: bool| {
+                let mut tape = Tape::new();
+                let (xv, wv, bv) = (tape.input(x.clone()), tape.input(w.clone()), tape.input(b.clone()));
+                let bias = with_bias.then_some(bv);
+                let y = if fused {
+                    tape.linear(xv, wv, bias)
+                } else {
+                    tape.linear_reference(xv, wv, bias)
+                };
+                let out = tape.value(y).to_owned();
+                let l = weighted_sum(&mut tape, y, seed + 3);
+                let g = tape.backward(l);
+                let grads: Vec<Option<ArrayD<f32>>> = [xv, wv, bv].iter().map(|&v| g.wrt(v).cloned()).collect();
+                (out, grads)
+            };
+            let ((o1, g1), (o2, g2)) = (run(true), run(false));
+            let close = |a: &ArrayD<f32>, b: &ArrayD<f32>, tol: f32| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol);
+            assert!(close(&o1, &o2, 1e-5), "values differ for {shape:?}");
+            for (a, b) in g1.iter().zip(&g2) {
+                match (a, b) {
+                    (Some(a), Some(b)) => assert!(close(a, b, 1e-3), "gradients differ for {shape:?}"),
+                    (None, None) => {}
+                    _ => panic!("one version produced a gradient the other did not"),
+                }
+            }
+        }
+    }
+    let (x, w, b) = (randn(&[2, 3, 4], 40), randn(&[5, 4], 41), randn(&[5], 42));
+    let f = |t: &mut Tape, v: &[Var]| {
+        let y = t.linear(v[0], v[1], Some(v[2]));
+        weighted_sum(t, y, 43)
+    };
+    assert_ok("linear", gradcheck(f, &[x, w, b], GradcheckConfig::default()));
+}
+
+#[test]
+#[should_panic(expected = "linear: input [2, 3] does not fit weight [5, 4]")]
+fn linear_shape_error_names_both_shapes() {
+    let mut tape = Tape::new();
+    let x = tape.constant(Tensor::zeros(IxDyn(&[2, 3])));
+    let w = tape.constant(Tensor::zeros(IxDyn(&[5, 4])));
+    tape.linear(x, w, None);
+}

@@ -36,14 +36,7 @@ impl Linear {
     /// x [..., in] -> y [..., out].
     pub fn forward(&self, tape: &mut Tape, params: &Params, x: Var) -> Var {
         let w = tape.param(params, self.weight); // [out, in]
-        let w_t = tape.transpose(w, 0, 1); // [in, out], a strided view
-        let y = tape.matmul(x, w_t); // [..., out]
-        match self.bias {
-            Some(b) => {
-                let b = tape.param(params, b);
-                tape.add(y, b)
-            }
-            None => y,
-        }
+        let b = self.bias.map(|b| tape.param(params, b)); // [out]
+        tape.linear(x, w, b) // x W^T + b, [..., out]
     }
 }

@@ -34,9 +34,7 @@ impl OutputProjection {
     /// h [..., d] -> logits [..., vocab].
     pub fn forward(&self, tape: &mut Tape, params: &Params, h: Var) -> Var {
         let w = tape.param(params, self.weight); // [V, D]
-        let w_t = tape.transpose(w, 0, 1); // [D, V], strided view
-        let logits = tape.matmul(h, w_t);
-        let b = tape.param(params, self.bias);
-        tape.add(logits, b)
+        let b = tape.param(params, self.bias); // [V]
+        tape.linear(h, w, Some(b)) // h W^T + b, [..., V]
     }
 }

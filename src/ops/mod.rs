@@ -9,6 +9,7 @@
 //! | `reduce.rs` | sum, sum_all, mean, max |
 //! | `shape.rs` | reshape, permute, transpose, narrow, concat, split_heads, merge_heads |
 //! | `matmul.rs` | matmul (2-D and batched) |
+//! | `linear.rs` | linear, y = x W^T + b (fused) and its reference |
 //! | `softmax.rs` | softmax, log_softmax |
 //! | `layer_norm.rs` | layer_norm (fused) and its reference |
 //! | `embedding.rs` | embedding |
@@ -23,6 +24,7 @@ mod binary;
 mod cross_entropy;
 mod embedding;
 mod layer_norm;
+mod linear;
 mod mask;
 mod matmul;
 mod reduce;

@@ -1,0 +1,80 @@
+//! The fully connected layer as one op: y = x W^T + b, with W stored [out, in] (PyTorch's
+//! layout). Fusing the bias into the product saves a full-size intermediate per layer (the
+//! product before the bias) and a pass over memory; [`Tape::linear_reference`] builds the same
+//! from `transpose`, `matmul` and `add`, and tests compare the two.
+
+use crate::kernels::broadcast::sum_to_shape;
+use crate::kernels::matmul::matmul as gemm;
+use crate::kernels::PAR_MIN_ELEMENTS;
+use crate::tape::{Tape, Var};
+use ndarray::ArrayViewD;
+use rayon::prelude::*;
+
+/// Swap the last two axes of a view (a transpose read through strides).
+fn t(x: ArrayViewD<'_, f32>) -> ArrayViewD<'_, f32> {
+    let n = x.ndim();
+    let mut x = x;
+    x.swap_axes(n - 2, n - 1);
+    x
+}
+
+impl Tape {
+    /// y = x W^T + b for x [..., in], W [out, in], b [out] (or no bias).
+    ///
+    /// With g = dL/dy, and x2, g2 the inputs and gradients with the leading axes folded into
+    /// rows ([R, in], [R, out]):
+    ///   dL/dx = g W,   dL/dW = g2^T x2,   dL/db = sum over rows of g.
+    pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
+        let (xv, wv) = (self.value(x).clone(), self.value(w).clone());
+        let (xs, ws) = (xv.shape().to_vec(), wv.shape().to_vec());
+        assert!(
+            ws.len() == 2 && xs.last() == Some(&ws[1]),
+            "linear: input {xs:?} does not fit weight {ws:?} (expected [..., in] and [out, in])"
+        );
+        let out = ws[0];
+        let mut y = gemm(xv.view(), t(wv.view())); // x W^T, [..., out]
+        let mut inputs = vec![x, w];
+        if let Some(b) = b {
+            let bv = self.value(b).clone();
+            assert!(
+                bv.shape() == [out],
+                "linear: bias {:?} does not fit weight {ws:?}",
+                bv.shape()
+            );
+            let bias = bv.as_slice().expect("a 1-D parameter is contiguous").to_vec();
+            let ys = y.as_slice_mut().expect("a new array is contiguous");
+            let add_bias = |row: &mut [f32]| row.iter_mut().zip(&bias).for_each(|(y, b)| *y += b);
+            if out > 0 && ys.len() >= PAR_MIN_ELEMENTS {
+                ys.par_chunks_mut(out).for_each(add_bias);
+            } else if out > 0 {
+                ys.chunks_mut(out).for_each(add_bias);
+            }
+            inputs.push(b);
+        }
+        let has_bias = b.is_some();
+        self.record("linear", y, &inputs, move |g| {
+            let d_in = ws[1];
+            let dx = gemm(g.view(), wv.view()); // g W, [..., in]
+            let rows = xv.len() / d_in.max(1);
+            let x2 = xv.to_shape((rows, d_in)).expect("same element count"); // [R, in]
+            let g2 = g.to_shape((rows, out)).expect("same element count"); // [R, out]
+            let dw = gemm(t(g2.view().into_dyn()), x2.view().into_dyn()); // g2^T x2, [out, in]
+            let mut grads = vec![dx, dw];
+            if has_bias {
+                grads.push(sum_to_shape(g, &[out])); // sum over rows, [out]
+            }
+            grads
+        })
+    }
+
+    /// The same layer composed of primitive ops: matmul(x, transpose(W)) + b. The slow
+    /// reference [`Tape::linear`] is tested against.
+    pub fn linear_reference(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
+        let w_t = self.transpose(w, 0, 1);
+        let y = self.matmul(x, w_t);
+        match b {
+            Some(b) => self.add(y, b),
+            None => y,
+        }
+    }
+}
