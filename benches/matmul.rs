@@ -4,9 +4,9 @@
 //! (`Throughput::Elements(2*M*N*K)`, times the batch), so its `thrpt` line reads as FLOP/s.
 //! At the end, one `SUMMARY` line per shape gives the median GFLOP/s of each variant and their
 //! ratio, ready to copy. Those come from this file's own timing, done right after the shape's
-//! criterion group: about 2 s of rounds in which every variant runs once (for ~1 ms) per round,
-//! in rotating order, so that a load change on a shared machine hits all variants alike and the
-//! ratio stays honest even when the absolute figures are noisy.
+//! criterion group: about 2 s in which the variants take turns in ~100 ms blocks, so that a
+//! load change on a shared machine hits all variants alike and the ratio stays honest even
+//! when the absolute figures are noisy (see `summary_medians`).
 //!
 //! Variants:
 //! - `tape.matmul`: what a user pays: a fresh `Tape::no_grad()`, A and B put on it with
@@ -224,48 +224,45 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-/// Seconds of interleaved timing per shape for the SUMMARY figures.
-const PAIRED_BUDGET: Duration = Duration::from_secs(2);
+/// Seconds of block-interleaved timing per shape for the SUMMARY figures.
+const SUMMARY_BUDGET: Duration = Duration::from_secs(2);
+/// Length of one block: one variant timed alone for this long before the next one's turn.
+const BLOCK: Duration = Duration::from_millis(100);
 
-/// The SUMMARY figures: median seconds per call of each routine, timed interleaved (round
-/// after round, each routine once per round, starting with a different one each round), so
-/// that a load change on a shared machine hits every variant alike and the ratio stays
-/// honest. Each timing covers enough calls to last about a millisecond. `quick` does a single
-/// round (criterion's `--test` mode: a smoke test, not a measurement).
-fn paired_medians(routines: &mut [(&'static str, Routine<'_>)], quick: bool) -> Vec<f64> {
+/// The SUMMARY figures: median seconds per call of each routine. The routines take turns in
+/// blocks of ~100 ms (rotating which goes first), each block starting with one untimed call,
+/// then timings of enough calls to last about a millisecond each. Blocks, not single calls,
+/// are interleaved: a load change on a shared machine over the ~2 s still hits every variant
+/// alike, yet inside a block a variant has its own caches and allocator state to itself (with
+/// call-by-call interleaving, one variant's 8 MB output evicting another's inputs, or the
+/// rayon pool going idle during a single-threaded loop, biased some ratios by 5-30%).
+/// `quick` times one call each (criterion's `--test` mode: a smoke test, not a measurement).
+fn summary_medians(routines: &mut [(&'static str, Routine<'_>)], quick: bool) -> Vec<f64> {
     let nv = routines.len();
-    // One untimed call each (warm caches, fault in buffers), then one timed call each to size
-    // the repetitions.
-    for (_, f) in routines.iter_mut() {
-        f();
-    }
-    let est = routines
-        .iter_mut()
-        .map(|(_, f)| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(0.0f64, f64::max);
-    let reps = if quick {
-        1
-    } else {
-        ((1e-3 / est.max(1e-9)).ceil() as usize).max(1)
-    };
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); nv];
     let start = Instant::now();
     for round in 0.. {
         for j in 0..nv {
             let i = (round + j) % nv;
             let f = &mut routines[i].1;
+            // Untimed: warms this variant's buffers and caches, and sizes the repetitions.
             let t = Instant::now();
-            for _ in 0..reps {
-                f();
+            f();
+            let est = t.elapsed().as_secs_f64();
+            let reps = ((1e-3 / est.max(1e-9)).ceil() as usize).max(1);
+            let block = Instant::now();
+            loop {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    f();
+                }
+                times[i].push(t.elapsed().as_secs_f64() / reps as f64);
+                if quick || block.elapsed() >= BLOCK {
+                    break;
+                }
             }
-            times[i].push(t.elapsed().as_secs_f64() / reps as f64);
         }
-        let enough = round + 1 >= 9 && start.elapsed() >= PAIRED_BUDGET;
-        if quick || enough || round + 1 >= 2000 {
+        if quick || (round + 1 >= 3 && start.elapsed() >= SUMMARY_BUDGET) {
             break;
         }
     }
@@ -333,7 +330,7 @@ fn bench_shape(c: &mut Criterion, s: Shape) -> Summary {
         Vec::new()
     } else {
         let names: Vec<&'static str> = ran.iter().map(|(n, _)| *n).collect();
-        names.into_iter().zip(paired_medians(&mut ran, quick)).collect()
+        names.into_iter().zip(summary_medians(&mut ran, quick)).collect()
     };
     Summary {
         shape: s,
@@ -381,9 +378,10 @@ fn main() {
 
     println!();
     println!(
-        "Median GFLOP/s (2*M*N*K*batch / median time per call; the variants of a shape timed \
-         interleaved for ~{} s after its criterion group), {threads} thread(s):",
-        PAIRED_BUDGET.as_secs()
+        "Median GFLOP/s (2*M*N*K*batch / median time per call; the variants of a shape timed in \
+         alternating {} ms blocks for ~{} s after its criterion group), {threads} thread(s):",
+        BLOCK.as_millis(),
+        SUMMARY_BUDGET.as_secs()
     );
     for s in &summaries {
         if let Some(line) = summary_line(threads, s) {
