@@ -18,6 +18,16 @@ use rayon::prelude::*;
 /// (its `LoopThreadConfig`); below that we parallelise across the batch instead.
 const SGEMM_THREADING_THRESHOLD: usize = 2 << 14;
 
+/// Swap the last two axes of a view: the transpose of each matrix in a stack, read through
+/// strides (nothing is copied).
+pub fn t(x: ArrayViewD<'_, f32>) -> ArrayViewD<'_, f32> {
+    let n = x.ndim();
+    assert!(n >= 2, "transpose: need at least 2 axes, got {:?}", x.shape());
+    let mut x = x;
+    x.swap_axes(n - 2, n - 1);
+    x
+}
+
 /// C = A·B with broadcast batch axes, through `matrixmultiply::sgemm`. Panics with both shapes
 /// if they do not fit.
 pub fn matmul(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f32> {

@@ -11,10 +11,10 @@
 //! [B, H, Tq, Tk] buffer, P, which backward needs anyway. [`Tape::attention_reference`] builds
 //! the same function from primitive ops; tests check one against the other.
 
-use crate::kernels::matmul::matmul as gemm;
+use crate::kernels::matmul::{matmul as gemm, t};
 use crate::kernels::{self, vector::exp};
 use crate::tape::{Tape, Var};
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
 /// Which (query, key) pairs attention may not use.
@@ -88,14 +88,6 @@ pub struct Attention {
     /// The attention weights P, [B, H, Tq, Tk], for inspection (pictures). It shares the
     /// buffer backward keeps; it has no backward of its own, so a loss must not use it.
     pub weights: Var,
-}
-
-/// Swap the last two axes of a view: a transpose read through strides.
-fn t(x: ArrayViewD<'_, f32>) -> ArrayViewD<'_, f32> {
-    let n = x.ndim();
-    let mut x = x;
-    x.swap_axes(n - 2, n - 1);
-    x
 }
 
 impl Tape {

@@ -4,19 +4,10 @@
 //! from `transpose`, `matmul` and `add`, and tests compare the two.
 
 use crate::kernels::broadcast::sum_to_shape;
-use crate::kernels::matmul::matmul as gemm;
+use crate::kernels::matmul::{matmul as gemm, t};
 use crate::kernels::PAR_MIN_ELEMENTS;
 use crate::tape::{Tape, Var};
-use ndarray::ArrayViewD;
 use rayon::prelude::*;
-
-/// Swap the last two axes of a view (a transpose read through strides).
-fn t(x: ArrayViewD<'_, f32>) -> ArrayViewD<'_, f32> {
-    let n = x.ndim();
-    let mut x = x;
-    x.swap_axes(n - 2, n - 1);
-    x
-}
 
 impl Tape {
     /// y = x W^T + b for x [..., in], W [out, in], b [out] (or no bias).

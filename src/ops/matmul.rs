@@ -2,17 +2,8 @@
 //! leading (batch) axes broadcast. The arithmetic is in [`kernels::matmul`](crate::kernels::matmul).
 
 use crate::kernels::broadcast::sum_to_shape;
-use crate::kernels::matmul::matmul as gemm;
+use crate::kernels::matmul::{matmul as gemm, t};
 use crate::tape::{Tape, Var};
-use ndarray::ArrayViewD;
-
-/// Swap the last two axes of a view (a transpose read through strides, not copied).
-fn t(x: ArrayViewD<'_, f32>) -> ArrayViewD<'_, f32> {
-    let n = x.ndim();
-    let mut x = x;
-    x.swap_axes(n - 2, n - 1);
-    x
-}
 
 impl Tape {
     /// C = A·B.
