@@ -86,7 +86,7 @@ pub fn matmul(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f32> {
         }
     };
     let small = m * k + k * n < SGEMM_THREADING_THRESHOLD;
-    if nb > 1 && small && rayon::current_num_threads() > 1 {
+    if nb > 1 && small {
         c_slice
             .par_chunks_mut(m * n)
             .enumerate()
