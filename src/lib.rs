@@ -16,12 +16,17 @@
 //!    derivative in its doc comment. Start with `unary.rs` and `binary.rs`, then `reduce.rs`,
 //!    `shape.rs`, `matmul.rs`, `softmax.rs`, `layer_norm.rs`, `embedding.rs`, `mask.rs` and
 //!    `cross_entropy.rs`.
-//! 4. [`kernels`]: the loops under the ops: broadcasting, elementwise maps, and matmul through
-//!    matrixmultiply's SIMD `sgemm` beside the naive triple loop that tests it.
+//! 4. [`kernels`]: the loops under the ops: broadcasting, elementwise maps, vectorised exp and
+//!    sums, and matmul through matrixmultiply's SIMD `sgemm` beside the naive triple loop that
+//!    tests it.
 //! 5. [`gradcheck`]: checking any gradient against central finite differences.
-//! 6. [`threads`]: one setting for every thread pool.
+//! 6. [`threads`] and [`memory`]: one setting for every thread pool, and reuse of freed buffers.
+//! 7. [`nn`]: the Transformer's layers, each a plain struct with a `forward` written with the
+//!    ops: linear, embeddings, layer norm, positions, multi-head attention (over the fused
+//!    `Tape::attention` op), feed-forward, encoder and decoder layers, and the three stacks.
+//! 8. [`optim`]: AdamW. [`checkpoint`]: saving and loading parameters as safetensors.
 //!
-//! Then run `examples/01_autograd_tour.rs`.
+//! Then run `examples/01_autograd_tour.rs` and `examples/02_transformer_tour.rs`.
 //!
 //! ## A taste
 //!

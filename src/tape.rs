@@ -10,7 +10,7 @@
 //! already added its share into the node's gradient. A value used twice gets two contributions,
 //! summed.
 //!
-//! Parameters live in [`Params`](crate::Params), outside the tape. `tape.param(&params, id)`
+//! Parameters live in [`Params`], outside the tape. `tape.param(&params, id)`
 //! puts a leaf on the tape that shares the parameter's storage (no copy); backward hands back a
 //! [`Gradients`] holding one gradient per parameter used. A tape is thrown away after `backward`,
 //! which takes it by value: a second `backward` on the same record cannot compile, so gradients

@@ -3,7 +3,7 @@
 //!
 //! The common cases run over plain slices, which the compiler vectorises: a row-major input,
 //! two row-major inputs of one shape, and a row-major input with a row-major operand that
-//! broadcasts along the leading axes (a bias [D] added to activations [B, T, D]). Anything else
+//! broadcasts along the leading axes (a bias `[D]` added to activations `[B, T, D]`). Anything else
 //! (transposed views, broadcasting in the middle) goes through ndarray's general `Zip`.
 
 use super::broadcast::broadcast_shape;

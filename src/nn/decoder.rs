@@ -2,7 +2,7 @@
 //! position t sees positions 0..=t only, then a final LayerNorm (pre-LN) and the projection to
 //! vocabulary logits:
 //!
-//!   x_0 = Dropout(E[ids] * s + PE),   x_l = Layer_l(x_{l-1}; causal),
+//!   x_0 = Dropout(E(ids) * s + PE),   x_l = Layer_l(x_{l-1}; causal),
 //!   logits = LN_f(x_N) W^T + b   (W = E when tied).
 
 use super::config::{NormPlacement, TransformerConfig};

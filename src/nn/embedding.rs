@@ -34,7 +34,7 @@ impl Embedding {
     }
 }
 
-/// The input side of every stack: x = E[ids] * s + S[segments] + PE[0..T], then dropout, where
+/// The input side of every stack: x = E(ids) * s + S(segments) + PE(0..T), then dropout, where
 /// s = sqrt(d_model) if `scale_embeddings` (the paper's section 3.4) else 1, S the optional
 /// segment table and PE the fixed sinusoidal table.
 #[derive(Clone, Debug)]

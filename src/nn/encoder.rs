@@ -1,7 +1,7 @@
 //! The bidirectional encoder stack (BERT's shape): input embedding, N encoder layers, and a
 //! final LayerNorm under pre-LN:
 //!
-//!   x_0 = Dropout(E[ids] * s + S[segments] + PE),   x_l = EncoderLayer_l(x_{l-1}),
+//!   x_0 = Dropout(E(ids) * s + S(segments) + PE),   x_l = EncoderLayer_l(x_{l-1}),
 //!   h = LN_f(x_N) (pre-LN) or x_N (post-LN).
 //!
 //! Every position attends to every real (non-padding) position of its sequence.

@@ -7,9 +7,9 @@ use crate::{ParamId, Params, Tape, Var};
 /// beta = 0. Parameters are named `{name}.weight` (gamma) and `{name}.bias` (beta), as PyTorch.
 #[derive(Clone, Debug)]
 pub struct LayerNorm {
-    /// gamma, [d]
+    /// gamma, `[d]`
     pub weight: ParamId,
-    /// beta, [d]
+    /// beta, `[d]`
     pub bias: ParamId,
     /// Added to the variance; 1e-5 as PyTorch's default.
     pub eps: f32,

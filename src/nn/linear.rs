@@ -12,7 +12,7 @@ use rand::Rng;
 pub struct Linear {
     /// [out, in]
     pub weight: ParamId,
-    /// [out], if the layer has a bias.
+    /// `[out]`, if the layer has a bias.
     pub bias: Option<ParamId>,
     /// Input features.
     pub d_in: usize,

@@ -7,7 +7,7 @@ use super::init::{normal, zeros, INIT_STD};
 use crate::{ParamId, Params, Tape, Var};
 use rand::Rng;
 
-/// logits = h W^T + b, W [vocab, d], b [vocab].
+/// logits = h W^T + b, W `[vocab, d]`, b `[vocab]`.
 #[derive(Clone, Debug)]
 pub struct OutputProjection {
     /// W: the token embedding's id when tied, else `{name}.weight`.

@@ -91,7 +91,7 @@ pub struct Attention {
 }
 
 impl Tape {
-    /// O = softmax(Q K^T * scale + mask) V; see the [module docs](self). `scale` is usually
+    /// O = softmax(Q K^T * scale + mask) V; see the module docs. `scale` is usually
     /// 1 / sqrt(D).
     ///
     /// Backward, with G = dL/dO:

@@ -28,7 +28,7 @@ pub struct CrossEntropy {
 
 impl Tape {
     /// Cross-entropy of `logits` [..., V] against one target per position (`targets.len()` =
-    /// number of positions = elements / V). See the [module docs](self).
+    /// number of positions = elements / V). See the module docs.
     ///
     /// dL_sum/dz = softmax(z) - onehot(y) at a counted position, exactly 0 at an ignored one;
     /// dL_mean/dz is that divided by count.

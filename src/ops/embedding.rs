@@ -4,10 +4,10 @@ use crate::tape::{Tape, Var};
 use ndarray::{ArrayD, Axis, IxDyn};
 
 impl Tape {
-    /// y[i, :] = table[ids[i], :] for a table [V, D]; the output has shape `ids_shape` + [D]
+    /// `y[i, :] = table[ids[i], :]` for a table `[V, D]`; the output has shape `ids_shape` + `[D]`
     /// (e.g. ids of shape [B, T] give [B, T, D]).
     ///
-    /// dL/dtable[v, :] = sum over every i with ids[i] = v of dL/dy[i, :] (a scatter-add, so a
+    /// `dL/dtable[v, :] = sum over every i with ids[i] = v of dL/dy[i, :]` (a scatter-add, so a
     /// repeated id accumulates the gradients of all its uses).
     ///
     /// ```

@@ -34,7 +34,7 @@ fn forward_row(x: &[f32], y: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) 
 
 impl Tape {
     /// y = (x - mean) * rstd * gamma + beta over the last axis; `gamma` and `beta` have shape
-    /// [D]. See the [module docs](self) for the formulas.
+    /// `[D]`. See the module docs for the formulas.
     ///
     /// Backward, with dxhat_j = dL/dy_j * gamma_j:
     ///   dL/dx_j = rstd * (dxhat_j - mean_k(dxhat_k) - xhat_j * mean_k(dxhat_k * xhat_k)),

@@ -10,7 +10,7 @@ use crate::tape::{Tape, Var};
 use rayon::prelude::*;
 
 impl Tape {
-    /// y = x W^T + b for x [..., in], W [out, in], b [out] (or no bias).
+    /// y = x W^T + b for x `[..., in]`, W `[out, in]`, b `[out]` (or no bias).
     ///
     /// With g = dL/dy, and x2, g2 the inputs and gradients with the leading axes folded into
     /// rows ([R, in], [R, out]):

@@ -38,7 +38,7 @@ impl Tape {
     }
 
     /// Inverted dropout: y = x * m / (1 - p), with m_i = 0 with probability p and 1 otherwise,
-    /// so E[y] = x and nothing needs rescaling at evaluation. Identity on a tape that is not
+    /// so E(y) = x and nothing needs rescaling at evaluation. Identity on a tape that is not
     /// training (see [`Tape::is_training`]) and when p = 0.
     ///
     /// dL/dx = dL/dy * m / (1 - p).

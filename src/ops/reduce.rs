@@ -57,7 +57,7 @@ fn expand(g: Grad, in_shape: &[usize], axes: &[usize]) -> Grad {
 impl Tape {
     /// y = sum of x over `axes`.
     ///
-    /// dL/dx[i] = dL/dy[i with the reduced axes dropped]: every summed element gets the gradient
+    /// `dL/dx[i] = dL/dy[i with the reduced axes dropped]`: every summed element gets the gradient
     /// of the sum it went into.
     pub fn sum(&mut self, x: Var, axes: &[usize], keepdim: bool) -> Var {
         let xv = self.value(x).clone();
@@ -92,7 +92,7 @@ impl Tape {
 
     /// y = mean of x over `axes` = sum / n, n the number of elements reduced.
     ///
-    /// dL/dx[i] = dL/dy / n.
+    /// `dL/dx[i] = dL/dy / n`.
     pub fn mean(&mut self, x: Var, axes: &[usize], keepdim: bool) -> Var {
         let shape = self.shape(x).to_vec();
         let n: usize = check_axes("mean", &shape, axes).iter().map(|&a| shape[a]).product();
