@@ -293,7 +293,7 @@ fn causal_output_ignores_the_future_bitwise_and_its_gradient_is_zero() {
         }
     }
     // Gradient of position t's output with respect to the layers' input: exactly zero after t.
-    let layers = &model.layers;
+    let layers = &model.stack.layers;
     let mut tape = Tape::new();
     let x = tape.input(randn(&[1, 8, 8], 12));
     let mut h = x;

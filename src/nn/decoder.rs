@@ -5,10 +5,8 @@
 //!   x_0 = Dropout(E(ids) * s + PE),   x_l = Layer_l(x_{l-1}; causal),
 //!   logits = LN_f(x_N) W^T + b   (W = E when tied).
 
-use super::config::{NormPlacement, TransformerConfig};
-use super::embedding::InputEmbedding;
-use super::encoder_layer::EncoderLayer;
-use super::layer_norm::LayerNorm;
+use super::config::TransformerConfig;
+use super::encoder::Encoder;
 use super::output::OutputProjection;
 use super::tokens::Tokens;
 use crate::{Params, Tape, Var};
@@ -20,12 +18,9 @@ use rand::Rng;
 pub struct Decoder {
     /// The configuration it was built from.
     pub config: TransformerConfig,
-    /// Token embeddings and positions.
-    pub embed: InputEmbedding,
-    /// The N layers (self-attention + feed-forward, run with a causal mask).
-    pub layers: Vec<EncoderLayer>,
-    /// LN_f, present under pre-LN.
-    pub final_norm: Option<LayerNorm>,
+    /// Embeddings, the N layers (self-attention + feed-forward) and LN_f: the encoder's stack,
+    /// run with the causal mask.
+    pub stack: Encoder,
     /// Hidden states -> logits.
     pub lm_head: OutputProjection,
 }
@@ -38,46 +33,24 @@ impl Decoder {
         config: &TransformerConfig,
         rng: &mut impl Rng,
     ) -> Result<Decoder, String> {
-        config.validate()?;
-        let embed = InputEmbedding::new(params, name, config, rng);
-        let layers = (0..config.layers)
-            .map(|i| EncoderLayer::new(params, &format!("{name}.layers.{i}"), config, rng))
-            .collect();
-        let final_norm = (config.norm == NormPlacement::Pre).then(|| {
-            LayerNorm::new(
-                params,
-                &format!("{name}.final_norm"),
-                config.d_model,
-                config.layer_norm_eps,
-            )
-        });
+        let stack = Encoder::new(params, name, config, rng)?;
         let lm_head = OutputProjection::new(
             params,
             &format!("{name}.lm_head"),
-            &embed.token,
+            &stack.embed.token,
             config.tie_embeddings,
             rng,
         );
         Ok(Decoder {
             config: config.clone(),
-            embed,
-            layers,
-            final_norm,
+            stack,
             lm_head,
         })
     }
 
     /// tokens [B, T] -> hidden states [B, T, D], position t computed from tokens 0..=t only.
     pub fn hidden(&self, tape: &mut Tape, params: &Params, tokens: &Tokens, rng: &mut impl Rng) -> Var {
-        let mask = tokens.attention_mask(true); // causal (+ padding)
-        let mut x = self.embed.forward(tape, params, tokens, rng);
-        for layer in &self.layers {
-            x = layer.forward(tape, params, x, &mask, rng);
-        }
-        match &self.final_norm {
-            Some(ln) => ln.forward(tape, params, x),
-            None => x,
-        }
+        self.stack.forward_masked(tape, params, tokens, true, rng)
     }
 
     /// tokens [B, T] -> next-token logits [B, T, vocab].

@@ -60,7 +60,20 @@ impl Encoder {
 
     /// tokens [B, T] -> hidden states h [B, T, D].
     pub fn forward(&self, tape: &mut Tape, params: &Params, tokens: &Tokens, rng: &mut impl Rng) -> Var {
-        let mask = tokens.attention_mask(false); // padding only
+        self.forward_masked(tape, params, tokens, false, rng)
+    }
+
+    /// The same stack with the causal mask on (`causal = true`): position t then sees
+    /// positions 0..=t only. This is how [`Decoder`](super::Decoder) uses it.
+    pub fn forward_masked(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        tokens: &Tokens,
+        causal: bool,
+        rng: &mut impl Rng,
+    ) -> Var {
+        let mask = tokens.attention_mask(causal); // padding (+ causal)
         let mut x = self.embed.forward(tape, params, tokens, rng); // [B, T, D]
         for layer in &self.layers {
             x = layer.forward(tape, params, x, &mask, rng); // [B, T, D]
