@@ -10,7 +10,7 @@
 //!    a node's index. Each op pushes its output and a backward closure; [`Tape::backward`] is a
 //!    reverse loop over the arena that hands each node's gradient to its closure and adds the
 //!    results into the inputs' gradients. No topological sort: execution order already is one.
-//! 2. [`params`]: parameters live outside the tape, in a [`Params`] store, and persist across
+//! 2. [`params`] and [`gradients`]: parameters live outside the tape, in a [`Params`] store, and persist across
 //!    steps. Backward returns their gradients as a [`Gradients`] value.
 //! 3. [`ops`]: one file per family of ops, each op's forward and backward side by side with the
 //!    derivative in its doc comment. Start with `unary.rs` and `binary.rs`, then `reduce.rs`,
@@ -49,6 +49,7 @@
 
 pub mod checkpoint;
 pub mod gradcheck;
+pub mod gradients;
 pub mod kernels;
 pub mod memory;
 pub mod nn;
@@ -58,9 +59,10 @@ pub mod params;
 pub mod tape;
 pub mod threads;
 
+pub use gradients::Gradients;
 pub use ops::{Attention, AttentionMask, CrossEntropy};
 pub use params::{ParamId, Params};
-pub use tape::{Grad, Gradients, Tape, Var};
+pub use tape::{Grad, Tape, Var};
 pub use threads::{init_threads_from_env, num_threads, set_num_threads};
 
 /// A tensor: an f32 array of any rank whose storage is reference counted, so the tape, the

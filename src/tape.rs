@@ -25,6 +25,7 @@
 //! let g2 = tape.backward(y); // error: `tape` was moved by the first backward
 //! ```
 
+use crate::gradients::Gradients;
 use crate::params::{ParamId, Params};
 use crate::Tensor;
 use ndarray::ArrayD;
@@ -372,74 +373,5 @@ impl Tape {
             }
         }
         grads
-    }
-}
-
-/// The gradients one `backward` produced: for each [`Tape::input`] leaf and each parameter.
-///
-/// Gradients from several backward passes (micro-batches) are combined only when you say so,
-/// with [`Gradients::accumulate`].
-#[derive(Clone, Debug, Default)]
-pub struct Gradients {
-    leaves: Vec<Option<Grad>>,
-    params: Vec<Option<Grad>>,
-}
-
-impl Gradients {
-    /// dL/d(leaf) for a leaf made with [`Tape::input`]; `None` if no gradient reached it.
-    pub fn wrt(&self, v: Var) -> Option<&Grad> {
-        self.leaves.get(v.0).and_then(|g| g.as_ref())
-    }
-
-    /// dL/d(parameter); `None` if the parameter was not used (or no gradient reached it).
-    pub fn param(&self, id: ParamId) -> Option<&Grad> {
-        self.params.get(id.index()).and_then(|g| g.as_ref())
-    }
-
-    /// Iterate over the parameters that received a gradient.
-    pub fn params(&self) -> impl Iterator<Item = (ParamId, &Grad)> {
-        self.params
-            .iter()
-            .enumerate()
-            .filter_map(|(i, g)| g.as_ref().map(|g| (ParamId::from_index(i), g)))
-    }
-
-    fn add_param(&mut self, id: ParamId, grad: Grad) {
-        let i = id.index();
-        if self.params.len() <= i {
-            self.params.resize(i + 1, None);
-        }
-        match &mut self.params[i] {
-            Some(acc) => *acc += &grad,
-            slot => *slot = Some(grad),
-        }
-    }
-
-    /// Add another pass's parameter gradients into these (gradient accumulation over
-    /// micro-batches). Leaf gradients are not combined.
-    pub fn accumulate(&mut self, other: Gradients) {
-        for (i, g) in other.params.into_iter().enumerate() {
-            if let Some(g) = g {
-                self.add_param(ParamId::from_index(i), g);
-            }
-        }
-    }
-
-    /// Multiply every parameter gradient by `factor` (e.g. 1 / number of micro-batches).
-    pub fn scale(&mut self, factor: f32) {
-        for g in self.params.iter_mut().flatten() {
-            *g *= factor;
-        }
-    }
-
-    /// The global L2 norm over all parameter gradients, sqrt(sum of g^2).
-    pub fn global_norm(&self) -> f32 {
-        let sq: f64 = self
-            .params
-            .iter()
-            .flatten()
-            .map(|g| g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
-            .sum();
-        sq.sqrt() as f32
     }
 }
