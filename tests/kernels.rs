@@ -90,3 +90,18 @@ fn parallel_bias_gradient_sum_matches_the_sequential_sum() {
     let expected = g.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
     assert!(got.iter().zip(expected.iter()).all(|(a, b)| (a - b).abs() < 1e-4));
 }
+
+#[test]
+fn head_interleaved_matmul_matches_the_plain_one_and_merges_without_a_copy() {
+    use microlm::kernels::matmul::{matmul, matmul_heads_interleaved, t};
+    let (a, b) = (arr(&[2, 3, 5, 4], 6), arr(&[2, 3, 6, 4], 7)); // [B, H, M, K], B^T of [B, H, K, N]
+    let bt = t(b.view()); // [2, 3, 4, 6], a strided view
+    let plain = matmul(a.view(), bt.clone());
+    let interleaved = matmul_heads_interleaved(a.view(), bt);
+    assert_eq!(interleaved.shape(), &[2, 3, 5, 6]);
+    assert_eq!(interleaved, plain, "same values, bit for bit");
+    // Swapping heads and positions back gives a row-major [B, M, H, N] array: merging heads
+    // into [B, M, H*N] is then a reshape without a copy.
+    let merged = interleaved.permuted_axes(vec![0, 2, 1, 3]);
+    assert!(merged.is_standard_layout());
+}

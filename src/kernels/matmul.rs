@@ -50,22 +50,73 @@ pub fn matmul(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f32> {
     if nb * m * n == 0 || k == 0 {
         return ArrayD::zeros(out_shape);
     }
+    let mut c = ArrayD::<f32>::uninit(out_shape);
+    let c_offsets: Vec<isize> = (0..nb).map(|i| (i * m * n) as isize).collect();
+    let c_ptr = SendPtrMut(c.as_mut_ptr() as *mut f32);
+    // SAFETY: C is a fresh row-major [batch, M, N] buffer; product i owns rows i*M..(i+1)*M.
+    unsafe { run_products(&a, &b, &batch, (m, k, n), c_ptr, &c_offsets, (n as isize, 1)) };
+    // SAFETY: every product wrote all of its M x N block (sgemm with beta = 0 writes all of C).
+    unsafe { c.assume_init() }
+}
+
+/// Attention's products: A [B, H, M, K] times B [B, H, K, N], with C written in memory as
+/// [B, M, H, N] and returned as its [B, H, M, N] view (axes 1 and 2 swapped through strides).
+/// Heads stored this way merge back into [B, M, H*N] without a copy.
+pub fn matmul_heads_interleaved(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f32> {
+    let (m, k, n) = check_shapes(&a, &b);
+    assert!(
+        a.ndim() == 4 && b.ndim() == 4 && a.shape()[..2] == b.shape()[..2],
+        "matmul_heads_interleaved: expected [B, H, M, K] x [B, H, K, N], got {:?} x {:?}",
+        a.shape(),
+        b.shape()
+    );
+    let (bs, h) = (a.shape()[0], a.shape()[1]);
+    if bs * h * m * n == 0 || k == 0 {
+        return ArrayD::<f32>::zeros(IxDyn(&[bs, m, h, n])).permuted_axes(vec![0, 2, 1, 3]);
+    }
+    let mut c = ArrayD::<f32>::uninit(IxDyn(&[bs, m, h, n]));
+    // Product (b, h) starts at C[b, 0, h, 0]; its rows are H*N apart.
+    let c_offsets: Vec<isize> = (0..bs * h)
+        .map(|i| ((i / h) * m * h * n + (i % h) * n) as isize)
+        .collect();
+    let c_ptr = SendPtrMut(c.as_mut_ptr() as *mut f32);
+    // SAFETY: product (b, h) writes C[b, :, h, :], which no other product touches.
+    unsafe { run_products(&a, &b, &[bs, h], (m, k, n), c_ptr, &c_offsets, ((h * n) as isize, 1)) };
+    // SAFETY: every product wrote all of its block.
+    let c = unsafe { c.assume_init() };
+    c.permuted_axes(vec![0, 2, 1, 3])
+}
+
+/// Run the products C_i = A_i B_i for every batch index i, with A and B broadcast to `batch`,
+/// C_i at `c + c_offsets[i]` with row and column strides `c_strides`. A batch of small products
+/// (ones sgemm would run on one thread anyway) is spread over rayon; otherwise the products run
+/// in turn, each free to use matrixmultiply's threads.
+///
+/// # Safety
+/// `c` must point to writable memory in which the blocks named by `c_offsets` and `c_strides`
+/// are in bounds and do not overlap.
+unsafe fn run_products(
+    a: &ArrayViewD<'_, f32>,
+    b: &ArrayViewD<'_, f32>,
+    batch: &[usize],
+    (m, k, n): (usize, usize, usize),
+    c: SendPtrMut,
+    c_offsets: &[isize],
+    (rsc, csc): (isize, isize),
+) {
     // Broadcast both operands to the full batch (repeated axes get stride 0, nothing is copied).
-    let a = a.broadcast(IxDyn(&[&batch[..], &[m, k]].concat())).expect("checked");
-    let b = b.broadcast(IxDyn(&[&batch[..], &[k, n]].concat())).expect("checked");
+    let a = a.broadcast(IxDyn(&[batch, &[m, k]].concat())).expect("checked");
+    let b = b.broadcast(IxDyn(&[batch, &[k, n]].concat())).expect("checked");
     let nd = batch.len();
     let (rsa, csa) = (a.strides()[nd], a.strides()[nd + 1]);
     let (rsb, csb) = (b.strides()[nd], b.strides()[nd + 1]);
-    let a_offsets = batch_offsets(&batch, &a.strides()[..nd]);
-    let b_offsets = batch_offsets(&batch, &b.strides()[..nd]);
+    let a_offsets = batch_offsets(batch, &a.strides()[..nd]);
+    let b_offsets = batch_offsets(batch, &b.strides()[..nd]);
     let (pa, pb) = (SendPtr(a.as_ptr()), SendPtr(b.as_ptr()));
-
-    let mut c = ArrayD::<f32>::uninit(out_shape);
-    let c_slice = c.as_slice_mut().expect("a new array is contiguous");
-    // One product: C_i (M x N, row-major) = A_i · B_i.
-    let product = |i: usize, c_i: &mut [std::mem::MaybeUninit<f32>]| {
-        // SAFETY: the offsets come from the views' own strides and stay inside them; c_i holds
-        // exactly m*n elements; sgemm with beta = 0 writes every element of C and reads none.
+    // One product: C_i = A_i · B_i.
+    let product = |i: usize| {
+        // SAFETY: the A and B offsets come from the views' own strides and stay inside them;
+        // the caller guarantees C's; sgemm with beta = 0 writes every element of C_i.
         unsafe {
             matrixmultiply::sgemm(
                 m,
@@ -79,26 +130,19 @@ pub fn matmul(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f32> {
                 rsb,
                 csb,
                 0.0,
-                c_i.as_mut_ptr() as *mut f32,
-                n as isize,
-                1,
+                c.get().offset(c_offsets[i]),
+                rsc,
+                csc,
             );
         }
     };
+    let nb = c_offsets.len();
     let small = m * k + k * n < SGEMM_THREADING_THRESHOLD;
     if nb > 1 && small {
-        c_slice
-            .par_chunks_mut(m * n)
-            .enumerate()
-            .for_each(|(i, c_i)| product(i, c_i));
+        (0..nb).into_par_iter().for_each(product);
     } else {
-        c_slice
-            .chunks_mut(m * n)
-            .enumerate()
-            .for_each(|(i, c_i)| product(i, c_i));
+        (0..nb).for_each(product);
     }
-    // SAFETY: every chunk was fully written by sgemm above.
-    unsafe { c.assume_init() }
 }
 
 /// The naive triple loop, C[.., i, j] = sum_p A[.., i, p] * B[.., p, j], accumulated in f64.
@@ -157,6 +201,18 @@ fn batch_offsets(batch: &[usize], strides: &[isize]) -> Vec<isize> {
             .collect();
     }
     offsets
+}
+
+/// A raw pointer to C, shared across rayon's threads; each writes only its own block.
+#[derive(Clone, Copy)]
+struct SendPtrMut(*mut f32);
+// SAFETY: the products write disjoint blocks (see `run_products`).
+unsafe impl Send for SendPtrMut {}
+unsafe impl Sync for SendPtrMut {}
+impl SendPtrMut {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
 }
 
 /// A raw pointer that may be shared across rayon's threads (they only read through it).

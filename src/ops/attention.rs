@@ -11,7 +11,7 @@
 //! [B, H, Tq, Tk] buffer, P, which backward needs anyway. [`Tape::attention_reference`] builds
 //! the same function from primitive ops; tests check one against the other.
 
-use crate::kernels::matmul::{matmul as gemm, t};
+use crate::kernels::matmul::{matmul as gemm, matmul_heads_interleaved as gemm_interleaved, t};
 use crate::kernels::{self, vector::exp};
 use crate::tape::{Tape, Var};
 use ndarray::{ArrayD, IxDyn};
@@ -135,10 +135,12 @@ impl Tape {
             });
         }
         let p = p.into_shared();
-        let o = gemm(p.view(), vv.view()); // [B, H, Tq, Dv]
+        // O = P V, stored as [B, Tq, H, Dv] so that merging heads needs no copy.
+        let o = gemm_interleaved(p.view(), vv.view()); // [B, H, Tq, Dv]
         let p_saved = p.clone();
         let out = self.record("attention", o, &[q, k, v], move |g| {
-            let dv = gemm(t(p_saved.view()), g.view()); // P^T G, [B, H, Tk, Dv]
+            // dQ, dK, dV are stored head-interleaved like O, so splitting heads needs no copy.
+            let dv = gemm_interleaved(t(p_saved.view()), g.view()); // P^T G, [B, H, Tk, Dv]
             let mut ds = gemm(g.view(), t(vv.view())); // dP = G V^T, [B, H, Tq, Tk]
             if tk > 0 {
                 let p_rows = p_saved.as_slice().expect("contiguous");
@@ -153,8 +155,8 @@ impl Tape {
                         }
                     });
             }
-            let dq = gemm(ds.view(), kv.view()); // dS K * scale, [B, H, Tq, D]
-            let dk = gemm(t(ds.view()), qv.view()); // dS^T Q * scale, [B, H, Tk, D]
+            let dq = gemm_interleaved(ds.view(), kv.view()); // dS K * scale, [B, H, Tq, D]
+            let dk = gemm_interleaved(t(ds.view()), qv.view()); // dS^T Q * scale, [B, H, Tk, D]
             vec![dq, dk, dv]
         });
         let weights = self.record_without_backward("attention_weights", p, &[q, k, v]);
