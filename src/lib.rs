@@ -25,8 +25,9 @@
 //!    ops: linear, embeddings, layer norm, positions, multi-head attention (over the fused
 //!    `Tape::attention` op), feed-forward, encoder and decoder layers, and the three stacks.
 //! 8. [`optim`]: AdamW. [`checkpoint`]: saving and loading parameters as safetensors.
+//! 9. [`tokenizer`]: characters, and byte-level BPE trained from scratch.
 //!
-//! Then run `examples/01_autograd_tour.rs` and `examples/02_transformer_tour.rs`.
+//! Then run the numbered examples, `examples/01_autograd_tour.rs` onwards.
 //!
 //! ## A taste
 //!
@@ -58,6 +59,7 @@ pub mod optim;
 pub mod params;
 pub mod tape;
 pub mod threads;
+pub mod tokenizer;
 
 pub use gradients::Gradients;
 pub use ops::{Attention, AttentionMask, CrossEntropy};
