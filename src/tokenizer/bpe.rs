@@ -16,9 +16,10 @@
 //! ```
 //! use microlm::tokenizer::BpeTokenizer;
 //! let tok = BpeTokenizer::train("aaab aaab aaab", 256 + 2 + 5); // two merges
-//! assert_eq!(tok.merges(), &[(97, 97), (256, 97)]); // "aa", then "aa"+"a"
+//! // "aa" (6 times) first; then "aa"+"a" and "a"+"b" tie at 3 and the smaller pair wins.
+//! assert_eq!(tok.merges(), &[(97, 97), (97, 98)]);
 //! let ids = tok.encode("aaab");
-//! assert_eq!(ids, vec![257, 98]);
+//! assert_eq!(ids, vec![256, 257]);
 //! assert_eq!(tok.decode(&ids), "aaab");
 //! ```
 
