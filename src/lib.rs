@@ -25,7 +25,8 @@
 //!    ops: linear, embeddings, layer norm, positions, multi-head attention (over the fused
 //!    `Tape::attention` op), feed-forward, encoder and decoder layers, and the three stacks.
 //! 8. [`optim`]: AdamW. [`checkpoint`]: saving and loading parameters as safetensors.
-//! 9. [`tokenizer`]: characters, and byte-level BPE trained from scratch.
+//! 9. [`tokenizer`]: characters, and byte-level BPE trained from scratch. [`data`]: loading,
+//!    splitting and batching a corpus.
 //!
 //! Then run the numbered examples, `examples/01_autograd_tour.rs` onwards.
 //!
@@ -49,6 +50,7 @@
 //! (files, user input) return `Result`. NOTES.md gives the reasoning.
 
 pub mod checkpoint;
+pub mod data;
 pub mod gradcheck;
 pub mod gradients;
 pub mod kernels;
