@@ -11,7 +11,8 @@ use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn randn(shape: &[usize], seed: u64) -> ArrayD<f32> {
+/// Values uniform in [-1, 1), from a seed.
+fn uniform(shape: &[usize], seed: u64) -> ArrayD<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random::<f32>() * 2.0 - 1.0)
 }
@@ -33,7 +34,7 @@ fn small(norm: NormPlacement) -> TransformerConfig {
 
 /// L = sum(out * w) for a fixed random w: every output element matters.
 fn weighted_sum(tape: &mut Tape, out: Var, seed: u64) -> Var {
-    let w = tape.constant(randn(tape.shape(out), seed));
+    let w = tape.constant(uniform(tape.shape(out), seed));
     let p = tape.mul(out, w);
     tape.sum_all(p)
 }
@@ -64,9 +65,9 @@ fn masks() -> Vec<(&'static str, AttentionMask)> {
 fn fused_attention_gradcheck_with_each_mask() {
     for (name, mask) in masks() {
         let (q, k, v) = (
-            randn(&[2, 2, 3, 4], 1),
-            randn(&[2, 2, 3, 4], 2),
-            randn(&[2, 2, 3, 5], 3),
+            uniform(&[2, 2, 3, 4], 1),
+            uniform(&[2, 2, 3, 4], 2),
+            uniform(&[2, 2, 3, 5], 3),
         );
         let f = |t: &mut Tape, x: &[Var]| {
             let o = t.attention(x[0], x[1], x[2], &mask, 0.5).out;
@@ -86,9 +87,9 @@ fn fused_attention_matches_the_composite_reference() {
     cases.push((AttentionMask::padding(vec![3, 1]), 2));
     for (mask, tq) in cases {
         let (q, k, v) = (
-            randn(&[2, 2, tq, 4], 5),
-            randn(&[2, 2, 3, 4], 6),
-            randn(&[2, 2, 3, 4], 7),
+            uniform(&[2, 2, tq, 4], 5),
+            uniform(&[2, 2, 3, 4], 6),
+            uniform(&[2, 2, 3, 4], 7),
         );
         let run = |fused: bool| {
             let mut tape = Tape::new();
@@ -117,7 +118,7 @@ fn attention_weights_are_zero_on_hidden_keys_and_sum_to_one() {
     let mut params = Params::new();
     let mha = MultiHeadAttention::new(&mut params, "attn", 8, 2, &mut StdRng::seed_from_u64(0));
     let mut tape = Tape::no_grad();
-    let x = tape.constant(randn(&[2, 4, 8], 1));
+    let x = tape.constant(uniform(&[2, 4, 8], 1));
     let mask = AttentionMask {
         causal: true,
         key_lengths: Some(vec![4, 2]),
@@ -165,22 +166,27 @@ fn multi_head_self_and_cross_attention_gradcheck() {
     // Larger weights than the 0.02 init, so the attention pattern is far from uniform.
     for id in params.ids().collect::<Vec<_>>() {
         let shape = params.value(id).shape().to_vec();
-        *params.value_mut(id) = Tensor::from(randn(&shape, id.index() as u64 + 10) * 0.7);
+        *params.value_mut(id) = Tensor::from(uniform(&shape, id.index() as u64 + 10) * 0.7);
     }
     let mask = AttentionMask {
         causal: true,
         key_lengths: Some(vec![3, 2]),
     };
-    check_layer("self-attention", &params, randn(&[2, 3, 8], 2), |t, p, x| {
+    check_layer("self-attention", &params, uniform(&[2, 3, 8], 2), |t, p, x| {
         mha.forward(t, p, x, x, &mask).out
     });
-    let memory = randn(&[2, 4, 8], 3);
+    let memory = uniform(&[2, 4, 8], 3);
     let cross_mask = AttentionMask::padding(vec![4, 2]);
-    check_layer("cross-attention (queries)", &params, randn(&[2, 3, 8], 4), |t, p, x| {
-        let m = t.constant(memory.clone());
-        mha.forward(t, p, x, m, &cross_mask).out
-    });
-    let queries = randn(&[2, 3, 8], 5);
+    check_layer(
+        "cross-attention (queries)",
+        &params,
+        uniform(&[2, 3, 8], 4),
+        |t, p, x| {
+            let m = t.constant(memory.clone());
+            mha.forward(t, p, x, m, &cross_mask).out
+        },
+    );
+    let queries = uniform(&[2, 3, 8], 5);
     check_layer("cross-attention (memory)", &params, memory.clone(), |t, p, m| {
         let q = t.constant(queries.clone());
         mha.forward(t, p, q, m, &cross_mask).out
@@ -191,9 +197,9 @@ fn multi_head_self_and_cross_attention_gradcheck() {
 fn layer_norm_and_feed_forward_gradcheck() {
     let mut params = Params::new();
     let ln = LayerNorm::new(&mut params, "ln", 8, 1e-5);
-    *params.value_mut(ln.weight) = Tensor::from(randn(&[8], 1) + 1.0);
-    *params.value_mut(ln.bias) = Tensor::from(randn(&[8], 2));
-    check_layer("layer norm", &params, randn(&[2, 3, 8], 3), |t, p, x| {
+    *params.value_mut(ln.weight) = Tensor::from(uniform(&[8], 1) + 1.0);
+    *params.value_mut(ln.bias) = Tensor::from(uniform(&[8], 2));
+    check_layer("layer norm", &params, uniform(&[2, 3, 8], 3), |t, p, x| {
         ln.forward(t, p, x)
     });
 
@@ -202,9 +208,9 @@ fn layer_norm_and_feed_forward_gradcheck() {
     let ff = FeedForward::new(&mut params, "ff", 8, 16, 0.0, &mut rng);
     for id in params.ids().collect::<Vec<_>>() {
         let shape = params.value(id).shape().to_vec();
-        *params.value_mut(id) = Tensor::from(randn(&shape, id.index() as u64 + 20) * 0.5);
+        *params.value_mut(id) = Tensor::from(uniform(&shape, id.index() as u64 + 20) * 0.5);
     }
-    check_layer("feed-forward", &params, randn(&[2, 3, 8], 5), |t, p, x| {
+    check_layer("feed-forward", &params, uniform(&[2, 3, 8], 5), |t, p, x| {
         ff.forward(t, p, x, &mut rng.clone())
     });
 }
@@ -214,7 +220,7 @@ fn enlarge(params: &mut Params) {
     for id in params.ids().collect::<Vec<_>>() {
         let name = params.name(id).to_string();
         let shape = params.value(id).shape().to_vec();
-        let r = randn(&shape, id.index() as u64 + 100);
+        let r = uniform(&shape, id.index() as u64 + 100);
         let v = if name.contains("norm") && name.ends_with("weight") {
             r * 0.3 + 1.0
         } else {
@@ -235,7 +241,7 @@ fn encoder_layer_gradcheck_in_both_norm_placements() {
         check_layer(
             &format!("encoder layer {norm:?}"),
             &params,
-            randn(&[2, 3, 8], 6),
+            uniform(&[2, 3, 8], 6),
             |t, p, x| layer.forward(t, p, x, &mask, &mut rng.clone()),
         );
     }
@@ -248,7 +254,7 @@ fn decoder_layer_gradcheck_in_both_norm_placements() {
         let mut rng = StdRng::seed_from_u64(7);
         let layer = DecoderLayer::new(&mut params, "layer", &small(norm), &mut rng);
         enlarge(&mut params);
-        let memory = randn(&[2, 4, 8], 8);
+        let memory = uniform(&[2, 4, 8], 8);
         let self_mask = AttentionMask {
             causal: true,
             key_lengths: Some(vec![3, 2]),
@@ -257,7 +263,7 @@ fn decoder_layer_gradcheck_in_both_norm_placements() {
         check_layer(
             &format!("decoder layer {norm:?}"),
             &params,
-            randn(&[2, 3, 8], 9),
+            uniform(&[2, 3, 8], 9),
             |t, p, x| {
                 let m = t.constant(memory.clone());
                 layer.forward(t, p, x, m, &self_mask, &memory_mask, &mut rng.clone())
@@ -295,7 +301,7 @@ fn causal_output_ignores_the_future_bitwise_and_its_gradient_is_zero() {
     // Gradient of position t's output with respect to the layers' input: exactly zero after t.
     let layers = &model.stack.layers;
     let mut tape = Tape::new();
-    let x = tape.input(randn(&[1, 8, 8], 12));
+    let x = tape.input(uniform(&[1, 8, 8], 12));
     let mut h = x;
     for layer in layers {
         h = layer.forward(&mut tape, &params, h, &AttentionMask::causal(), &mut rng.clone());
@@ -351,7 +357,7 @@ fn without_positions_the_encoder_layers_are_permutation_equivariant() {
     let model = Encoder::new(&mut params, "encoder", &config, &mut rng).unwrap();
     enlarge(&mut params);
     let perm = [3, 0, 4, 1, 2];
-    let x = randn(&[1, 5, 8], 18);
+    let x = uniform(&[1, 5, 8], 18);
     let x_perm = ArrayD::from_shape_fn(IxDyn(&[1, 5, 8]), |ix| x[[0, perm[ix[1]], ix[2]]]);
     let run = |x: ArrayD<f32>| {
         let mut tape = Tape::no_grad();
@@ -388,7 +394,7 @@ fn positional_encoding_matches_the_formula_at_chosen_points() {
 
 #[test]
 fn split_and_merge_heads_round_trip() {
-    let x = randn(&[2, 5, 12], 19);
+    let x = uniform(&[2, 5, 12], 19);
     let mut tape = Tape::new();
     let xv = tape.input(x.clone());
     let heads = tape.split_heads(xv, 3);
@@ -401,7 +407,7 @@ fn split_and_merge_heads_round_trip() {
     let g = tape.backward(l);
     assert_eq!(
         g.wrt(xv).unwrap(),
-        &randn(&[2, 5, 12], 20),
+        &uniform(&[2, 5, 12], 20),
         "the gradient round-trips too"
     );
 }
@@ -503,7 +509,11 @@ fn toy_config_has_the_documented_defaults() {
 fn fused_linear_matches_the_reference_and_passes_gradcheck() {
     // Stacked input [2, 3, 4] x W [5, 4]^T + b [5], and a large one for the parallel bias paths.
     for (shape, seed) in [(vec![2, 3, 4], 30u64), (vec![70, 130, 4], 31)] {
-        let (x, w, b) = (randn(&shape, seed), randn(&[5, 4], seed + 1), randn(&[5], seed + 2));
+        let (x, w, b) = (
+            uniform(&shape, seed),
+            uniform(&[5, 4], seed + 1),
+            uniform(&[5], seed + 2),
+        );
         for with_bias in [true, false] {
             let run = |fused: bool| {
                 let mut tape = Tape::new();
@@ -532,7 +542,7 @@ fn fused_linear_matches_the_reference_and_passes_gradcheck() {
             }
         }
     }
-    let (x, w, b) = (randn(&[2, 3, 4], 40), randn(&[5, 4], 41), randn(&[5], 42));
+    let (x, w, b) = (uniform(&[2, 3, 4], 40), uniform(&[5, 4], 41), uniform(&[5], 42));
     let f = |t: &mut Tape, v: &[Var]| {
         let y = t.linear(v[0], v[1], Some(v[2]));
         weighted_sum(t, y, 43)
