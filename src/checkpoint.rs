@@ -134,7 +134,16 @@ pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
 /// checkpoint's config) say what must be there. Every parameter must be present with its exact
 /// shape, and the file may hold nothing else. On error `params` is unchanged.
 pub fn load_into(path: &Path, params: &mut Params) -> Result<BTreeMap<String, String>, CheckpointError> {
-    let mut ckpt = read(path)?;
+    assign(path, read(path)?, params)
+}
+
+/// [`load_into`] for a checkpoint already read (and perhaps with some tensors taken out, such
+/// as an optimizer's state): the same strict checks, with errors naming `path`.
+pub fn assign(
+    path: &Path,
+    mut ckpt: Checkpoint,
+    params: &mut Params,
+) -> Result<BTreeMap<String, String>, CheckpointError> {
     for id in params.ids() {
         let name = params.name(id);
         let expected = params.value(id).shape();

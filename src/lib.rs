@@ -50,18 +50,22 @@
 //! (files, user input) return `Result`. NOTES.md gives the reasoning.
 
 pub mod checkpoint;
+pub mod cli;
 pub mod data;
 pub mod gradcheck;
 pub mod gradients;
 pub mod kernels;
 pub mod memory;
+pub mod metrics;
 pub mod nn;
+pub mod objectives;
 pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod tape;
 pub mod threads;
 pub mod tokenizer;
+pub mod trainer;
 
 pub use gradients::Gradients;
 pub use ops::{Attention, AttentionMask, CrossEntropy};

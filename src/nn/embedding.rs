@@ -37,6 +37,9 @@ impl Embedding {
 /// The input side of every stack: x = E(ids) * s + S(segments) + PE(0..T), then dropout, where
 /// s = sqrt(d_model) if `scale_embeddings` (the paper's section 3.4) else 1, S the optional
 /// segment table and PE the fixed sinusoidal table.
+///
+/// Init: E ~ normal(0, 1/sqrt(d_model)) when scaled (so E * s starts at unit scale, as in
+/// fairseq), normal(0, 0.02) otherwise; S ~ normal(0, 0.02).
 #[derive(Clone, Debug)]
 pub struct InputEmbedding {
     /// Token embeddings E, `{name}.token_embedding.weight` [vocab, d].
@@ -55,7 +58,21 @@ impl InputEmbedding {
     /// Register the tables for `config` under `name`.
     pub fn new(params: &mut Params, name: &str, config: &TransformerConfig, rng: &mut impl Rng) -> InputEmbedding {
         let d = config.d_model;
-        let token = Embedding::new(params, &format!("{name}.token_embedding"), config.vocab_size, d, rng);
+        // With the sqrt(d) scale, E starts at std 1/sqrt(d) so that E * sqrt(d) has unit scale,
+        // like the positions it is added to (fairseq's choice); unscaled, BERT's 0.02.
+        let token_std = if config.scale_embeddings {
+            1.0 / (d as f32).sqrt()
+        } else {
+            INIT_STD
+        };
+        let token = Embedding {
+            weight: params.add(
+                format!("{name}.token_embedding.weight"),
+                normal(&[config.vocab_size, d], token_std, rng),
+            ),
+            vocab: config.vocab_size,
+            d,
+        };
         let segment = (config.type_vocab_size > 0).then(|| {
             Embedding::new(
                 params,

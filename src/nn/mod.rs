@@ -2,7 +2,7 @@
 //! struct that owns the ids of its parameters and has a `forward` written with the tape's ops.
 //!
 //! Reading order: `init.rs`, `linear.rs`, `embedding.rs`, `layer_norm.rs`, `dropout.rs`,
-//! `positional.rs`, `tokens.rs`, `attention.rs` (multi-head), `feed_forward.rs`, `output.rs`, `config.rs`,
+//! `positional.rs`, `tokens.rs`, `attention.rs` (multi-head), `feed_forward.rs`, `output.rs`, `mlm_head.rs`, `config.rs`,
 //! `encoder_layer.rs`, `decoder_layer.rs`, `encoder.rs`, `decoder.rs`, `encoder_decoder.rs`,
 //! then `checkpoint.rs`.
 //!
@@ -23,6 +23,7 @@ pub mod feed_forward;
 pub mod init;
 pub mod layer_norm;
 pub mod linear;
+pub mod mlm_head;
 pub mod output;
 pub mod positional;
 pub mod tokens;
@@ -40,5 +41,6 @@ pub use encoder_layer::EncoderLayer;
 pub use feed_forward::FeedForward;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
+pub use mlm_head::MlmHead;
 pub use output::OutputProjection;
 pub use tokens::Tokens;

@@ -1,5 +1,6 @@
-//! AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019, Algorithm 2), the
-//! optimizer BERT and GPT-2 train with. For each parameter p with gradient g, at step t = 1, 2, ...:
+//! AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019, "Decoupled Weight Decay
+//! Regularization", Algorithm 2), the optimizer BERT and GPT-2 train with. For each parameter p
+//! with gradient g, at step t = 1, 2, ...:
 //!
 //!   m = beta1 m + (1 - beta1) g                  (first moment)
 //!   v = beta2 v + (1 - beta2) g^2                (second moment)
@@ -7,11 +8,35 @@
 //!   p = p - lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)
 //!
 //! The decay term wd * p is applied to p directly, not added to g ("decoupled"), so it is not
-//! rescaled by the adaptive denominator. Parameters exempt from decay use wd = 0.
+//! rescaled by the adaptive denominator. This is `torch.optim.AdamW` with its defaults; as
+//! there, the bias corrections 1 - beta^t are computed in double precision.
+//!
+//! Which parameters decay. Parameters exempt from decay use wd = 0. By default (see
+//! [`decays_by_default`]) these are exempt:
+//!
+//! - every parameter with fewer than 2 dimensions: biases, LayerNorm's gain and shift;
+//! - every parameter whose name contains "embedding": the token and segment tables (a tied
+//!   output projection is the token table, so it is exempt too).
+//!
+//! Every other parameter (the weight matrices of the linear layers) decays. This is the split
+//! BERT's reference code makes (it excludes "bias" and "LayerNorm"), extended to embeddings as
+//! minGPT does. Change it per parameter with [`AdamW::set_decay`], or decay everything with
+//! [`AdamW::decay_all`].
+//!
+//! Checkpoints: [`AdamW::state`] names the moments `adamw.m.{param name}` and
+//! `adamw.v.{param name}`; [`AdamW::load_state`] reads them back.
 
+use super::load_named;
 use crate::kernels::PAR_MIN_ELEMENTS;
-use crate::{Gradients, ParamId, Params};
+use crate::{Gradients, ParamId, Params, Tensor};
 use ndarray::{ArrayD, Zip};
+use std::collections::BTreeMap;
+
+/// The default decay rule: false (exempt) for a parameter of fewer than 2 dimensions or whose
+/// name contains "embedding"; true otherwise.
+pub fn decays_by_default(name: &str, shape: &[usize]) -> bool {
+    shape.len() >= 2 && !name.contains("embedding")
+}
 
 /// AdamW's state and hyper-parameters.
 #[derive(Clone, Debug)]
@@ -35,9 +60,14 @@ pub struct AdamW {
 }
 
 impl AdamW {
-    /// PyTorch's defaults (betas 0.9, 0.999, eps 1e-8, weight decay 0.01), with weight decay on
-    /// every parameter. Use [`AdamW::exempt_from_decay`] to spare some.
+    /// PyTorch's defaults (betas 0.9, 0.999, eps 1e-8, weight decay 0.01). Weight decay applies
+    /// to the parameters [`decays_by_default`] picks: not to 1-D parameters (biases, LayerNorm
+    /// gain and shift) nor to parameters whose name contains "embedding"; to all others.
     pub fn new(params: &Params, lr: f32) -> AdamW {
+        let decay = params
+            .ids()
+            .map(|id| decays_by_default(params.name(id), params.value(id).shape()))
+            .collect();
         AdamW {
             lr,
             beta1: 0.9,
@@ -46,13 +76,28 @@ impl AdamW {
             weight_decay: 0.01,
             step: 0,
             moments: vec![None; params.len()],
-            decay: vec![true; params.len()],
+            decay,
         }
     }
 
     /// Turn weight decay off for one parameter.
     pub fn exempt_from_decay(&mut self, id: ParamId) {
-        self.decay[id.index()] = false;
+        self.set_decay(id, false);
+    }
+
+    /// Turn weight decay on (`decay = true`) or off for one parameter.
+    pub fn set_decay(&mut self, id: ParamId, decay: bool) {
+        let n = self.decay.len();
+        assert!(
+            id.index() < n,
+            "AdamW::set_decay: {id:?} is outside the {n} parameters AdamW was built for"
+        );
+        self.decay[id.index()] = decay;
+    }
+
+    /// Apply weight decay to every parameter, exempting none (plain `torch.optim.AdamW`).
+    pub fn decay_all(&mut self) {
+        self.decay.iter_mut().for_each(|d| *d = true);
     }
 
     /// Whether weight decay applies to `id`.
@@ -65,9 +110,14 @@ impl AdamW {
         self.step += 1;
         let t = self.step as i32;
         let (b1, b2, eps, lr) = (self.beta1, self.beta2, self.eps, self.lr);
-        let bc1 = 1.0 - b1.powi(t); // 1 - beta1^t
-        let bc2 = 1.0 - b2.powi(t); // 1 - beta2^t
+        let bc1 = (1.0 - (b1 as f64).powi(t)) as f32; // 1 - beta1^t
+        let bc2 = (1.0 - (b2 as f64).powi(t)) as f32; // 1 - beta2^t
         for (id, g) in grads.params() {
+            let n = self.moments.len();
+            assert!(
+                id.index() < n,
+                "AdamW: gradient for {id:?}, but AdamW was built for {n} parameters"
+            );
             let wd = if self.decay[id.index()] { self.weight_decay } else { 0.0 };
             let (m, v) = self.moments[id.index()]
                 .get_or_insert_with(|| (ArrayD::zeros(g.raw_dim()), ArrayD::zeros(g.raw_dim())));
@@ -86,5 +136,60 @@ impl AdamW {
                 z.for_each(update);
             }
         }
+    }
+
+    /// The moments to checkpoint: `adamw.m.{name}` and `adamw.v.{name}` for every parameter
+    /// that has them (one that never received a gradient has none). The step count is not a
+    /// tensor; save [`AdamW::step`] beside them.
+    pub fn state(&self, params: &Params) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, mv) in self.moments.iter().enumerate() {
+            if let Some((m, v)) = mv {
+                let name = params.name(ParamId::from_index(i));
+                out.push((format!("adamw.m.{name}"), m.to_shared()));
+                out.push((format!("adamw.v.{name}"), v.to_shared()));
+            }
+        }
+        out
+    }
+
+    /// Restore moments saved by [`AdamW::state`], and set the step count to `step`. Tensors
+    /// whose names do not start with `adamw.` are ignored, so one map may hold parameters and
+    /// optimizer state together. Parameters with no saved moments start again from zero moments.
+    ///
+    /// Errors (naming the tensor) if a tensor names no parameter, its shape differs from the
+    /// parameter's, or only one of m and v is present; also if `params` is not the store AdamW
+    /// was built for (a different number of parameters). On error, `self` is unchanged.
+    pub fn load_state(&mut self, params: &Params, step: u64, tensors: &BTreeMap<String, Tensor>) -> Result<(), String> {
+        let n = self.decay.len();
+        if params.len() != n {
+            return Err(format!(
+                "AdamW state: built for {n} parameters, but the store has {}",
+                params.len()
+            ));
+        }
+        let m = load_named(params, "adamw.m.", tensors, "AdamW")?;
+        let v = load_named(params, "adamw.v.", tensors, "AdamW")?;
+        let mut moments = Vec::with_capacity(params.len());
+        for (i, (m, v)) in m.into_iter().zip(v).enumerate() {
+            let name = params.name(ParamId::from_index(i));
+            moments.push(match (m, v) {
+                (Some(m), Some(v)) => Some((m, v)),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(format!(
+                        "AdamW state: 'adamw.m.{name}' has no matching 'adamw.v.{name}'"
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "AdamW state: 'adamw.v.{name}' has no matching 'adamw.m.{name}'"
+                    ))
+                }
+            });
+        }
+        self.moments = moments;
+        self.step = step;
+        Ok(())
     }
 }

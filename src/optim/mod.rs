@@ -1,6 +1,130 @@
-//! Optimizers: they read a [`Gradients`](crate::Gradients) and update a
-//! [`Params`](crate::Params) store in place.
+//! Optimizers: they read a [`Gradients`] and update a [`Params`] store in place. One training
+//! update is, in order:
+//!
+//!   norm = clip_grad_norm(grads, max_norm)     (optional; `clip.rs`)
+//!   lr   = schedule.lr_at(step)                (`schedule.rs`)
+//!   p    = p - lr * direction(g, state)        (`adamw.rs` or `sgd.rs`)
+//!
+//! Inside:
+//!
+//! - [`adamw`]: [`AdamW`], Adam with decoupled weight decay; biases, LayerNorm parameters and
+//!   embedding tables are exempt from decay by default.
+//! - [`sgd`]: [`Sgd`], SGD with momentum in PyTorch's convention (v = mu v + g; p = p - lr v).
+//! - [`schedule`]: [`LrSchedule`], linear warmup then [`Decay::Cosine`] or [`Decay::Linear`]
+//!   decay to a floor.
+//! - [`clip`]: [`clip_grad_norm`], clipping by global norm.
+//! - [`Optimizer`]: either optimizer behind one type, so a training loop can be written once.
+//!
+//! Each optimizer's state (moments, momentum buffers) can be saved with `state` as named
+//! tensors, `adamw.*` or `sgd.*` followed by the parameter's name, and restored with
+//! `load_state`, so a resumed run continues exactly where it stopped.
 
 pub mod adamw;
+pub mod clip;
+pub mod schedule;
+pub mod sgd;
 
 pub use adamw::AdamW;
+pub use clip::clip_grad_norm;
+pub use schedule::{Decay, LrSchedule};
+pub use sgd::Sgd;
+
+use crate::{Gradients, Params, Tensor};
+use ndarray::ArrayD;
+use std::collections::BTreeMap;
+
+/// One of the optimizers, chosen at run time (e.g. from a config file).
+#[derive(Clone, Debug)]
+pub enum Optimizer {
+    /// Adam with decoupled weight decay.
+    AdamW(AdamW),
+    /// SGD with momentum.
+    Sgd(Sgd),
+}
+
+impl Optimizer {
+    /// One update of every parameter that has a gradient.
+    pub fn step(&mut self, params: &mut Params, grads: &Gradients) {
+        match self {
+            Optimizer::AdamW(o) => o.step(params, grads),
+            Optimizer::Sgd(o) => o.step(params, grads),
+        }
+    }
+
+    /// Set the learning rate for the next steps (call it every step with a schedule).
+    pub fn set_lr(&mut self, lr: f32) {
+        match self {
+            Optimizer::AdamW(o) => o.lr = lr,
+            Optimizer::Sgd(o) => o.lr = lr,
+        }
+    }
+
+    /// The current learning rate.
+    pub fn lr(&self) -> f32 {
+        match self {
+            Optimizer::AdamW(o) => o.lr,
+            Optimizer::Sgd(o) => o.lr,
+        }
+    }
+
+    /// Number of steps taken so far (restored by [`Optimizer::load_state`]).
+    pub fn steps_taken(&self) -> u64 {
+        match self {
+            Optimizer::AdamW(o) => o.step,
+            Optimizer::Sgd(o) => o.step,
+        }
+    }
+
+    /// `"adamw"` or `"sgd"`, e.g. for a checkpoint's metadata.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::AdamW(_) => "adamw",
+            Optimizer::Sgd(_) => "sgd",
+        }
+    }
+
+    /// The state to checkpoint, as named tensors (see [`AdamW::state`] and [`Sgd::state`]).
+    pub fn state(&self, params: &Params) -> Vec<(String, Tensor)> {
+        match self {
+            Optimizer::AdamW(o) => o.state(params),
+            Optimizer::Sgd(o) => o.state(params),
+        }
+    }
+
+    /// Restore state saved by [`Optimizer::state`] and set the step count to `step` (see
+    /// [`AdamW::load_state`] and [`Sgd::load_state`]).
+    pub fn load_state(&mut self, params: &Params, step: u64, tensors: &BTreeMap<String, Tensor>) -> Result<(), String> {
+        match self {
+            Optimizer::AdamW(o) => o.load_state(params, step, tensors),
+            Optimizer::Sgd(o) => o.load_state(params, step, tensors),
+        }
+    }
+}
+
+/// For `load_state`: the tensors named `{prefix}{param name}`, one slot per parameter of
+/// `params` (`None` where none was saved). Errors, naming the tensor and prefixed with `who`,
+/// if a name after `prefix` is no parameter's or a shape differs from the parameter's. Tensors
+/// without `prefix` are ignored.
+pub(crate) fn load_named(
+    params: &Params,
+    prefix: &str,
+    tensors: &BTreeMap<String, Tensor>,
+    who: &str,
+) -> Result<Vec<Option<ArrayD<f32>>>, String> {
+    let mut out = vec![None; params.len()];
+    for (key, t) in tensors.range(prefix.to_string()..) {
+        let Some(name) = key.strip_prefix(prefix) else { break };
+        let Some(id) = params.find(name) else {
+            return Err(format!("{who} state: tensor '{key}' names no parameter '{name}'"));
+        };
+        let want = params.value(id).shape();
+        if t.shape() != want {
+            return Err(format!(
+                "{who} state: tensor '{key}' has shape {:?}, but parameter '{name}' has shape {want:?}",
+                t.shape()
+            ));
+        }
+        out[id.index()] = Some(t.to_owned());
+    }
+    Ok(out)
+}

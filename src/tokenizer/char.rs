@@ -38,6 +38,11 @@ impl CharTokenizer {
         CharTokenizer { chars, ids }
     }
 
+    /// The characters, in id order (the first has id 5).
+    pub fn chars(&self) -> &[char] {
+        &self.chars
+    }
+
     /// Specials plus characters.
     pub fn vocab_size(&self) -> usize {
         SPECIALS.len() + self.chars.len()

@@ -23,3 +23,96 @@ pub const CLS: usize = 2;
 pub const SEP: usize = 3;
 /// A masked position, for masked language modelling.
 pub const MASK: usize = 4;
+
+use std::collections::BTreeMap;
+
+/// Either tokenizer, for programs that let the user choose (`--tokenizer char|bpe`), with its
+/// vocabulary stored as checkpoint metadata so a checkpoint carries the tokenizer it was trained
+/// with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tokenizer {
+    /// One id per character.
+    Char(CharTokenizer),
+    /// Byte-level BPE.
+    Bpe(BpeTokenizer),
+}
+
+impl Tokenizer {
+    /// Text to ids.
+    pub fn encode(&self, text: &str) -> Vec<usize> {
+        match self {
+            Tokenizer::Char(t) => t.encode(text),
+            Tokenizer::Bpe(t) => t.encode(text),
+        }
+    }
+
+    /// Ids to text.
+    pub fn decode(&self, ids: &[usize]) -> String {
+        match self {
+            Tokenizer::Char(t) => t.decode(ids),
+            Tokenizer::Bpe(t) => t.decode(ids),
+        }
+    }
+
+    /// Number of ids, specials included.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Tokenizer::Char(t) => t.vocab_size(),
+            Tokenizer::Bpe(t) => t.vocab_size(),
+        }
+    }
+
+    /// The id of a special token, by its name in [`SPECIALS`] (e.g. `"[MASK]"`).
+    pub fn special(&self, name: &str) -> usize {
+        let k = SPECIALS
+            .iter()
+            .position(|s| *s == name)
+            .unwrap_or_else(|| panic!("Tokenizer::special: '{name}' is not one of {SPECIALS:?}"));
+        match self {
+            Tokenizer::Char(_) => k,
+            Tokenizer::Bpe(t) => t.special(k),
+        }
+    }
+
+    /// `tokenizer.kind` and the vocabulary (`tokenizer.chars`, or `tokenizer.merges` as
+    /// "left right" pairs separated by commas).
+    pub fn to_metadata(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        match self {
+            Tokenizer::Char(t) => {
+                m.insert("tokenizer.kind".into(), "char".into());
+                m.insert("tokenizer.chars".into(), t.chars().iter().collect());
+            }
+            Tokenizer::Bpe(t) => {
+                m.insert("tokenizer.kind".into(), "bpe".into());
+                let merges: Vec<String> = t.merges().iter().map(|(a, b)| format!("{a} {b}")).collect();
+                m.insert("tokenizer.merges".into(), merges.join(","));
+            }
+        }
+        m
+    }
+
+    /// Rebuild what [`Tokenizer::to_metadata`] stored; the error names the missing or bad field.
+    pub fn from_metadata(m: &BTreeMap<String, String>) -> Result<Tokenizer, String> {
+        let field = |k: &str| m.get(k).ok_or_else(|| format!("no '{k}' in the metadata"));
+        match field("tokenizer.kind")?.as_str() {
+            "char" => Ok(Tokenizer::Char(CharTokenizer::from_text(field("tokenizer.chars")?))),
+            "bpe" => {
+                let mut merges = Vec::new();
+                for (i, pair) in field("tokenizer.merges")?
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .enumerate()
+                {
+                    let ids: Vec<usize> = pair.split(' ').filter_map(|t| t.parse().ok()).collect();
+                    match ids[..] {
+                        [a, b] if a < 256 + i && b < 256 + i => merges.push((a, b)),
+                        _ => return Err(format!("tokenizer.merges: merge {i} '{pair}' is not two known ids")),
+                    }
+                }
+                Ok(Tokenizer::Bpe(BpeTokenizer::from_merges(merges)))
+            }
+            other => Err(format!("tokenizer.kind '{other}' is neither 'char' nor 'bpe'")),
+        }
+    }
+}

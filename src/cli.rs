@@ -1,0 +1,99 @@
+//! A small command-line flag reader for the examples: `--name value` pairs and bare
+//! positional words, each flag read once with its type and default, and every mistake (an
+//! unknown flag, a value that does not parse, a missing value) reported by name.
+//!
+//! ```
+//! use microlm::cli::Flags;
+//! let mut flags = Flags::parse(["--steps", "20", "--lr=0.5", "hello"].map(String::from)).unwrap();
+//! assert_eq!(flags.get("steps", 100usize).unwrap(), 20);
+//! assert_eq!(flags.get("lr", 1e-3f32).unwrap(), 0.5);
+//! assert_eq!(flags.get("seed", 0u64).unwrap(), 0); // default
+//! assert_eq!(flags.positional(), &["hello".to_string()]);
+//! flags.finish().unwrap(); // every flag given was read
+//! ```
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// Parsed flags; read each with [`Flags::get`], then call [`Flags::finish`].
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    values: BTreeMap<String, String>,
+    positional: Vec<String>,
+    read: Vec<String>,
+}
+
+impl Flags {
+    /// The process's arguments (after the program name).
+    pub fn from_env() -> Result<Flags, String> {
+        Flags::parse(std::env::args().skip(1))
+    }
+
+    /// Parse `--name value`, `--name=value` and positional words. A flag given twice is an error.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
+        let mut flags = Flags::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let Some(name) = arg.strip_prefix("--") else {
+                flags.positional.push(arg);
+                continue;
+            };
+            let (name, value) = match name.split_once('=') {
+                Some((n, v)) => (n.to_string(), v.to_string()),
+                None => {
+                    let v = args.next().ok_or_else(|| format!("--{name} needs a value"))?;
+                    (name.to_string(), v)
+                }
+            };
+            if flags.values.insert(name.clone(), value).is_some() {
+                return Err(format!("--{name} is given twice"));
+            }
+        }
+        Ok(flags)
+    }
+
+    /// The value of `--name`, or `default` if it was not given.
+    pub fn get<T: FromStr>(&mut self, name: &str, default: T) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        Ok(self.get_opt(name)?.unwrap_or(default))
+    }
+
+    /// The value of `--name`, if given.
+    pub fn get_opt<T: FromStr>(&mut self, name: &str) -> Result<Option<T>, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.read.push(name.to_string());
+        match self.values.get(name) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|e| format!("--{name} {v}: {e}")),
+        }
+    }
+
+    /// The words that were not flags.
+    pub fn positional(&self) -> &[String] {
+        &self.positional
+    }
+
+    /// Fail on any flag that no [`Flags::get`] asked for (a typo, usually), listing the known ones.
+    pub fn finish(&self) -> Result<(), String> {
+        match self.values.keys().find(|k| !self.read.contains(k)) {
+            None => Ok(()),
+            Some(unknown) => {
+                let known: Vec<String> = self.read.iter().map(|k| format!("--{k}")).collect();
+                Err(format!("unknown flag --{unknown}; the flags are {}", known.join(" ")))
+            }
+        }
+    }
+}
+
+/// Fail with `--name value: why` unless `ok`.
+pub fn check(ok: bool, name: &str, value: impl std::fmt::Display, why: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("--{name} {value}: {why}"))
+    }
+}
