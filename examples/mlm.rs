@@ -57,6 +57,7 @@ fn run() -> Result<(), String> {
     let max_len: usize = flags.get("max-len", 128)?;
     let batch: usize = flags.get("batch", 32)?;
     let dropout: f32 = flags.get("dropout", 0.0)?;
+    let tie: bool = flags.get("tie", true)?;
     let lr: f32 = flags.get("lr", 1e-3)?;
     let min_lr: f32 = flags.get("min-lr", 1e-4)?;
     let warmup: usize = flags.get("warmup", 100)?;
@@ -116,6 +117,7 @@ fn run() -> Result<(), String> {
         heads,
         max_len,
         dropout,
+        tie_embeddings: tie,
         ..TransformerConfig::toy(tokenizer.vocab_size()).with_d_model(d_model)
     };
     config

@@ -5,10 +5,13 @@
 //!   g = g * min(1, clip / ||g||)                (global-norm clipping)
 //!   params = optimizer(params, g, lr_s)
 //!
-//! Around it: a progress line every `log_every` updates, validation (in evaluation mode)
-//! before the first update, every `eval_every` updates and after the last, checkpoints every
-//! `checkpoint_every` updates and at the end, metrics to `metrics.csv` and `loss.svg`, and a
-//! checkpoint on Ctrl-C.
+//! Around it:
+//! - a progress line every `log_every` updates: mean loss and gradient norm (before clipping)
+//!   over the interval, learning rate, tokens/s, elapsed time and ETA;
+//! - validation in evaluation mode before the first update, every `eval_every` updates and
+//!   after the last;
+//! - checkpoints every `checkpoint_every` updates, at the end, and on Ctrl-C;
+//! - metrics to `metrics.csv` and `loss.svg` in the output directory.
 //!
 //! **Randomness and exact resume.** Update s draws everything random (its batch, its masks, its
 //! dropout) from one generator seeded with (seed, s), see [`step_rng`]. The random state of a run
@@ -247,6 +250,7 @@ pub fn train(
     let t0 = Instant::now();
     let (mut train_s, mut interval_s) = (0.0f64, 0.0f64);
     let mut interval_losses: Vec<f32> = Vec::new();
+    let mut interval_norms: Vec<f32> = Vec::new();
     let mut last_loss = f32::NAN;
     let mut last_eval = None;
     let mut step = start;
@@ -303,6 +307,7 @@ pub fn train(
         step += 1;
         last_loss = loss;
         interval_losses.push(loss);
+        interval_norms.push(norm);
         let dt = ts.elapsed().as_secs_f64();
         train_s += dt;
         interval_s += dt;
@@ -311,10 +316,11 @@ pub fn train(
             let elapsed = t0.elapsed().as_secs_f64();
             let mean = interval_losses.iter().map(|&l| l as f64).sum::<f64>() / interval_losses.len() as f64;
             let tokens_per_s = (interval_losses.len() * config.tokens_per_step) as f64 / interval_s;
+            let norm = interval_norms.iter().sum::<f32>() / interval_norms.len() as f32;
             let eta = elapsed / (step - start) as f64 * (config.steps - step) as f64;
             if config.verbose {
                 println!(
-                    "step {step:>5}/{} | loss {mean:.4} | lr {lr:.2e} | {:.1}k tok/s | {} elapsed | ETA {}",
+                    "step {step:>5}/{} | loss {mean:.4} | lr {lr:.2e} | grad norm {norm:.2} | {:.1}k tok/s | {} elapsed | ETA {}",
                     config.steps,
                     tokens_per_s / 1e3,
                     clock(elapsed),
@@ -330,6 +336,7 @@ pub fn train(
                 ..Record::default()
             });
             interval_losses.clear();
+            interval_norms.clear();
             interval_s = 0.0;
         }
         let interrupted = INTERRUPTED.load(Ordering::SeqCst);

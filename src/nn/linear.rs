@@ -1,13 +1,13 @@
 //! A fully connected layer: y = x W^T + b.
 
-use super::init::{normal, zeros, INIT_STD};
+use super::init::{linear_std, normal, zeros};
 use crate::{ParamId, Params, Tape, Var};
 use rand::Rng;
 
 /// y = x W^T + b, with W stored as [out, in] (PyTorch's layout, so checkpoints load there
 /// unchanged) and read transposed through strides, not copied.
 ///
-/// Init: W ~ normal(0, 0.02), b = 0.
+/// Init: W ~ normal(0, 1/sqrt(3 d_in)) (PyTorch's scale, see `init.rs`), b = 0.
 #[derive(Clone, Debug)]
 pub struct Linear {
     /// [out, in]
@@ -23,7 +23,7 @@ pub struct Linear {
 impl Linear {
     /// Register `{name}.weight` (and `{name}.bias`) in `params`.
     pub fn new(params: &mut Params, name: &str, d_in: usize, d_out: usize, bias: bool, rng: &mut impl Rng) -> Linear {
-        let weight = params.add(format!("{name}.weight"), normal(&[d_out, d_in], INIT_STD, rng));
+        let weight = params.add(format!("{name}.weight"), normal(&[d_out, d_in], linear_std(d_in), rng));
         let bias = bias.then(|| params.add(format!("{name}.bias"), zeros(&[d_out])));
         Linear {
             weight,

@@ -3,7 +3,7 @@
 //! GPT-2) or a matrix of its own.
 
 use super::embedding::Embedding;
-use super::init::{normal, zeros, INIT_STD};
+use super::init::{linear_std, normal, zeros};
 use crate::{ParamId, Params, Tape, Var};
 use rand::Rng;
 
@@ -17,14 +17,14 @@ pub struct OutputProjection {
 }
 
 impl OutputProjection {
-    /// Tied to `embedding` when `tie` is true; otherwise a new W ~ normal(0, 0.02).
+    /// Tied to `embedding` when `tie` is true; otherwise a new W ~ normal(0, 1/sqrt(3 d)), a linear layer's init.
     pub fn new(params: &mut Params, name: &str, embedding: &Embedding, tie: bool, rng: &mut impl Rng) -> Self {
         let weight = if tie {
             embedding.weight
         } else {
             params.add(
                 format!("{name}.weight"),
-                normal(&[embedding.vocab, embedding.d], INIT_STD, rng),
+                normal(&[embedding.vocab, embedding.d], linear_std(embedding.d), rng),
             )
         };
         let bias = params.add(format!("{name}.bias"), zeros(&[embedding.vocab]));

@@ -8,10 +8,13 @@
 //!   L = mean over M of CE(z_M, x_M)
 
 use super::mlm::{mlm_loss, MaskedBatch};
+use crate::checkpoint;
 use crate::nn::{Encoder, MlmHead, Tokens, TransformerConfig};
+use crate::tokenizer::Tokenizer;
 use crate::{CrossEntropy, Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::path::Path;
 
 /// Encoder (parameters `encoder.*`) and MLM head (`mlm_head.*`).
 #[derive(Clone, Debug)]
@@ -47,6 +50,20 @@ impl MaskedLm {
             rng,
         );
         Ok(MaskedLm { encoder, head })
+    }
+
+    /// Rebuild a trained model from a checkpoint the trainer wrote: its config and tokenizer
+    /// come from the metadata, its parameters from the tensors (optimizer state is skipped).
+    pub fn load(path: &Path) -> Result<(MaskedLm, Params, Tokenizer), String> {
+        let mut ckpt = checkpoint::read(path).map_err(|e| e.to_string())?;
+        let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
+        let config = TransformerConfig::from_metadata(&ckpt.metadata).map_err(in_file)?;
+        let tokenizer = Tokenizer::from_metadata(&ckpt.metadata).map_err(in_file)?;
+        let mut params = Params::new();
+        let model = MaskedLm::new(&mut params, &config, &mut StdRng::seed_from_u64(0)).map_err(in_file)?;
+        ckpt.tensors.retain(|name, _| params.find(name).is_some());
+        checkpoint::assign(path, ckpt, &mut params).map_err(|e| e.to_string())?;
+        Ok((model, params, tokenizer))
     }
 
     /// z_M: logits at the given flat positions (b * T + i) of `x`, `[positions.len(), V]`.

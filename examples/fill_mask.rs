@@ -1,0 +1,73 @@
+//! Fill in the `[MASK]`s of a sentence with a model the `mlm` example trained.
+//!
+//!   cargo run --release --example mlm                       # trains, writes runs/mlm/checkpoint.safetensors
+//!   cargo run --release --example fill_mask -- "To be, or not to b[MASK]: that is the qu[MASK]stion."
+//!   cargo run --release --example fill_mask -- --checkpoint other/checkpoint.safetensors --top 10 "..."
+//!
+//! For each `[MASK]` it prints the model's top guesses with their probabilities, then the
+//! sentence with every mask replaced by its most probable token.
+
+use microlm::cli::{check, Flags};
+use microlm::nn::Tokens;
+use microlm::objectives::MaskedLm;
+use std::path::PathBuf;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<(), String> {
+    microlm::init_threads_from_env();
+    let mut flags = Flags::from_env()?;
+    let path: PathBuf = flags.get("checkpoint", PathBuf::from("runs/mlm/checkpoint.safetensors"))?;
+    let top: usize = flags.get("top", 5)?;
+    flags.finish()?;
+    check(top >= 1, "top", top, "must be at least 1")?;
+    let sentence = match flags.positional() {
+        [s] => s.clone(),
+        _ => return Err("give one sentence with [MASK] in it, e.g. \"To be, or not to b[MASK]\"".into()),
+    };
+    let (model, params, tokenizer) =
+        MaskedLm::load(&path).map_err(|e| format!("{e}\n(train a model first: cargo run --release --example mlm)"))?;
+    check(top <= tokenizer.vocab_size(), "top", top, "exceeds the vocabulary")?;
+
+    // The text between the masks is tokenized as usual; each [MASK] becomes the mask id.
+    let mask = tokenizer.special("[MASK]");
+    let mut ids = Vec::new();
+    let mut positions = Vec::new();
+    for (i, piece) in sentence.split("[MASK]").enumerate() {
+        if i > 0 {
+            positions.push(ids.len());
+            ids.push(mask);
+        }
+        ids.extend(tokenizer.encode(piece));
+    }
+    if positions.is_empty() {
+        return Err(format!("the sentence {sentence:?} has no [MASK] to fill"));
+    }
+    let max_len = model.encoder.config.max_len;
+    if ids.len() > max_len {
+        return Err(format!(
+            "the sentence is {} tokens long; this model reads at most {max_len}",
+            ids.len()
+        ));
+    }
+    let n = ids.len();
+    let probs = model.probabilities(&params, &Tokens::new(ids.clone(), 1, n), &positions);
+    let mut filled = ids.clone();
+    for (k, (&p, row)) in positions.iter().zip(&probs).enumerate() {
+        let mut order: Vec<usize> = (0..row.len()).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        let guesses: Vec<String> = order[..top]
+            .iter()
+            .map(|&v| format!("{:?} {:.3}", tokenizer.decode(&[v]), row[v]))
+            .collect();
+        println!("[MASK] {} (token {p}): {}", k + 1, guesses.join("  "));
+        filled[p] = order[0];
+    }
+    println!("\n{}", tokenizer.decode(&filled));
+    Ok(())
+}
