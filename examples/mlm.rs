@@ -43,9 +43,27 @@ fn main() {
     }
 }
 
+const USAGE: &str = "cargo run --release --example mlm -- [flags]
+  --steps N          updates (1300)               --corpus PATH     text file (data/tinyshakespeare.txt)
+  --tokenizer K      char or bpe (char)           --bpe-vocab N     BPE vocabulary size (512)
+  --d-model N        width (128)                  --layers N        encoder layers (4)
+  --heads N          attention heads (4)          --seq-len N       tokens per sequence (128)
+  --max-len N        positional table (128)       --batch N         sequences per update (32)
+  --dropout P        dropout (0)                  --tie B           tie the output to the input embedding (true)
+  --head-transform B BERT's Linear-GELU-LN before the output projection (true); false = the reference script's plain head
+  --lr X             peak learning rate (1e-3)    --min-lr X        cosine floor (1e-4)
+  --warmup N         warmup updates (100)         --grad-clip X     global norm clip (1.0)
+  --eval-every N     validate every N (100)       --seed N          seed (0)
+  --resume PATH      continue a checkpoint        --out DIR         output directory (runs/mlm)
+Threads: MICROLM_THREADS=n (default: all cores).";
+
 fn run() -> Result<(), String> {
     microlm::init_threads_from_env();
     let mut flags = Flags::from_env()?;
+    if flags.wants_help() {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let steps: usize = flags.get("steps", 1300)?;
     let corpus: PathBuf = flags.get("corpus", PathBuf::from("data/tinyshakespeare.txt"))?;
     let tokenizer_kind: String = flags.get("tokenizer", "char".to_string())?;
@@ -58,6 +76,7 @@ fn run() -> Result<(), String> {
     let batch: usize = flags.get("batch", 32)?;
     let dropout: f32 = flags.get("dropout", 0.0)?;
     let tie: bool = flags.get("tie", true)?;
+    let head_transform: bool = flags.get("head-transform", true)?;
     let lr: f32 = flags.get("lr", 1e-3)?;
     let min_lr: f32 = flags.get("min-lr", 1e-4)?;
     let warmup: usize = flags.get("warmup", 100)?;
@@ -124,9 +143,9 @@ fn run() -> Result<(), String> {
         .validate()
         .map_err(|e| format!("{e} (check --d-model, --heads, --layers, --dropout)"))?;
     let mut params = Params::new();
-    let model = MaskedLm::new(&mut params, &config, &mut StdRng::seed_from_u64(seed))?;
+    let model = MaskedLm::with_head(&mut params, &config, head_transform, &mut StdRng::seed_from_u64(seed))?;
     let mut optimizer = Optimizer::AdamW(AdamW::new(&params, lr));
-    let mut metadata = config.to_metadata();
+    let mut metadata = model.metadata();
     metadata.extend(tokenizer.to_metadata());
     let start = match &resume {
         Some(path) => {

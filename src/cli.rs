@@ -21,6 +21,7 @@ pub struct Flags {
     values: BTreeMap<String, String>,
     positional: Vec<String>,
     read: Vec<String>,
+    help: bool,
 }
 
 impl Flags {
@@ -29,11 +30,16 @@ impl Flags {
         Flags::parse(std::env::args().skip(1))
     }
 
-    /// Parse `--name value`, `--name=value` and positional words. A flag given twice is an error.
+    /// Parse `--name value`, `--name=value`, `--help` and positional words. A flag given twice
+    /// is an error.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
         let mut flags = Flags::default();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
+            if arg == "--help" || arg == "-h" {
+                flags.help = true;
+                continue;
+            }
             let Some(name) = arg.strip_prefix("--") else {
                 flags.positional.push(arg);
                 continue;
@@ -70,6 +76,11 @@ impl Flags {
             None => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|e| format!("--{name} {v}: {e}")),
         }
+    }
+
+    /// True if `--help` or `-h` was given.
+    pub fn wants_help(&self) -> bool {
+        self.help
     }
 
     /// The words that were not flags.

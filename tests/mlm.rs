@@ -233,7 +233,7 @@ fn hidden_states_outside_m_get_exactly_zero_gradient_through_the_head() {
     let mut rng = StdRng::seed_from_u64(5);
     let mut params = Params::new();
     let embedding = Embedding::new(&mut params, "emb", 40, 8, &mut rng);
-    let head = MlmHead::new(&mut params, "head", &embedding, true, 1e-5, &mut rng);
+    let head = MlmHead::new(&mut params, "head", &embedding, true, true, 1e-5, &mut rng);
     let h = Tensor::from_shape_fn(vec![6, 8], |_| rng.random::<f32>() - 0.5);
     let mut tape = Tape::new();
     let hv = tape.input(h);

@@ -256,3 +256,29 @@ fn a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint() {
         "the failed step must not have changed the parameters"
     );
 }
+
+#[test]
+fn a_trained_checkpoint_loads_for_inference_with_the_same_predictions() {
+    let (mut params, model, mut opt, _) = setup(false);
+    let dir = out_dir("inference");
+    let mut meta = model.metadata();
+    let tokenizer =
+        microlm::tokenizer::Tokenizer::Char(microlm::tokenizer::CharTokenizer::from_text("abcdefghijklmnopqrs"));
+    meta.extend(tokenizer.to_metadata());
+    train(
+        &train_config(3, dir.clone()),
+        0,
+        &mut params,
+        &mut opt,
+        &meta,
+        loss_of_step(&model),
+        no_eval,
+    )
+    .unwrap();
+    let (loaded, loaded_params, loaded_tokenizer) = MaskedLm::load(&dir.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(loaded_tokenizer, tokenizer);
+    let x = Tokens::new((5..21).collect(), 1, 16);
+    let want = model.probabilities(&params, &x, &[2, 9]);
+    let got = loaded.probabilities(&loaded_params, &x, &[2, 9]);
+    assert_eq!(want, got);
+}

@@ -17,37 +17,48 @@ use rand::Rng;
 /// (and `{name}.output.weight` when untied).
 #[derive(Clone, Debug)]
 pub struct MlmHead {
-    /// W, b: [d, d].
-    pub transform: Linear,
-    /// LN after the GELU.
-    pub norm: LayerNorm,
+    /// W, b: [d, d], and the LN after the GELU; `None` for a plain projection
+    /// (logits_i = E h_i + b_out, the head of the PyTorch reference script `torch_mlm.py`).
+    pub transform: Option<(Linear, LayerNorm)>,
     /// E (tied or not) and b_out.
     pub output: OutputProjection,
 }
 
 impl MlmHead {
-    /// A head over hidden states of width `embedding.d`, projecting to `embedding.vocab` ids.
+    /// A head over hidden states of width `embedding.d`, projecting to `embedding.vocab` ids;
+    /// `transform` chooses BERT's head (true) or a plain projection (false).
     pub fn new(
         params: &mut Params,
         name: &str,
         embedding: &Embedding,
         tie: bool,
+        transform: bool,
         layer_norm_eps: f32,
         rng: &mut impl Rng,
     ) -> MlmHead {
         let d = embedding.d;
+        let transform = transform.then(|| {
+            (
+                Linear::new(params, &format!("{name}.transform"), d, d, true, rng),
+                LayerNorm::new(params, &format!("{name}.norm"), d, layer_norm_eps),
+            )
+        });
         MlmHead {
-            transform: Linear::new(params, &format!("{name}.transform"), d, d, true, rng),
-            norm: LayerNorm::new(params, &format!("{name}.norm"), d, layer_norm_eps),
+            transform,
             output: OutputProjection::new(params, &format!("{name}.output"), embedding, tie, rng),
         }
     }
 
     /// h [..., d] -> logits [..., vocab].
     pub fn forward(&self, tape: &mut Tape, params: &Params, h: Var) -> Var {
-        let t = self.transform.forward(tape, params, h); // W h + b
-        let t = tape.gelu(t);
-        let t = self.norm.forward(tape, params, t); // LN(gelu(W h + b))
+        let t = match &self.transform {
+            Some((linear, norm)) => {
+                let t = linear.forward(tape, params, h); // W h + b
+                let t = tape.gelu(t);
+                norm.forward(tape, params, t) // LN(gelu(W h + b))
+            }
+            None => h,
+        };
         self.output.forward(tape, params, t) // E t + b_out
     }
 }

@@ -14,6 +14,7 @@ use crate::tokenizer::Tokenizer;
 use crate::{CrossEntropy, Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Encoder (parameters `encoder.*`) and MLM head (`mlm_head.*`).
@@ -38,18 +39,38 @@ pub struct MlmEvaluation {
 }
 
 impl MaskedLm {
-    /// Build the model for `config`; an invalid config is refused with the field named.
+    /// Build the model for `config` with BERT's head (transform, then the projection); an
+    /// invalid config is refused with the field named.
     pub fn new(params: &mut Params, config: &TransformerConfig, rng: &mut impl Rng) -> Result<MaskedLm, String> {
+        MaskedLm::with_head(params, config, true, rng)
+    }
+
+    /// [`MaskedLm::new`] with the choice of head: `head_transform` false gives a plain projection
+    /// from the final hidden states, as the PyTorch reference script has.
+    pub fn with_head(
+        params: &mut Params,
+        config: &TransformerConfig,
+        head_transform: bool,
+        rng: &mut impl Rng,
+    ) -> Result<MaskedLm, String> {
         let encoder = Encoder::new(params, "encoder", config, rng)?;
         let head = MlmHead::new(
             params,
             "mlm_head",
             &encoder.embed.token,
             config.tie_embeddings,
+            head_transform,
             config.layer_norm_eps,
             rng,
         );
         Ok(MaskedLm { encoder, head })
+    }
+
+    /// What a checkpoint needs to rebuild this model: the config, and `mlm.head_transform`.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        let mut m = self.encoder.config.to_metadata();
+        m.insert("mlm.head_transform".into(), self.head.transform.is_some().to_string());
+        m
     }
 
     /// Rebuild a trained model from a checkpoint the trainer wrote: its config and tokenizer
@@ -60,7 +81,9 @@ impl MaskedLm {
         let config = TransformerConfig::from_metadata(&ckpt.metadata).map_err(in_file)?;
         let tokenizer = Tokenizer::from_metadata(&ckpt.metadata).map_err(in_file)?;
         let mut params = Params::new();
-        let model = MaskedLm::new(&mut params, &config, &mut StdRng::seed_from_u64(0)).map_err(in_file)?;
+        let head_transform = ckpt.metadata.get("mlm.head_transform").map(String::as_str) != Some("false");
+        let model = MaskedLm::with_head(&mut params, &config, head_transform, &mut StdRng::seed_from_u64(0))
+            .map_err(in_file)?;
         ckpt.tensors.retain(|name, _| params.find(name).is_some());
         checkpoint::assign(path, ckpt, &mut params).map_err(|e| e.to_string())?;
         Ok((model, params, tokenizer))

@@ -1,0 +1,44 @@
+//! The examples' flag reader, and the tokenizer stored in checkpoint metadata.
+
+use microlm::cli::{check, Flags};
+use microlm::tokenizer::{BpeTokenizer, CharTokenizer, Tokenizer};
+
+fn parse(args: &[&str]) -> Result<Flags, String> {
+    Flags::parse(args.iter().map(|s| s.to_string()))
+}
+
+#[test]
+fn flags_report_every_mistake_by_name() {
+    assert_eq!(parse(&["--steps"]).unwrap_err(), "--steps needs a value");
+    assert_eq!(parse(&["--lr", "1", "--lr", "2"]).unwrap_err(), "--lr is given twice");
+    let mut f = parse(&["--steps", "ten"]).unwrap();
+    let e = f.get("steps", 1usize).unwrap_err();
+    assert!(e.starts_with("--steps ten: "), "{e}");
+    let mut f = parse(&["--step", "10"]).unwrap();
+    assert_eq!(f.get("steps", 1usize).unwrap(), 1);
+    let e = f.finish().unwrap_err();
+    assert!(e.contains("unknown flag --step") && e.contains("--steps"), "{e}");
+    assert_eq!(
+        check(false, "lr", -1.0, "must be positive").unwrap_err(),
+        "--lr -1: must be positive"
+    );
+    assert!(parse(&["-h"]).unwrap().wants_help());
+}
+
+#[test]
+fn tokenizers_round_trip_through_metadata() {
+    let text = "First Citizen:\nBefore we proceed any further, hear me speak.\n";
+    for tok in [
+        Tokenizer::Char(CharTokenizer::from_text(text)),
+        Tokenizer::Bpe(BpeTokenizer::train(text, 256 + 5 + 12)),
+    ] {
+        let back = Tokenizer::from_metadata(&tok.to_metadata()).unwrap();
+        assert_eq!(back, tok);
+        assert_eq!(back.encode("hear me"), tok.encode("hear me"));
+        assert_eq!(back.decode(&[back.special("[MASK]")]), "[MASK]");
+    }
+    let mut bad = Tokenizer::Bpe(BpeTokenizer::train(text, 263)).to_metadata();
+    bad.insert("tokenizer.merges".into(), "97 98,999 1".into());
+    let e = Tokenizer::from_metadata(&bad).unwrap_err();
+    assert!(e.contains("merge 1") && e.contains("999 1"), "{e}");
+}
