@@ -17,8 +17,15 @@
 //!    batches (the same windows and masks every time, whatever the seed).
 //! 5. At the end it fills in masked characters of validation lines, showing its top 5 guesses.
 //!
-//! Output in `--out` (default `runs/mlm`): `checkpoint.safetensors` (model, optimizer, step;
-//! Ctrl-C saves one too), `metrics.csv`, and `loss.svg` (open it in a browser).
+//! Output in `--out` (default `runs/mlm`): `checkpoint.safetensors` (model, optimizer, step,
+//! seed, config and tokenizer; Ctrl-C saves one too), `metrics.csv`, and `loss.svg` (open it in
+//! a browser). `--resume` with the same flags continues exactly as if never stopped; a checkpoint
+//! whose config differs from the flags is refused, naming each difference.
+//!
+//! The model is BERT's shape: the toy encoder (pre-LN, sinusoidal positions, no dropout by
+//! default), then the MLM head Linear-GELU-LayerNorm and the output projection tied to the
+//! token embedding. `--tie false --head-transform false` gives exactly the architecture of the
+//! PyTorch reference script `torch_mlm.py` (NOTES.md §13 compares the two).
 
 use microlm::cli::{check, Flags};
 use microlm::data::{load_text, split, Windows};

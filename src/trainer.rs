@@ -195,30 +195,30 @@ pub fn load_checkpoint(
     Ok((step, metadata))
 }
 
-/// Refuse a checkpoint whose metadata disagrees with `expected` on any key.
+/// Refuse a checkpoint whose metadata disagrees with `expected` on any key; the error lists
+/// every difference.
 pub fn check_metadata(
     path: &Path,
     found: &BTreeMap<String, String>,
     expected: &BTreeMap<String, String>,
 ) -> Result<(), String> {
-    for (key, want) in expected {
-        match found.get(key) {
-            Some(have) if have == want => {}
-            Some(have) => {
-                return Err(format!(
-                    "checkpoint {} has {key} = {have}, but this run asks for {key} = {want}",
-                    path.display()
-                ))
-            }
-            None => {
-                return Err(format!(
-                    "checkpoint {} has no {key} (this run asks for {want})",
-                    path.display()
-                ))
-            }
-        }
+    let differences: Vec<String> = expected
+        .iter()
+        .filter(|(key, want)| found.get(*key) != Some(*want))
+        .map(|(key, want)| match found.get(key) {
+            Some(have) => format!("{key} is {have} there, {want} here"),
+            None => format!("{key} is missing there, {want} here"),
+        })
+        .collect();
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "checkpoint {} was made with another configuration than this run asks for: {}",
+            path.display(),
+            differences.join("; ")
+        ))
     }
-    Ok(())
 }
 
 /// Train from update `start` (0, or the step a checkpoint returned) to `config.steps`.
