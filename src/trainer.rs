@@ -240,6 +240,9 @@ pub fn train(
     mut evaluate: impl FnMut(&Params) -> Evaluation,
 ) -> Result<TrainReport, String> {
     config.validate()?;
+    if start > config.steps {
+        return Err(format!("cannot start at step {start} of a {}-step run", config.steps));
+    }
     std::fs::create_dir_all(&config.out_dir)
         .map_err(|e| format!("cannot create output directory {}: {e}", config.out_dir.display()))?;
     let title = format!("training loss, {}", config.out_dir.display());
