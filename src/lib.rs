@@ -61,6 +61,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod generate;
 pub mod gradcheck;
 pub mod gradients;
 pub mod kernels;

@@ -1,0 +1,56 @@
+//! Causal language modelling (CLM), the objective GPT pretrains with:
+//!
+//!   L_CLM = -(1/|T|) sum_{t in T} log P(x_{t+1} | x_{<=t})
+//!
+//! Source: Radford et al., 2019, "Language Models are Unsupervised Multitask Learners" (GPT-2),
+//! section 2; the shift follows transformers' `GPT2LMHeadModel` (logits[:, :-1] scored against
+//! labels[:, 1:]), as `objectives.md` §4 specifies.
+//!
+//! - There is no corruption: the model reads x unchanged, under a causal mask, so position t
+//!   sees x_0..=x_t only.
+//! - Labels are the inputs themselves, passed unshifted; the shift happens here: the logits at
+//!   t are scored against x_{t+1}.
+//! - T holds every t with t + 1 < n_b (sequence b's real length): a sequence of n tokens gives
+//!   n - 1 targets, the first token is never a target, and the last position's logits are unused.
+//! - Padding is ignored through the lengths (the attention mask), never by matching a token id:
+//!   if PAD were also EOS, matching the id would drop real EOS targets.
+//! - The loss is one mean over all targets of the batch, with the sum and |T| beside it; a batch
+//!   with no target (every n_b <= 1) gives 0.
+
+use crate::nn::Tokens;
+use crate::{CrossEntropy, Tape, Var};
+
+/// The target of every position of `x`: `Some(x_{t+1})` for t in T, `None` elsewhere (the last
+/// real position of each sequence and its padding).
+///
+/// ```
+/// use microlm::nn::Tokens;
+/// use microlm::objectives::clm::next_token_targets;
+/// let x = Tokens::new(vec![7, 8, 9, 0], 1, 4).with_lengths(vec![3]); // 0 is padding
+/// assert_eq!(next_token_targets(&x), vec![Some(8), Some(9), None, None]);
+/// ```
+pub fn next_token_targets(x: &Tokens) -> Vec<Option<usize>> {
+    let (batch, seq_len) = (x.batch, x.seq_len);
+    let mut targets = vec![None; batch * seq_len];
+    for b in 0..batch {
+        let n_b = x.lengths.as_ref().map_or(seq_len, |l| l[b]);
+        for t in 0..n_b.saturating_sub(1) {
+            targets[b * seq_len + t] = Some(x.ids[b * seq_len + t + 1]); // x_{t+1}
+        }
+    }
+    targets
+}
+
+/// L_CLM from the logits of every position, `[B, T, V]`, and the unshifted inputs `x`.
+///
+/// dL/dz_t = (softmax(z_t) - onehot(x_{t+1})) / |T| for t in T, exactly 0 elsewhere.
+pub fn clm_loss(tape: &mut Tape, logits: Var, x: &Tokens) -> CrossEntropy {
+    let shape = tape.shape(logits).to_vec();
+    assert!(
+        shape.len() == 3 && shape[0] == x.batch && shape[1] == x.seq_len,
+        "clm_loss: logits {shape:?} do not match tokens [{}, {}]",
+        x.batch,
+        x.seq_len
+    );
+    tape.cross_entropy(logits, &next_token_targets(x))
+}

@@ -1,0 +1,257 @@
+//! Generation: the KV cache gives the full forward's logits and tokens, the window slides by
+//! the documented rule, and sampling keeps to its rules.
+
+use microlm::generate::{full_forward_logits, generate, prefill, step, Generation, KvCache, Sampling};
+use microlm::nn::{Decoder, NormPlacement, Tokens, TransformerConfig};
+use microlm::{Params, Tape};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const VOCAB: usize = 13;
+const MAX_LEN: usize = 12;
+const TOL: f32 = 1e-5;
+
+/// A small decoder whose every parameter (LayerNorm gains and biases included) is perturbed
+/// away from its init, so that no term of the model can be dropped unnoticed.
+fn model(norm: NormPlacement) -> (Decoder, Params) {
+    let config = TransformerConfig {
+        vocab_size: VOCAB,
+        d_model: 16,
+        heads: 2,
+        layers: 2,
+        d_ff: 32,
+        max_len: MAX_LEN,
+        dropout: 0.0,
+        norm,
+        ..TransformerConfig::toy(VOCAB)
+    };
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut params = Params::new();
+    let decoder = Decoder::new(&mut params, "decoder", &config, &mut rng).unwrap();
+    let ids: Vec<_> = params.ids().collect();
+    for id in ids {
+        params
+            .value_mut(id)
+            .iter_mut()
+            .for_each(|w| *w += rng.random::<f32>() * 0.4 - 0.2);
+    }
+    (decoder, params)
+}
+
+const NORMS: [NormPlacement; 2] = [NormPlacement::Pre, NormPlacement::Post];
+
+fn run(d: &Decoder, p: &Params, prompt: &[usize], n: usize, s: &Sampling, cache: bool, seed: u64) -> Generation {
+    generate(d, p, prompt, n, s, cache, &mut StdRng::seed_from_u64(seed)).unwrap()
+}
+
+/// The model's own full forward over `context`, every position's logits.
+fn forward_rows(d: &Decoder, p: &Params, context: &[usize]) -> Vec<Vec<f32>> {
+    let mut tape = Tape::no_grad();
+    let tokens = Tokens::new(context.to_vec(), 1, context.len());
+    let logits = d.forward(&mut tape, p, &tokens, &mut StdRng::seed_from_u64(0));
+    let v = tape.value(logits);
+    (0..context.len())
+        .map(|t| (0..VOCAB).map(|j| v[[0, t, j]]).collect())
+        .collect()
+}
+
+fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(diff <= TOL, "{what}: max |diff| = {diff}\n{a:?}\n{b:?}");
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
+#[test]
+fn cached_and_uncached_give_the_same_tokens_and_logits() {
+    let samplings = [
+        Sampling::Greedy,
+        Sampling::TopK { k: 4, temperature: 0.8 },
+        Sampling::Temperature(1.3),
+    ];
+    for norm in NORMS {
+        let (d, p) = model(norm);
+        for s in &samplings {
+            let cached = run(&d, &p, &[1, 5, 9], 30, s, true, 42);
+            let uncached = run(&d, &p, &[1, 5, 9], 30, s, false, 42);
+            assert_eq!(cached.tokens.len(), 30);
+            assert_eq!(cached.tokens, uncached.tokens, "{norm:?} {s:?}");
+            for (i, (a, b)) in cached.logits.iter().zip(&uncached.logits).enumerate() {
+                assert_close(&format!("{norm:?} {s:?} step {i}"), a, b);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_cached_step_matches_the_full_forward() {
+    for norm in NORMS {
+        let (d, p) = model(norm);
+        let context: Vec<usize> = (0..MAX_LEN).map(|i| (i * 5 + 3) % VOCAB).collect();
+        let full = forward_rows(&d, &p, &context);
+        // The first cached step of generation: the prompt's last position.
+        let g = run(&d, &p, &context[..3], 1, &Sampling::Greedy, true, 0);
+        assert_close(&format!("{norm:?} generate"), &g.logits[0], &full[2]);
+        // Prefill one token, then one step per position up to max_len.
+        let mut cache = KvCache::new(&d);
+        assert_close(
+            &format!("{norm:?} prefill"),
+            &prefill(&d, &p, &mut cache, &context[..1]),
+            &full[0],
+        );
+        for t in 1..MAX_LEN {
+            let logits = step(&d, &p, &mut cache, context[t]);
+            assert_close(&format!("{norm:?} step at position {t}"), &logits, &full[t]);
+            assert_eq!(cache.positions, t + 1);
+            assert_eq!(cache.keys[0].shape(), &[1, 2, t + 1, 8]);
+        }
+        // A prefill of several positions gives the last one's logits.
+        let mut cache = KvCache::new(&d);
+        assert_close(
+            &format!("{norm:?} prefill 7"),
+            &prefill(&d, &p, &mut cache, &context[..7]),
+            &full[6],
+        );
+        assert_close(
+            &format!("{norm:?} full_forward_logits"),
+            &full_forward_logits(&d, &p, &context),
+            &full[11],
+        );
+    }
+}
+
+/// Replays the documented window rule independently and checks each step's logits against the
+/// model's forward over the context that rule gives.
+fn check_window(d: &Decoder, p: &Params, prompt: &[usize], g: &Generation, what: &str) {
+    let keep = MAX_LEN / 2;
+    let mut context: Vec<usize> = prompt[prompt.len().saturating_sub(MAX_LEN)..].to_vec();
+    for (i, &token) in g.tokens.iter().enumerate() {
+        let expected = forward_rows(d, p, &context).pop().unwrap();
+        assert_close(
+            &format!("{what} step {i}, context {context:?}"),
+            &g.logits[i],
+            &expected,
+        );
+        context.push(token);
+        if context.len() > MAX_LEN {
+            context = context[context.len() - keep..].to_vec();
+        }
+    }
+}
+
+#[test]
+fn the_window_slides_by_the_documented_rule() {
+    for norm in NORMS {
+        let (d, p) = model(norm);
+        for cache in [true, false] {
+            let prompt = [1, 5, 9];
+            let g = run(&d, &p, &prompt, 30, &Sampling::Temperature(1.0), cache, 3);
+            check_window(&d, &p, &prompt, &g, &format!("{norm:?} cache {cache}"));
+            // A prompt longer than max_len is cut to its last max_len tokens.
+            let long: Vec<usize> = (0..20).map(|i| (i * 7 + 2) % VOCAB).collect();
+            let g = run(&d, &p, &long, 10, &Sampling::Greedy, cache, 3);
+            check_window(&d, &p, &long, &g, &format!("{norm:?} cache {cache} long prompt"));
+        }
+    }
+}
+
+#[test]
+fn greedy_takes_the_argmax_of_its_logits() {
+    for norm in NORMS {
+        let (d, p) = model(norm);
+        let g = run(&d, &p, &[4], 20, &Sampling::Greedy, true, 0);
+        for (token, logits) in g.tokens.iter().zip(&g.logits) {
+            assert_eq!(*token, argmax(logits));
+        }
+        assert_eq!(
+            Sampling::Greedy.sample(&[0.5, 2.0, 2.0, 1.0], &mut StdRng::seed_from_u64(0)),
+            Ok(1)
+        );
+    }
+}
+
+#[test]
+fn top_k_draws_only_from_the_top_k_with_softmax_frequencies() {
+    // Ids 1, 2, 3 tie at 2.0; with k = 2 the tie goes to the lower ids, 1 and 2.
+    let logits = [0.0, 2.0, 2.0, 2.0, 3.0, -1.0, 1.5];
+    let s = Sampling::TopK { k: 3, temperature: 0.7 };
+    let allowed = [4, 1, 2];
+    let z: Vec<f64> = allowed.iter().map(|&i| (logits[i] as f64 / 0.7).exp()).collect();
+    let total: f64 = z.iter().sum();
+    let mut rng = StdRng::seed_from_u64(11);
+    let draws = 20_000;
+    let mut counts = [0usize; 7];
+    for _ in 0..draws {
+        counts[s.sample(&logits, &mut rng).unwrap()] += 1;
+    }
+    for id in 0..7 {
+        if let Some(j) = allowed.iter().position(|&a| a == id) {
+            let freq = counts[id] as f64 / draws as f64;
+            assert!(
+                (freq - z[j] / total).abs() < 0.02,
+                "id {id}: {freq} vs {}",
+                z[j] / total
+            );
+        } else {
+            assert_eq!(counts[id], 0, "id {id} is outside the top 3: {counts:?}");
+        }
+    }
+    // k = 1 is greedy; k past the vocabulary is the whole vocabulary.
+    let one = Sampling::TopK { k: 1, temperature: 5.0 };
+    assert!((0..200).all(|_| one.sample(&logits, &mut rng) == Ok(4)));
+    let all = Sampling::TopK {
+        k: 100,
+        temperature: 1.0,
+    };
+    let mut seen = [false; 7];
+    (0..5000).for_each(|_| seen[all.sample(&logits, &mut rng).unwrap()] = true);
+    assert!(seen.iter().all(|&s| s), "{seen:?}");
+}
+
+#[test]
+fn generated_top_k_tokens_are_in_the_top_k_of_their_logits() {
+    let (d, p) = model(NormPlacement::Pre);
+    let g = run(&d, &p, &[2, 3], 40, &Sampling::TopK { k: 2, temperature: 2.0 }, true, 5);
+    for (token, logits) in g.tokens.iter().zip(&g.logits) {
+        let above = logits.iter().filter(|&&l| l > logits[*token]).count();
+        assert!(above < 2, "token {token} has {above} logits above it");
+    }
+    assert!(
+        g.tokens.iter().zip(&g.logits).any(|(t, l)| *t != argmax(l)),
+        "never drew the second"
+    );
+}
+
+#[test]
+fn bad_settings_and_an_empty_prompt_are_errors() {
+    let (d, p) = model(NormPlacement::Pre);
+    let err = |prompt: &[usize], s: Sampling| {
+        generate(&d, &p, prompt, 5, &s, true, &mut StdRng::seed_from_u64(0)).unwrap_err()
+    };
+    for t in [0.0, -1.0, f32::NAN] {
+        assert!(err(&[1], Sampling::Temperature(t)).contains("temperature"));
+        assert!(err(&[1], Sampling::TopK { k: 2, temperature: t }).contains("temperature"));
+    }
+    assert!(err(&[1], Sampling::TopK { k: 0, temperature: 1.0 }).contains("k >= 1"));
+    assert!(err(&[], Sampling::Greedy).contains("prompt is empty"));
+    assert!(err(&[1, VOCAB], Sampling::Greedy).contains("outside the vocabulary"));
+    let bad = Sampling::Temperature(0.0).sample(&[1.0], &mut StdRng::seed_from_u64(0));
+    assert!(bad.unwrap_err().contains("temperature"));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_tokens() {
+    let (d, p) = model(NormPlacement::Post);
+    let s = Sampling::Temperature(1.5);
+    for cache in [true, false] {
+        let a = run(&d, &p, &[7, 1], 25, &s, cache, 99);
+        let b = run(&d, &p, &[7, 1], 25, &s, cache, 99);
+        assert_eq!(a, b);
+        let c = run(&d, &p, &[7, 1], 25, &s, cache, 100);
+        assert_ne!(a.tokens, c.tokens, "another seed should draw other tokens");
+    }
+    assert_eq!(run(&d, &p, &[7], 0, &s, true, 1), Generation::default());
+}
