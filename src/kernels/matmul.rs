@@ -11,6 +11,7 @@
 //! fast on this 2-core machine (see NOTES.md).
 
 use super::broadcast::broadcast_shape;
+use super::vector::dot;
 use ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};
 use rayon::prelude::*;
 
@@ -115,6 +116,20 @@ unsafe fn run_products(
     let (pa, pb) = (SendPtr(a.as_ptr()), SendPtr(b.as_ptr()));
     // One product: C_i = A_i · B_i.
     let product = |i: usize| {
+        if m == 1 && csa == 1 && (rsb == 1 || csb == 1) {
+            // SAFETY: as for sgemm below: offsets and strides come from the views.
+            unsafe {
+                row_times_matrix(
+                    pa.get().offset(a_offsets[i]),
+                    pb.get().offset(b_offsets[i]),
+                    (k, n),
+                    (rsb, csb),
+                    c.get().offset(c_offsets[i]),
+                    csc,
+                )
+            };
+            return;
+        }
         // SAFETY: the A and B offsets come from the views' own strides and stay inside them;
         // the caller guarantees C's; sgemm with beta = 0 writes every element of C_i.
         unsafe {
@@ -142,6 +157,42 @@ unsafe fn run_products(
         (0..nb).into_par_iter().for_each(product);
     } else {
         (0..nb).for_each(product);
+    }
+}
+
+/// One row times a matrix, c = a B (M = 1, as in generating one token at a time), without
+/// sgemm's packing, which for a single row copies all of B to use each element once:
+/// - B's columns contiguous (B = W^T of a row-major W, as in a linear layer): c_j = dot(a, B[:, j]);
+/// - B's rows contiguous: c = sum_p a_p B[p, :], one row at a time.
+///
+/// # Safety
+/// `a` must hold k contiguous elements, `b` a k x n matrix with the given strides (one of them
+/// 1), and `c` n writable elements `csc` apart.
+unsafe fn row_times_matrix(
+    a: *const f32,
+    b: *const f32,
+    (k, n): (usize, usize),
+    (rsb, csb): (isize, isize),
+    c: *mut f32,
+    csc: isize,
+) {
+    let a = std::slice::from_raw_parts(a, k);
+    if rsb == 1 {
+        for j in 0..n {
+            let column = std::slice::from_raw_parts(b.offset(j as isize * csb), k);
+            *c.offset(j as isize * csc) = dot(a, column);
+        }
+    } else {
+        let mut row_sum = vec![0.0f32; n];
+        for (p, &a_p) in a.iter().enumerate() {
+            let row = std::slice::from_raw_parts(b.offset(p as isize * rsb), n);
+            for (acc, &b_pj) in row_sum.iter_mut().zip(row) {
+                *acc += a_p * b_pj;
+            }
+        }
+        for (j, v) in row_sum.into_iter().enumerate() {
+            *c.offset(j as isize * csc) = v;
+        }
     }
 }
 
