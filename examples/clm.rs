@@ -208,7 +208,15 @@ fn run() -> Result<(), String> {
         .take_while(|&s| s + context <= val_ids.len())
         .map(|s| val_ids[s..s + context].to_vec())
         .collect();
-    let val_whole = mean_loss_of(&params, &whole, 1);
+    let whole_batches: Vec<Vec<usize>> = whole.chunks(8).map(|c| c.concat()).collect();
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for (chunk, ids) in whole.chunks(8).zip(&whole_batches) {
+        let rows = chunk.len();
+        let targets = rows * (context - 1);
+        sum += mean_loss_of(&params, std::slice::from_ref(ids), rows) * targets as f64;
+        count += targets;
+    }
+    let val_whole = sum / count as f64;
     let estimate = report.last_eval.map_or(f64::NAN, |e| e.loss);
     println!(
         "\nafter {} steps: validation loss {val_whole:.4} over the whole split ({} windows), {estimate:.4} as the {eval_batches}-batch estimate",

@@ -1,0 +1,83 @@
+//! Continue a prompt with a model the `clm` example trained.
+//!
+//!   cargo run --release --example clm                        # trains, writes runs/clm/checkpoint.safetensors
+//!   cargo run --release --example generate -- "ROMEO:"
+//!   cargo run --release --example generate -- --tokens 300 --temperature 1.0 --top-k 10 --seed 3 "JULIET:"
+//!
+//! Sampling is seeded: the same flags give the same text. `--greedy true` always takes the most
+//! probable character; `--no-cache true` recomputes the whole context for every new character (the
+//! same text, slower). Past the model's context length the window slides (see `src/generate.rs`).
+
+use microlm::checkpoint;
+use microlm::cli::{check, Flags};
+use microlm::generate::{generate, Sampling};
+use microlm::nn::{Decoder, TransformerConfig};
+use microlm::tokenizer::Tokenizer;
+use microlm::Params;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<(), String> {
+    microlm::init_threads_from_env();
+    let mut flags = Flags::from_env()?;
+    let path: PathBuf = flags.get("checkpoint", PathBuf::from("runs/clm/checkpoint.safetensors"))?;
+    let tokens: usize = flags.get("tokens", 500)?;
+    let temperature: f32 = flags.get("temperature", 0.8)?;
+    let top_k: usize = flags.get("top-k", 200)?;
+    let greedy: bool = flags.get("greedy", false)?;
+    let no_cache: bool = flags.get("no-cache", false)?;
+    let seed: u64 = flags.get("seed", 1337)?;
+    flags.finish()?;
+    check(temperature > 0.0, "temperature", temperature, "must be positive")?;
+    check(top_k >= 1, "top-k", top_k, "must be at least 1")?;
+    let prompt = match flags.positional() {
+        [p] => p.clone(),
+        [] => "\n".to_string(),
+        _ => return Err("give one prompt (quote it if it has spaces)".into()),
+    };
+
+    // The model: config and tokenizer from the checkpoint's metadata, then its tensors.
+    let mut ckpt = checkpoint::read(&path)
+        .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example clm)"))?;
+    let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
+    let config = TransformerConfig::from_metadata(&ckpt.metadata).map_err(in_file)?;
+    let tokenizer = Tokenizer::from_metadata(&ckpt.metadata).map_err(in_file)?;
+    let mut params = Params::new();
+    let decoder = Decoder::new(&mut params, "decoder", &config, &mut StdRng::seed_from_u64(0)).map_err(in_file)?;
+    ckpt.tensors.retain(|name, _| params.find(name).is_some()); // skip the optimizer's state
+    checkpoint::assign(&path, ckpt, &mut params).map_err(|e| e.to_string())?;
+
+    let sampling = if greedy {
+        Sampling::Greedy
+    } else {
+        Sampling::TopK { k: top_k, temperature }
+    };
+    let prompt_ids = tokenizer.encode(&prompt);
+    let t = Instant::now();
+    let g = generate(
+        &decoder,
+        &params,
+        &prompt_ids,
+        tokens,
+        &sampling,
+        !no_cache,
+        &mut StdRng::seed_from_u64(seed),
+    )?;
+    let seconds = t.elapsed().as_secs_f64();
+    println!("{prompt}{}", tokenizer.decode(&g.tokens));
+    eprintln!(
+        "\n({tokens} tokens in {seconds:.2} s, {:.0} tokens/s, {})",
+        tokens as f64 / seconds,
+        if no_cache { "no cache" } else { "KV cache" }
+    );
+    Ok(())
+}
