@@ -30,13 +30,16 @@
 //!    splitting and batching a corpus.
 //! 10. [`objectives`]: the pretraining objectives, each opening with its loss formula. Start
 //!     with `mlm.rs` (BERT's masked LM: how positions are chosen and corrupted, and the loss),
-//!     then `mlm_model.rs` (encoder + MLM head, scored only at the masked positions).
+//!     then `mlm_model.rs` (encoder + MLM head, scored only at the masked positions), then
+//!     `clm.rs` (GPT's next-token loss, the shift inside the loss). [`generate`]: sampling text
+//!     from the decoder, with and without a key/value cache.
 //! 11. [`trainer`]: the loop every objective shares (schedule, clipping, validation,
 //!     checkpoints and exact resume), writing [`metrics`] (CSV and an SVG loss curve). [`cli`]
 //!     reads the examples' flags.
 //!
 //! Then run the examples: `mlm` trains a masked LM on Tiny Shakespeare in about five minutes
-//! (`examples/mlm.rs`), `fill_mask` queries it; the numbered tours (`01_autograd_tour.rs`
+//! (`examples/mlm.rs`), `fill_mask` queries it; `clm` trains a GPT-style character model with
+//! nanoGPT's CPU recipe in about a minute and a half, `generate` continues a prompt with it; the numbered tours (`01_autograd_tour.rs`
 //! onwards) walk through the engine and the layers.
 //!
 //! ## A taste
