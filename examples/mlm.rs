@@ -279,6 +279,10 @@ fn show_fill_mask(
         .map(|((i, _), line)| (i + 1, line))
         .filter(|(start, line)| line.chars().count() >= 24 && *start > 2 * seq_len)
         .collect();
+    if lines.is_empty() {
+        println!("  (the validation text has no line of 24 characters or more to show)");
+        return;
+    }
     for _ in 0..4 {
         let (start, line) = lines[rng.random_range(0..lines.len())];
         // Context: the tokens that end with this line, seq_len of them.
@@ -291,6 +295,9 @@ fn show_fill_mask(
         let letters: Vec<usize> = (offset..ids.len())
             .filter(|&p| tokenizer.decode(&ids[p..p + 1]).chars().all(|c| c.is_alphabetic()))
             .collect();
+        if letters.is_empty() {
+            continue;
+        }
         let mut positions: Vec<usize> = (0..3).map(|_| letters[rng.random_range(0..letters.len())]).collect();
         positions.sort_unstable();
         positions.dedup();
