@@ -125,7 +125,7 @@ fn run() -> Result<(), String> {
     let mut metadata = config.to_metadata();
     metadata.extend(tokenizer.to_metadata());
     let start = match &resume {
-        Some(path) => load_checkpoint(path, &mut params, &mut optimizer, &metadata)?.0,
+        Some(path) => load_checkpoint(path, &mut params, &mut optimizer, &metadata, seed)?.0,
         None => 0,
     };
     println!(

@@ -156,14 +156,7 @@ fn run() -> Result<(), String> {
     metadata.extend(tokenizer.to_metadata());
     let start = match &resume {
         Some(path) => {
-            let (step, saved) = load_checkpoint(path, &mut params, &mut optimizer, &metadata)?;
-            let saved_seed = saved.get("train.seed").map_or("?", |s| s.as_str());
-            check(
-                saved_seed == seed.to_string(),
-                "seed",
-                seed,
-                &format!("the checkpoint was trained with --seed {saved_seed}; pass it to continue the run"),
-            )?;
+            let (step, _) = load_checkpoint(path, &mut params, &mut optimizer, &metadata, seed)?;
             check(
                 step < steps,
                 "steps",

@@ -152,16 +152,20 @@ pub fn save_checkpoint(
 
 /// Restore a checkpoint written by [`save_checkpoint`] into `params` and `optimizer`, after
 /// checking that every entry of `expected` (the config the caller built its model from) agrees
-/// with the checkpoint's; the error names the first difference. Returns the step to continue
-/// from and the checkpoint's metadata.
+/// with the checkpoint's, and that it was trained with `seed` (the draws of update s come from
+/// (seed, s), so only the same seed continues the run exactly); the error lists every
+/// difference. Returns the step to continue from and the checkpoint's metadata.
 pub fn load_checkpoint(
     path: &Path,
     params: &mut Params,
     optimizer: &mut Optimizer,
     expected: &BTreeMap<String, String>,
+    seed: u64,
 ) -> Result<(usize, BTreeMap<String, String>), String> {
     let ckpt = checkpoint::read(path).map_err(|e| e.to_string())?;
-    check_metadata(path, &ckpt.metadata, expected)?;
+    let mut expected = expected.clone();
+    expected.insert("train.seed".into(), seed.to_string());
+    check_metadata(path, &ckpt.metadata, &expected)?;
     let field = |k: &str| -> Result<String, String> {
         ckpt.metadata
             .get(k)

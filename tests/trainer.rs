@@ -140,6 +140,7 @@ fn resume_is_exact(sgd: bool) {
         &mut p_resumed,
         &mut opt_resumed,
         &meta,
+        42,
     )
     .unwrap();
     assert_eq!(start, n);
@@ -216,10 +217,13 @@ fn a_checkpoint_with_another_config_is_refused_by_name() {
     .unwrap();
     let (mut p2, _, mut opt2, mut other) = setup(false);
     other.insert("config.layers".into(), "3".into());
-    let e = load_checkpoint(&dir.join("checkpoint.safetensors"), &mut p2, &mut opt2, &other).unwrap_err();
+    let e = load_checkpoint(&dir.join("checkpoint.safetensors"), &mut p2, &mut opt2, &other, 42).unwrap_err();
     assert!(e.contains("config.layers is 2 there, 3 here"), "{e}");
+    let (mut p4, _, mut opt4, meta) = setup(false);
+    let e = load_checkpoint(&dir.join("checkpoint.safetensors"), &mut p4, &mut opt4, &meta, 7).unwrap_err();
+    assert!(e.contains("train.seed is 42 there, 7 here"), "{e}");
     let (mut p3, _, mut sgd, meta) = setup(true);
-    let e = load_checkpoint(&dir.join("checkpoint.safetensors"), &mut p3, &mut sgd, &meta).unwrap_err();
+    let e = load_checkpoint(&dir.join("checkpoint.safetensors"), &mut p3, &mut sgd, &meta, 42).unwrap_err();
     assert!(e.contains("adamw") && e.contains("sgd"), "{e}");
 }
 
@@ -245,7 +249,7 @@ fn a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint() {
     assert!(e.contains("at step 5"), "{e}");
     // The checkpoint of step 4 is intact and loads.
     let (mut p2, _, mut opt2, meta) = setup(false);
-    let (step, _) = load_checkpoint(&path, &mut p2, &mut opt2, &meta).unwrap();
+    let (step, _) = load_checkpoint(&path, &mut p2, &mut opt2, &meta, 42).unwrap();
     assert_eq!(step, 4);
     assert_eq!(
         bits(&p2),
