@@ -11,7 +11,8 @@
 //! prints tokens/s (median) and the process's peak RSS.
 
 use criterion::{Criterion, Throughput};
-use microlm::nn::{Encoder, NormPlacement, OutputProjection, Tokens, TransformerConfig};
+use microlm::data::Batch as Tokens;
+use microlm::nn::{Encoder, NormPlacement, OutputProjection, TransformerConfig};
 use microlm::optim::AdamW;
 use microlm::{AttentionMask, Params, Tape, Tensor};
 use ndarray::IxDyn;

@@ -1,3 +1,5 @@
+//! # 1. The autograd
+//!
 //! A step-through tour of the autograd, on the smallest problem a line cannot solve: XOR.
 //!
 //! 1. Build a 2-layer MLP's parameters.

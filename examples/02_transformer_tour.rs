@@ -1,16 +1,19 @@
+//! # 2. The Transformer
+//!
 //! A tour of the Transformer's layers: build the toy encoder, list its parameters, run one
 //! forward pass, and look at what one attention head does with a padding mask.
 //!
 //! Run it with `cargo run --release --example 02_transformer_tour`.
 
-use microlm::nn::{Encoder, MultiHeadAttention, Tokens, TransformerConfig};
+use microlm::data::Batch;
+use microlm::nn::{Encoder, MultiHeadAttention, TransformerConfig};
 use microlm::{AttentionMask, Params, Tape};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 fn main() {
     microlm::init_threads_from_env();
-    let config = TransformerConfig::toy(67);
+    let config = TransformerConfig::toy(70);
     let mut params = Params::new();
     let mut rng = StdRng::seed_from_u64(0);
     let encoder = Encoder::new(&mut params, "encoder", &config, &mut rng).expect("the toy config is valid");
@@ -29,7 +32,7 @@ fn main() {
     println!("{:<48} {:>12} {:>9}\n", "total", "", params.num_elements());
 
     println!("== one forward pass on 2 sequences of 6 tokens (the second padded to length 4)");
-    let tokens = Tokens::new(vec![5, 9, 12, 7, 30, 2, 8, 8, 41, 3, 0, 0], 2, 6).with_lengths(vec![6, 4]);
+    let tokens = Batch::new(vec![5, 9, 12, 7, 30, 2, 8, 8, 41, 3, 0, 0], 2, 6).with_lengths(vec![6, 4]);
     let mut tape = Tape::no_grad();
     let h = encoder.forward(&mut tape, &params, &tokens, &mut rng);
     println!("hidden states: shape {:?}, {} ops recorded", tape.shape(h), tape.len());
@@ -37,7 +40,7 @@ fn main() {
     println!("\n== attention weights of head 0 for sequence 1 (rows: queries, columns: keys)");
     let mha = MultiHeadAttention::new(&mut params, "demo", 128, 4, &mut rng);
     let mut tape = Tape::no_grad();
-    let x = encoder.embed.forward(&mut tape, &params, &tokens, &mut rng);
+    let x = encoder.embed.forward(&mut tape, &params, &tokens, 0, &mut rng);
     let att = mha.forward(
         &mut tape,
         &params,
@@ -47,6 +50,7 @@ fn main() {
             causal: true,
             key_lengths: Some(vec![6, 4]),
         },
+        None, // no key/value cache
     );
     let w = tape.value(att.weights);
     for i in 0..6 {

@@ -1,3 +1,5 @@
+//! # 3. Tokenizers
+//!
 //! Tokenizers on Tiny Shakespeare: the character vocabulary, then a byte-level BPE trained from
 //! scratch with 2,000 merges, timed, with its first merges and a sample encoding.
 //!

@@ -2,6 +2,13 @@
 //! byte range, then the raw little-endian data), read and written with the `safetensors` crate.
 //! A file we write loads in PyTorch with `safetensors.torch.load_file(path)`.
 //!
+//! Everything about checkpoints lives here:
+//! - the file: [`save`], [`read`], [`load_into`] / [`assign`];
+//! - a training run: [`save_training`] writes the model, the optimizer's state and every
+//!   setting of the run; [`load_training`] restores them after checking that this run asks for
+//!   exactly the same settings ([`check_metadata`] lists every difference);
+//! - inference: [`load_model`] rebuilds a model from the config and tokenizer in the metadata.
+//!
 //! - Every parameter is stored under its name in the [`Params`] store (e.g.
 //!   `encoder.layers.0.self_attn.q_proj.weight`), as F32. A tied weight is stored once.
 //! - String metadata (the model's config, say) goes in the header's `__metadata__`.
@@ -11,6 +18,9 @@
 //!   expects; every error names the file and the offending tensor. A truncated, corrupt or
 //!   hostile file is an error, never a panic.
 
+use crate::nn::TransformerConfig;
+use crate::optim::Optimizer;
+use crate::tokenizer::Tokenizer;
 use crate::{Params, Tensor};
 use ndarray::IxDyn;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -170,4 +180,101 @@ pub fn assign(
         *params.value_mut(id) = t;
     }
     Ok(ckpt.metadata)
+}
+
+/// Save a training run to `path` (atomically): the parameters, the optimizer's state (named
+/// `adamw.*` or `sgd.*`), `train.step` and `metadata`, which holds every setting of the run.
+pub fn save_training(
+    path: &Path,
+    params: &Params,
+    optimizer: &Optimizer,
+    step: usize,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let mut all = params.clone(); // shares storage, copies nothing
+    for (name, tensor) in optimizer.state(params) {
+        all.add(name, tensor);
+    }
+    let mut meta = metadata.clone();
+    meta.insert("train.step".into(), step.to_string());
+    save(path, &all, &meta).map_err(|e| e.to_string())
+}
+
+/// Restore a run written by [`save_training`] into `params` and `optimizer`, after checking
+/// that every entry of `expected` (the settings this run asks for) equals the checkpoint's; the
+/// error lists every difference. Returns the step to continue from.
+pub fn load_training(
+    path: &Path,
+    params: &mut Params,
+    optimizer: &mut Optimizer,
+    expected: &BTreeMap<String, String>,
+) -> Result<usize, String> {
+    let ckpt = read(path).map_err(|e| e.to_string())?;
+    check_metadata(path, &ckpt.metadata, expected)?;
+    let raw = ckpt
+        .metadata
+        .get("train.step")
+        .ok_or_else(|| format!("checkpoint {}: no 'train.step' in its metadata", path.display()))?;
+    let step: usize = raw
+        .parse()
+        .map_err(|e| format!("checkpoint {}: train.step {raw:?}: {e}", path.display()))?;
+    // Model tensors are the ones the parameter store names; the rest are optimizer state.
+    let (model, state): (BTreeMap<_, _>, BTreeMap<_, _>) = ckpt
+        .tensors
+        .into_iter()
+        .partition(|(name, _)| params.find(name).is_some());
+    let model = Checkpoint {
+        tensors: model,
+        metadata: ckpt.metadata,
+    };
+    assign(path, model, params).map_err(|e| e.to_string())?;
+    optimizer
+        .load_state(params, step as u64, &state)
+        .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
+    Ok(step)
+}
+
+/// Refuse a checkpoint whose metadata disagrees with `expected` on any key; the error lists
+/// every difference.
+pub fn check_metadata(
+    path: &Path,
+    found: &BTreeMap<String, String>,
+    expected: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let differences: Vec<String> = expected
+        .iter()
+        .filter(|(key, want)| found.get(*key) != Some(*want))
+        .map(|(key, want)| match found.get(key) {
+            Some(have) => format!("{key} is {have} there, {want} here"),
+            None => format!("{key} is missing there, {want} here"),
+        })
+        .collect();
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "checkpoint {} was made with other settings than this run asks for: {}",
+            path.display(),
+            differences.join("; ")
+        ))
+    }
+}
+
+/// Rebuild a trained model for inference: read the checkpoint, rebuild its config and tokenizer
+/// from the metadata, let `build(config, tokenizer, metadata, params)` register the model's
+/// parameters, then fill them from the file (the optimizer's state in it is skipped). Every
+/// error names the file.
+pub fn load_model<M>(
+    path: &Path,
+    build: impl FnOnce(&TransformerConfig, &Tokenizer, &BTreeMap<String, String>, &mut Params) -> Result<M, String>,
+) -> Result<(M, Params, Tokenizer), String> {
+    let mut ckpt = read(path).map_err(|e| e.to_string())?;
+    let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
+    let config = TransformerConfig::from_metadata(&ckpt.metadata).map_err(in_file)?;
+    let tokenizer = Tokenizer::from_metadata(&ckpt.metadata).map_err(in_file)?;
+    let mut params = Params::new();
+    let model = build(&config, &tokenizer, &ckpt.metadata, &mut params).map_err(in_file)?;
+    ckpt.tensors.retain(|name, _| params.find(name).is_some()); // skip the optimizer's state
+    assign(path, ckpt, &mut params).map_err(|e| e.to_string())?;
+    Ok((model, params, tokenizer))
 }

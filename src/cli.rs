@@ -21,6 +21,8 @@ pub struct Flags {
     values: BTreeMap<String, String>,
     positional: Vec<String>,
     read: Vec<String>,
+    /// (flag, default, what it does) of each flag read with [`Flags::arg`], for `--help`.
+    described: Vec<(String, String, String)>,
     help: bool,
 }
 
@@ -76,6 +78,37 @@ impl Flags {
             None => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|e| format!("--{name} {v}: {e}")),
         }
+    }
+
+    /// [`Flags::get`] that also records the flag's default and what it does, for
+    /// [`Flags::usage`].
+    pub fn arg<T: FromStr + std::fmt::Display>(&mut self, name: &str, default: T, help: &str) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.described
+            .push((name.to_string(), default.to_string(), help.to_string()));
+        self.get(name, default)
+    }
+
+    /// [`Flags::get_opt`] that records what the flag does, for [`Flags::usage`].
+    pub fn arg_opt<T: FromStr>(&mut self, name: &str, help: &str) -> Result<Option<T>, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.described
+            .push((name.to_string(), "none".to_string(), help.to_string()));
+        self.get_opt(name)
+    }
+
+    /// The `--help` text: one line per flag read with [`Flags::arg`] or [`Flags::arg_opt`],
+    /// with its default (the value this program would use if the flag were not given).
+    pub fn usage(&self, program: &str) -> String {
+        let mut out = format!("cargo run --release --example {program} -- [flags]\n");
+        for (name, default, help) in &self.described {
+            out += &format!("  --{name:<16} {help} ({default})\n");
+        }
+        out + "Threads: MICROLM_THREADS=n (default: all cores)."
     }
 
     /// True if `--help` or `-h` was given.

@@ -1,15 +1,17 @@
-//! Autoregressive generation from a decoder-only model, with or without a key/value cache.
+//! Autoregressive generation, from a decoder-only model or an encoder-decoder, with or without
+//! a key/value cache.
 //!
-//! ## The KV cache
+//! ## The loop
 //!
-//! Generating token t+1 needs the logits at position t. A full causal forward recomputes every
-//! position 0..=t at every step, although under the causal mask positions before t never change
-//! once computed: their keys and values in each layer stay the same. A KV cache keeps them. Each
-//! new token's keys and values are computed once, appended to its layer's cache, and reused by
-//! all later steps, so a step does one position's work: the q, k, v and output projections and
-//! the feed-forward of one position, O(d^2) per layer, plus one query attending over the t
-//! cached keys, O(t d), instead of a full forward over t positions. The single query needs no
-//! mask: the cache only holds positions <= t. The cache here is for batch 1 (one sequence).
+//! Generating token t+1 needs the logits at position t. Without a cache, each step runs the
+//! model's forward over the whole context. With one (`nn/kv_cache.rs`), the first step runs the
+//! same forward over the prompt while filling the cache (a prefill), and each later step runs it
+//! over the one new token at the next position, the layers reading the earlier positions' keys
+//! and values from the cache. Either way it is the model's own forward: nothing here repeats a
+//! layer. Generation runs one sequence (batch 1).
+//!
+//! An encoder-decoder first encodes its source once; the prompt then starts the target (for
+//! example a start-of-sequence id), and each step decodes against the same encoding.
 //!
 //! ## The context window
 //!
@@ -32,10 +34,10 @@
 //! (highest logit first) whose cumulative probability exceeds u. Runs that see the same logits
 //! and the same rng therefore draw the same token.
 
-use crate::nn::{Decoder, EncoderLayer, MultiHeadAttention, NormPlacement, Tokens};
-use crate::ops::AttentionMask;
-use crate::{Params, Tape, Tensor, Var};
-use ndarray::{Axis, IxDyn, Slice};
+use crate::data::Batch;
+use crate::nn::{Cache, Decoder, EncoderDecoder};
+use crate::{Params, Tape, Tensor};
+use ndarray::Axis;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -111,143 +113,71 @@ fn top_ids(logits: &[f32], k: usize) -> Vec<usize> {
     ids
 }
 
-/// Per layer, the keys and values of every position so far, for one sequence (batch 1).
-#[derive(Clone, Debug)]
-pub struct KvCache {
-    /// Layer l's keys, [1, H, t, d_k].
-    pub keys: Vec<Tensor>,
-    /// Layer l's values, [1, H, t, d_k].
-    pub values: Vec<Tensor>,
-    /// t, the number of positions cached.
-    pub positions: usize,
+/// What generates: a decoder-only model, or an encoder-decoder with the source it reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Model<'a> {
+    /// GPT's shape: the prompt is the beginning of the text.
+    Decoder(&'a Decoder),
+    /// The encoder-decoder: `source` is encoded once, and the prompt begins the target.
+    EncoderDecoder {
+        /// The model.
+        model: &'a EncoderDecoder,
+        /// The source ids (at most max_len of them).
+        source: &'a [usize],
+    },
 }
 
-impl KvCache {
-    /// An empty cache shaped for `decoder`.
-    pub fn new(decoder: &Decoder) -> KvCache {
-        let c = &decoder.config;
-        let empty = Tensor::zeros(IxDyn(&[1, c.heads, 0, c.d_model / c.heads]));
-        KvCache {
-            keys: vec![empty.clone(); c.layers],
-            values: vec![empty; c.layers],
-            positions: 0,
+/// A model ready to give next-token logits: for an encoder-decoder, with its source encoded.
+struct Runner<'a> {
+    model: Model<'a>,
+    params: &'a Params,
+    /// The encoder's output for the source [1, S, D], and the source as a batch.
+    memory: Option<(Tensor, Batch)>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(model: Model<'a>, params: &'a Params) -> Runner<'a> {
+        let memory = match model {
+            Model::Decoder(_) => None,
+            Model::EncoderDecoder { model, source } => {
+                let source = Batch::new(source.to_vec(), 1, source.len());
+                let mut tape = Tape::no_grad();
+                let m = model.encode(&mut tape, params, &source, &mut no_dropout()); // [1, S, D]
+                Some((tape.value(m).clone(), source))
+            }
+        };
+        Runner { model, params, memory }
+    }
+
+    fn new_cache(&self) -> Cache {
+        match self.model {
+            Model::Decoder(d) => d.new_cache(),
+            Model::EncoderDecoder { model, .. } => model.new_cache(),
         }
     }
-}
 
-/// `new` [1, H, n, d_k] joined after `cache` [1, H, t, d_k] along the positions: [1, H, t + n, d_k].
-/// A copy, O(t d): the same order as the step's attention, and simpler than a preallocated buffer.
-fn append(cache: &Tensor, new: &Tensor) -> Tensor {
-    ndarray::concatenate(Axis(2), &[cache.view(), new.view()])
-        .expect("cache and new positions have the same heads and width")
-        .into_shared()
-}
-
-/// Self-attention of the new positions `x` [1, n, D] over the cached ones and themselves,
-/// appending their keys and values to the cache: the steps of `MultiHeadAttention::forward`
-/// with K and V read from the cache.
-fn attend(attn: &MultiHeadAttention, tape: &mut Tape, p: &Params, x: Var, kv: (&mut Tensor, &mut Tensor)) -> Var {
-    let h = attn.heads;
-    let q = attn.q_proj.forward(tape, p, x); // [1, n, D]
-    let k_new = attn.k_proj.forward(tape, p, x);
-    let v_new = attn.v_proj.forward(tape, p, x);
-    let q = tape.split_heads(q, h); // [1, H, n, d_k]
-    let k_new = tape.split_heads(k_new, h);
-    let v_new = tape.split_heads(v_new, h);
-    let t_past = kv.0.shape()[2];
-    *kv.0 = append(kv.0, tape.value(k_new)); // [1, H, t + n, d_k]
-    *kv.1 = append(kv.1, tape.value(v_new));
-    let k = tape.constant(kv.0.clone());
-    let v = tape.constant(kv.1.clone());
-    // From an empty cache the n new positions see each other causally; one new position after
-    // t cached ones sees them all, so no mask.
-    let mask = AttentionMask {
-        causal: t_past == 0,
-        key_lengths: None,
-    };
-    let d_k = attn.q_proj.d_out / h;
-    let scale = 1.0 / (d_k as f32).sqrt();
-    let att = tape.attention(q, k, v, &mask, scale); // [1, H, n, d_k]
-    let merged = tape.merge_heads(att.out); // [1, n, D]
-    attn.out_proj.forward(tape, p, merged)
-}
-
-/// One layer over the new positions, as `EncoderLayer::forward` in evaluation (no dropout).
-fn layer_step(layer: &EncoderLayer, tape: &mut Tape, p: &Params, x: Var, kv: (&mut Tensor, &mut Tensor)) -> Var {
-    let mut no_dropout = StdRng::seed_from_u64(0); // never drawn from on a no-grad tape
-    let rng = &mut no_dropout;
-    match layer.norm {
-        NormPlacement::Pre => {
-            let h = layer.norm1.forward(tape, p, x);
-            let a = attend(&layer.self_attn, tape, p, h, kv);
-            let x = tape.add(x, a); // x + SelfAttn(LN_1(x))
-            let h = layer.norm2.forward(tape, p, x);
-            let f = layer.feed_forward.forward(tape, p, h, rng);
-            tape.add(x, f) // x + FFN(LN_2(x))
-        }
-        NormPlacement::Post => {
-            let a = attend(&layer.self_attn, tape, p, x, kv);
-            let x = tape.add(x, a);
-            let x = layer.norm1.forward(tape, p, x); // LN_1(x + SelfAttn(x))
-            let f = layer.feed_forward.forward(tape, p, x, rng);
-            let x = tape.add(x, f);
-            layer.norm2.forward(tape, p, x) // LN_2(x + FFN(x))
-        }
+    /// The model's forward over `ids` (after the cached positions, if a cache is given): the
+    /// logits `[V]` of the last of them.
+    fn logits(&self, ids: &[usize], cache: Option<&mut Cache>) -> Vec<f32> {
+        let mut tape = Tape::no_grad();
+        let x = Batch::new(ids.to_vec(), 1, ids.len());
+        let logits = match (self.model, &self.memory) {
+            (Model::Decoder(d), _) => d.forward_cached(&mut tape, self.params, &x, cache, &mut no_dropout()),
+            (Model::EncoderDecoder { model, .. }, Some((memory, source))) => {
+                let m = tape.constant(memory.clone());
+                model.decode(&mut tape, self.params, m, source, &x, cache, &mut no_dropout())
+            }
+            (Model::EncoderDecoder { .. }, None) => unreachable!("encoded in Runner::new"),
+        }; // [1, n, V]
+        let last = tape.value(logits).index_axis(Axis(1), ids.len() - 1).to_owned();
+        last.iter().copied().collect()
     }
 }
 
-/// Run the new tokens `ids` at positions t.. (t = `cache.positions`) through the decoder,
-/// extending the cache, and return the logits of the last one `[V]`. Either the cache is empty
-/// (a prefill of any length) or exactly one token is new (a step).
-fn extend(decoder: &Decoder, params: &Params, cache: &mut KvCache, ids: &[usize]) -> Vec<f32> {
-    let (t, n) = (cache.positions, ids.len());
-    assert!(n > 0 && (t == 0 || n == 1), "extend: a prefill from empty or one token");
-    assert!(t + n <= decoder.config.max_len, "extend: the cache is full");
-    let embed = &decoder.stack.embed;
-    assert!(embed.segment.is_none(), "extend: segment ids are not supported");
-    let mut tape = Tape::no_grad();
-    let x = embed.token.forward(&mut tape, params, ids, &[1, n]); // E(ids) [1, n, D]
-    let x = tape.mul_scalar(x, embed.scale); // E(ids) * s
-    let mut pe = embed.positions.clone();
-    pe.slice_axis_inplace(Axis(0), Slice::from(t..t + n)); // PE rows t..t+n
-    let pe = tape.constant(pe);
-    let mut x = tape.add(x, pe); // [1, n, D]
-    for (l, layer) in decoder.stack.layers.iter().enumerate() {
-        x = layer_step(layer, &mut tape, params, x, (&mut cache.keys[l], &mut cache.values[l]));
-    }
-    if let Some(ln) = &decoder.stack.final_norm {
-        x = ln.forward(&mut tape, params, x);
-    }
-    let logits = decoder.lm_head.forward(&mut tape, params, x); // [1, n, V]
-    cache.positions = t + n;
-    last_row(tape.value(logits))
-}
-
-/// The last position's logits of a [1, T, V] tensor.
-fn last_row(logits: &Tensor) -> Vec<f32> {
-    let t = logits.shape()[1];
-    logits.index_axis(Axis(1), t - 1).iter().copied().collect()
-}
-
-/// Empty the cache and fill it from `context` with one full forward; the logits `[V]` of its
-/// last position.
-pub fn prefill(decoder: &Decoder, params: &Params, cache: &mut KvCache, context: &[usize]) -> Vec<f32> {
-    *cache = KvCache::new(decoder);
-    extend(decoder, params, cache, context)
-}
-
-/// One incremental step: the logits `[V]` of token `id` at position t = `cache.positions`,
-/// appending its keys and values to the cache. Panics if the cache is already full (max_len).
-pub fn step(decoder: &Decoder, params: &Params, cache: &mut KvCache, id: usize) -> Vec<f32> {
-    extend(decoder, params, cache, &[id])
-}
-
-/// Without a cache: the full causal forward over `context`, the last position's logits `[V]`.
-pub fn full_forward_logits(decoder: &Decoder, params: &Params, context: &[usize]) -> Vec<f32> {
-    let mut tape = Tape::no_grad();
-    let tokens = Tokens::new(context.to_vec(), 1, context.len());
-    let logits = decoder.forward(&mut tape, params, &tokens, &mut StdRng::seed_from_u64(0)); // no dropout
-    last_row(tape.value(logits))
+/// A generator for the rng argument of a forward on a no-grad tape, where dropout is off and
+/// never draws from it.
+fn no_dropout() -> StdRng {
+    StdRng::seed_from_u64(0)
 }
 
 /// What [`generate`] returns.
@@ -259,11 +189,42 @@ pub struct Generation {
     pub logits: Vec<Vec<f32>>,
 }
 
+/// Check what [`generate`] is given; the error names the bad input.
+fn check_inputs(model: Model, prompt: &[usize]) -> Result<(), String> {
+    let (config, segments) = match model {
+        Model::Decoder(d) => (&d.config, d.stack.embed.segment.is_some()),
+        Model::EncoderDecoder { model, .. } => (&model.config, model.encoder.embed.segment.is_some()),
+    };
+    let vocab = config.vocab_size;
+    let in_vocab = |what: &str, ids: &[usize]| match ids.iter().find(|&&id| id >= vocab) {
+        Some(bad) => Err(format!("generate: {what} id {bad} is outside the vocabulary ({vocab})")),
+        None => Ok(()),
+    };
+    if prompt.is_empty() {
+        return Err("generate: the prompt is empty; give at least one token".into());
+    }
+    in_vocab("prompt", prompt)?;
+    if segments {
+        return Err("generate: models with segment embeddings are not supported".into());
+    }
+    if let Model::EncoderDecoder { source, .. } = model {
+        if source.is_empty() || source.len() > config.max_len {
+            return Err(format!(
+                "generate: the source has {} tokens; it needs 1 to {} (max_len)",
+                source.len(),
+                config.max_len
+            ));
+        }
+        in_vocab("source", source)?;
+    }
+    Ok(())
+}
+
 /// Generate `new_tokens` tokens after `prompt`, with or without the KV cache; see the module
-/// docs for the context window and sampling rules. Errors: an empty prompt, an id outside the
-/// vocabulary, bad sampling settings, a model with segment embeddings.
+/// docs for the context window and sampling rules. Errors: an empty prompt (or source), an id
+/// outside the vocabulary, bad sampling settings, a model with segment embeddings.
 pub fn generate(
-    decoder: &Decoder,
+    model: Model,
     params: &Params,
     prompt: &[usize],
     new_tokens: usize,
@@ -272,24 +233,16 @@ pub fn generate(
     rng: &mut impl Rng,
 ) -> Result<Generation, String> {
     sampling.validate()?;
-    let (vocab, max_len) = (decoder.config.vocab_size, decoder.config.max_len);
-    if prompt.is_empty() {
-        return Err("generate: the prompt is empty; give at least one token".into());
-    }
-    if let Some(&bad) = prompt.iter().find(|&&id| id >= vocab) {
-        return Err(format!("generate: prompt id {bad} is outside the vocabulary ({vocab})"));
-    }
-    if decoder.stack.embed.segment.is_some() {
-        return Err("generate: models with segment embeddings are not supported".into());
-    }
+    check_inputs(model, prompt)?;
+    let runner = Runner::new(model, params);
+    let max_len = match model {
+        Model::Decoder(d) => d.config.max_len,
+        Model::EncoderDecoder { model, .. } => model.config.max_len,
+    };
     let keep = (max_len / 2).max(1); // tokens kept when the window slides
     let mut context = prompt[prompt.len().saturating_sub(max_len)..].to_vec();
-    let mut cache = KvCache::new(decoder);
-    let mut logits = if use_cache {
-        prefill(decoder, params, &mut cache, &context)
-    } else {
-        full_forward_logits(decoder, params, &context)
-    };
+    let mut cache = runner.new_cache();
+    let mut logits = runner.logits(&context, use_cache.then_some(&mut cache)); // prefill
     let mut out = Generation::default();
     for i in 0..new_tokens {
         let token = sampling.sample(&logits, rng)?;
@@ -304,9 +257,12 @@ pub fn generate(
             context.drain(..context.len() - keep);
         }
         logits = match (use_cache, slides) {
-            (true, false) => step(decoder, params, &mut cache, token),
-            (true, true) => prefill(decoder, params, &mut cache, &context),
-            (false, _) => full_forward_logits(decoder, params, &context),
+            (true, false) => runner.logits(&[token], Some(&mut cache)), // one step
+            (true, true) => {
+                cache = runner.new_cache(); // a new window: prefill again
+                runner.logits(&context, Some(&mut cache))
+            }
+            (false, _) => runner.logits(&context, None),
         };
     }
     Ok(out)

@@ -1,9 +1,10 @@
-//! The training loop every objective shares. Per update s = 0, 1, ..., steps - 1:
+//! The training loop every objective shares. Per update s = 0, 1, ..., steps - 1 ([`update`]):
 //!
 //!   lr_s = schedule(s)                          (linear warmup, then cosine or linear decay)
-//!   L, g = loss and gradients of one batch      (the objective's closure)
+//!   L = loss of one batch                       (the objective's closure records it on a tape)
+//!   g = dL/dθ                                   (the tape's backward)
 //!   g = g * min(1, clip / ||g||)                (global-norm clipping)
-//!   params = optimizer(params, g, lr_s)
+//!   θ = optimizer(θ, g, lr_s)
 //!
 //! Around it:
 //! - a progress line every `log_every` updates: mean loss and gradient norm (before clipping)
@@ -11,22 +12,28 @@
 //! - validation in evaluation mode before the first update, every `eval_every` updates and
 //!   after the last;
 //! - checkpoints every `checkpoint_every` updates, at the end, and on Ctrl-C;
+//! - with `resume`, the run continues from a checkpoint, which must have been made with exactly
+//!   the same settings (the model's config, the tokenizer, the data and objective settings in
+//!   `metadata`, and the trainer's and optimizer's own: see [`run_settings`]);
 //! - metrics to `metrics.csv` and `loss.svg` in the output directory.
 //!
 //! **Randomness and exact resume.** Update s draws everything random (its batch, its masks, its
 //! dropout) from one generator seeded with (seed, s), see [`step_rng`]. The random state of a run
 //! at update s is therefore the pair (seed, s), which every checkpoint stores. Together with
 //! the parameters and the optimizer's moments (stored as f32, bit for bit), resuming from
-//! update s repeats exactly what an uninterrupted run does from s onwards.
+//! update s repeats exactly what an uninterrupted run does from s onwards. Validation must not
+//! draw from a generator that lives across updates: its batches are a function of fixed seeds.
 
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint;
 use crate::metrics::{MetricsLog, Record};
+use crate::objectives::Evaluation;
 use crate::optim::{clip_grad_norm, LrSchedule, Optimizer};
 use crate::{CrossEntropy, Params, Tape};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -49,6 +56,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Where `checkpoint.safetensors`, `metrics.csv` and `loss.svg` go.
     pub out_dir: PathBuf,
+    /// Continue from this checkpoint instead of starting at update 0.
+    pub resume: Option<PathBuf>,
     /// Tokens one update sees, for tokens/s.
     pub tokens_per_step: usize,
     /// Print progress lines (tests turn them off).
@@ -81,15 +90,41 @@ impl TrainConfig {
     pub fn checkpoint_path(&self) -> PathBuf {
         self.out_dir.join("checkpoint.safetensors")
     }
+
+    /// The settings that shape the updates (`train.*`): steps, seed, schedule and clipping.
+    /// Logging, validation and checkpoint intervals do not change the run and are left out.
+    pub fn settings(&self) -> BTreeMap<String, String> {
+        let s = &self.schedule;
+        let clip = self.grad_clip.map_or("none".to_string(), |c| c.to_string());
+        [
+            ("train.steps", self.steps.to_string()),
+            ("train.seed", self.seed.to_string()),
+            ("train.lr", s.peak.to_string()),
+            ("train.warmup", s.warmup.to_string()),
+            ("train.schedule_total", s.total.to_string()),
+            ("train.min_lr", s.floor.to_string()),
+            ("train.decay", format!("{:?}", s.decay).to_lowercase()),
+            ("train.grad_clip", clip),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
 }
 
-/// What a validation pass measured.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Evaluation {
-    /// Mean loss in nats.
-    pub loss: f64,
-    /// Accuracy, if the objective has one (masked-token accuracy for MLM).
-    pub accuracy: Option<f64>,
+/// Every setting of a run, as checkpoints store it and resume compares it: `metadata` (the
+/// model's config and objective settings, the tokenizer, the data settings) with the trainer's
+/// and the optimizer's own.
+pub fn run_settings(
+    config: &TrainConfig,
+    optimizer: &Optimizer,
+    params: &Params,
+    metadata: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut all = metadata.clone();
+    all.extend(config.settings());
+    all.extend(optimizer.settings(params));
+    all
 }
 
 /// How a run ended.
@@ -97,6 +132,8 @@ pub struct Evaluation {
 pub struct TrainReport {
     /// Updates done, counting those before a resume.
     pub step: usize,
+    /// The update the run started from (0, or the checkpoint's).
+    pub start: usize,
     /// The training loss of the last update, bit for bit.
     pub last_loss: f32,
     /// The last validation.
@@ -120,6 +157,10 @@ pub fn step_rng(seed: u64, step: usize) -> StdRng {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+thread_local! {
+    static STOP_REQUESTED: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Route Ctrl-C to a flag the loop checks after each update (once per process).
 fn catch_ctrl_c() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
@@ -129,114 +170,66 @@ fn catch_ctrl_c() {
     });
 }
 
-/// Save parameters, optimizer state, step, seed and `metadata` (the model's config, the
-/// tokenizer) atomically to `path`.
-pub fn save_checkpoint(
-    path: &Path,
-    params: &Params,
-    optimizer: &Optimizer,
-    step: usize,
-    seed: u64,
-    metadata: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    let mut all = params.clone(); // shares storage, copies nothing
-    for (name, tensor) in optimizer.state(params) {
-        all.add(name, tensor);
-    }
-    let mut meta = metadata.clone();
-    meta.insert("train.step".into(), step.to_string());
-    meta.insert("train.seed".into(), seed.to_string());
-    meta.insert("train.optimizer".into(), optimizer.name().to_string());
-    checkpoint::save(path, &all, &meta).map_err(|e| e.to_string())
+/// Ask the run on this thread to stop after the current update, exactly as Ctrl-C does (a
+/// checkpoint, then `interrupted` in the report). For programs that stop on their own
+/// condition, and for tests of the Ctrl-C path.
+pub fn request_stop() {
+    STOP_REQUESTED.with(|s| s.set(true));
 }
 
-/// Restore a checkpoint written by [`save_checkpoint`] into `params` and `optimizer`, after
-/// checking that every entry of `expected` (the config the caller built its model from) agrees
-/// with the checkpoint's, and that it was trained with `seed` (the draws of update s come from
-/// (seed, s), so only the same seed continues the run exactly); the error lists every
-/// difference. Returns the step to continue from and the checkpoint's metadata.
-pub fn load_checkpoint(
-    path: &Path,
+fn stop_requested() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst) || STOP_REQUESTED.with(Cell::get)
+}
+
+/// What one update measured.
+struct Update {
+    loss: f32,
+    grad_norm: f32,
+    lr: f32,
+}
+
+/// Update `step`, in the order of the formula at the top of this file. A non-finite loss or
+/// gradient norm is an error naming the update, raised before any parameter changes.
+fn update(
+    config: &TrainConfig,
+    step: usize,
     params: &mut Params,
     optimizer: &mut Optimizer,
-    expected: &BTreeMap<String, String>,
-    seed: u64,
-) -> Result<(usize, BTreeMap<String, String>), String> {
-    let ckpt = checkpoint::read(path).map_err(|e| e.to_string())?;
-    let mut expected = expected.clone();
-    expected.insert("train.seed".into(), seed.to_string());
-    check_metadata(path, &ckpt.metadata, &expected)?;
-    let field = |k: &str| -> Result<String, String> {
-        ckpt.metadata
-            .get(k)
-            .cloned()
-            .ok_or_else(|| format!("checkpoint {}: no '{k}' in its metadata", path.display()))
-    };
-    let step: usize = field("train.step")?
-        .parse()
-        .map_err(|e| format!("checkpoint {}: train.step: {e}", path.display()))?;
-    let saved_optimizer = field("train.optimizer")?;
-    if saved_optimizer != optimizer.name() {
-        return Err(format!(
-            "checkpoint {}: it was trained with {saved_optimizer}, this run uses {}",
-            path.display(),
-            optimizer.name()
-        ));
+    loss_of_step: &mut impl FnMut(&mut Tape, &Params, &mut StdRng) -> CrossEntropy,
+) -> Result<Update, String> {
+    let lr = config.schedule.lr_at(step); // lr_s = schedule(s)
+    optimizer.set_lr(lr);
+    let mut tape = Tape::new();
+    let ce = loss_of_step(&mut tape, params, &mut step_rng(config.seed, step)); // L
+    let loss = tape.scalar(ce.mean);
+    let kept = "stopped without saving, so the last good checkpoint is kept";
+    if !loss.is_finite() {
+        return Err(format!("the training loss is {loss} at step {}; {kept}", step + 1));
     }
-    // Model tensors are the ones the parameter store names; the rest are optimizer state.
-    let (model, state): (BTreeMap<_, _>, BTreeMap<_, _>) = ckpt
-        .tensors
-        .into_iter()
-        .partition(|(name, _)| params.find(name).is_some());
-    let model = Checkpoint {
-        tensors: model,
-        metadata: ckpt.metadata,
+    let mut grads = tape.backward(ce.mean); // g = dL/dθ
+    let grad_norm = match config.grad_clip {
+        Some(c) => clip_grad_norm(&mut grads, c), // g = g min(1, c / ||g||)
+        None => grads.global_norm(),
     };
-    let metadata = checkpoint::assign(path, model, params).map_err(|e| e.to_string())?;
-    optimizer
-        .load_state(params, step as u64, &state)
-        .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
-    Ok((step, metadata))
+    if !grad_norm.is_finite() {
+        return Err(format!("the gradient norm is {grad_norm} at step {}; {kept}", step + 1));
+    }
+    optimizer.step(params, &grads); // θ = optimizer(θ, g, lr_s)
+    Ok(Update { loss, grad_norm, lr })
 }
 
-/// Refuse a checkpoint whose metadata disagrees with `expected` on any key; the error lists
-/// every difference.
-pub fn check_metadata(
-    path: &Path,
-    found: &BTreeMap<String, String>,
-    expected: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    let differences: Vec<String> = expected
-        .iter()
-        .filter(|(key, want)| found.get(*key) != Some(*want))
-        .map(|(key, want)| match found.get(key) {
-            Some(have) => format!("{key} is {have} there, {want} here"),
-            None => format!("{key} is missing there, {want} here"),
-        })
-        .collect();
-    if differences.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "checkpoint {} was made with another configuration than this run asks for: {}",
-            path.display(),
-            differences.join("; ")
-        ))
-    }
-}
-
-/// Train from update `start` (0, or the step a checkpoint returned) to `config.steps`.
+/// Train to `config.steps`, from update 0 or from `config.resume`.
 ///
 /// - `loss_of_step(tape, params, rng)` draws one batch from `rng` and records its loss on `tape`.
 /// - `evaluate(params)` measures the validation set in evaluation mode.
-/// - `metadata` is saved in every checkpoint (the model's config and its tokenizer).
+/// - `metadata` holds the model's config and objective settings, the tokenizer and the data
+///   settings; each checkpoint stores it with the trainer's and optimizer's settings
+///   ([`run_settings`]), and a resume refuses a checkpoint whose settings differ in any entry.
 ///
 /// A non-finite loss or gradient norm stops the run with an error naming the update, before
 /// anything is changed or saved, so the last good checkpoint stays as it was.
-#[allow(clippy::too_many_arguments)]
 pub fn train(
     config: &TrainConfig,
-    start: usize,
     params: &mut Params,
     optimizer: &mut Optimizer,
     metadata: &BTreeMap<String, String>,
@@ -244,8 +237,19 @@ pub fn train(
     mut evaluate: impl FnMut(&Params) -> Evaluation,
 ) -> Result<TrainReport, String> {
     config.validate()?;
-    if start > config.steps {
-        return Err(format!("cannot start at step {start} of a {}-step run", config.steps));
+    let settings = run_settings(config, optimizer, params, metadata);
+    let start = match &config.resume {
+        None => 0,
+        Some(path) => checkpoint::load_training(path, params, optimizer, &settings)?,
+    };
+    if start >= config.steps {
+        return Err(format!(
+            "the checkpoint is at step {start}: this {}-step run is already complete",
+            config.steps
+        ));
+    }
+    if config.verbose && start > 0 {
+        println!("resumed at step {start}");
     }
     std::fs::create_dir_all(&config.out_dir)
         .map_err(|e| format!("cannot create output directory {}: {e}", config.out_dir.display()))?;
@@ -253,23 +257,16 @@ pub fn train(
     let mut log = MetricsLog::resume(&config.out_dir, &title, start)?;
     catch_ctrl_c();
     INTERRUPTED.store(false, Ordering::SeqCst);
+    STOP_REQUESTED.with(|s| s.set(false));
 
     let t0 = Instant::now();
     let (mut train_s, mut interval_s) = (0.0f64, 0.0f64);
-    let mut interval_losses: Vec<f32> = Vec::new();
-    let mut interval_norms: Vec<f32> = Vec::new();
+    let mut interval: Vec<Update> = Vec::new();
     let mut last_loss = f32::NAN;
     let mut last_eval = None;
     let mut step = start;
     let save = |params: &Params, optimizer: &Optimizer, step: usize| {
-        save_checkpoint(
-            &config.checkpoint_path(),
-            params,
-            optimizer,
-            step,
-            config.seed,
-            metadata,
-        )
+        checkpoint::save_training(&config.checkpoint_path(), params, optimizer, step, &settings)
     };
     loop {
         if step % config.eval_every == 0 || step == config.steps {
@@ -285,68 +282,21 @@ pub fn train(
         if step == config.steps {
             break;
         }
-        // One update.
         let ts = Instant::now();
-        let lr = config.schedule.lr_at(step);
-        optimizer.set_lr(lr);
-        let mut tape = Tape::new();
-        let mut rng = step_rng(config.seed, step);
-        let ce = loss_of_step(&mut tape, params, &mut rng);
-        let loss = tape.scalar(ce.mean);
-        if !loss.is_finite() {
-            return Err(format!(
-                "the training loss is {loss} at step {}; stopped without saving, so the last good checkpoint is kept",
-                step + 1
-            ));
-        }
-        let mut grads = tape.backward(ce.mean);
-        let norm = match config.grad_clip {
-            Some(c) => clip_grad_norm(&mut grads, c),
-            None => grads.global_norm(),
-        };
-        if !norm.is_finite() {
-            return Err(format!(
-                "the gradient norm is {norm} at step {}; stopped without saving, so the last good checkpoint is kept",
-                step + 1
-            ));
-        }
-        optimizer.step(params, &grads);
+        let u = update(config, step, params, optimizer, &mut loss_of_step)?;
         step += 1;
-        last_loss = loss;
-        interval_losses.push(loss);
-        interval_norms.push(norm);
+        last_loss = u.loss;
         let dt = ts.elapsed().as_secs_f64();
         train_s += dt;
         interval_s += dt;
-
+        interval.push(u);
         if step % config.log_every == 0 || step == config.steps {
             let elapsed = t0.elapsed().as_secs_f64();
-            let mean = interval_losses.iter().map(|&l| l as f64).sum::<f64>() / interval_losses.len() as f64;
-            let tokens_per_s = (interval_losses.len() * config.tokens_per_step) as f64 / interval_s;
-            let norm = interval_norms.iter().sum::<f32>() / interval_norms.len() as f32;
-            let eta = elapsed / (step - start) as f64 * (config.steps - step) as f64;
-            if config.verbose {
-                println!(
-                    "step {step:>5}/{} | loss {mean:.4} | lr {lr:.2e} | grad norm {norm:.2} | {:.1}k tok/s | {} elapsed | ETA {}",
-                    config.steps,
-                    tokens_per_s / 1e3,
-                    clock(elapsed),
-                    clock(eta)
-                );
-            }
-            log.push(Record {
-                step,
-                train_loss: Some(mean),
-                lr: Some(lr as f64),
-                tokens_per_s: Some(tokens_per_s),
-                elapsed_s: Some(elapsed),
-                ..Record::default()
-            });
-            interval_losses.clear();
-            interval_norms.clear();
+            log.push(progress(config, step, start, &interval, interval_s, elapsed));
+            interval.clear();
             interval_s = 0.0;
         }
-        let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        let interrupted = stop_requested();
         if step % config.checkpoint_every == 0 || step == config.steps || interrupted {
             save(params, optimizer, step)?;
         }
@@ -361,6 +311,41 @@ pub fn train(
     }
     log.write()?;
     Ok(report(step, start, last_loss, last_eval, false, train_s, config, t0))
+}
+
+/// The progress line over the updates of the last interval (printed if `verbose`), as a
+/// metrics record.
+fn progress(
+    config: &TrainConfig,
+    step: usize,
+    start: usize,
+    interval: &[Update],
+    seconds: f64,
+    elapsed: f64,
+) -> Record {
+    let n = interval.len() as f64;
+    let mean = interval.iter().map(|u| u.loss as f64).sum::<f64>() / n;
+    let norm = interval.iter().map(|u| u.grad_norm as f64).sum::<f64>() / n;
+    let lr = interval.last().map_or(0.0, |u| u.lr);
+    let tokens_per_s = n * config.tokens_per_step as f64 / seconds;
+    let eta = elapsed / (step - start) as f64 * (config.steps - step) as f64;
+    if config.verbose {
+        println!(
+            "step {step:>5}/{} | loss {mean:.4} | lr {lr:.2e} | grad norm {norm:.2} | {:.1}k tok/s | {} elapsed | ETA {}",
+            config.steps,
+            tokens_per_s / 1e3,
+            clock(elapsed),
+            clock(eta)
+        );
+    }
+    Record {
+        step,
+        train_loss: Some(mean),
+        lr: Some(lr as f64),
+        tokens_per_s: Some(tokens_per_s),
+        elapsed_s: Some(elapsed),
+        ..Record::default()
+    }
 }
 
 /// Add a validation result to the log, on the row of the same step if there is one.
@@ -394,6 +379,7 @@ fn report(
 ) -> TrainReport {
     TrainReport {
         step,
+        start,
         last_loss,
         last_eval,
         interrupted,

@@ -1,7 +1,8 @@
 //! The CLM objective against `objectives.md` §4: the worked example, padding, the target count,
 //! and causality of the decoder it trains.
 
-use microlm::nn::{Decoder, Tokens, TransformerConfig};
+use microlm::data::Batch;
+use microlm::nn::{Decoder, TransformerConfig};
 use microlm::objectives::clm::{clm_loss, next_token_targets};
 use microlm::tokenizer::PAD;
 use microlm::{Params, Tape, Tensor};
@@ -11,7 +12,7 @@ use rand::{Rng, SeedableRng};
 /// objectives.md §4: V = 3, x = (0, 1, 2); z_0 = 0 with target 1 gives ln 3, z_1 = (0, 0, ln 2)
 /// with target 2 gives ln 2; L = 0.8958797. The last position's logits (and a padded one's)
 /// must not matter.
-fn worked_example(x: Tokens, t_len: usize) -> (f32, usize, Vec<f32>) {
+fn worked_example(x: Batch, t_len: usize) -> (f32, usize, Vec<f32>) {
     let mut z = vec![0.0, 0.0, 0.0, 0.0, 0.0, 2f32.ln()];
     z.extend((6..3 * t_len).map(|i| (i as f32 * 1.7).sin() * 5.0)); // arbitrary
     let mut tape = Tape::new();
@@ -24,7 +25,7 @@ fn worked_example(x: Tokens, t_len: usize) -> (f32, usize, Vec<f32>) {
 
 #[test]
 fn worked_example_and_an_appended_pad() {
-    let (loss, count, g) = worked_example(Tokens::new(vec![0, 1, 2], 1, 3), 3);
+    let (loss, count, g) = worked_example(Batch::new(vec![0, 1, 2], 1, 3), 3);
     assert!((loss - 0.8958797).abs() < 1e-6, "{loss}");
     assert_eq!(count, 2);
     // dL/dz_0 = (softmax(0) - onehot(1)) / 2; the last position gets exactly 0.
@@ -34,7 +35,7 @@ fn worked_example_and_an_appended_pad() {
     }
     assert_eq!(&g[6..9], &[0.0, 0.0, 0.0]);
 
-    let padded = Tokens::new(vec![0, 1, 2, PAD], 1, 4).with_lengths(vec![3]);
+    let padded = Batch::new(vec![0, 1, 2, PAD], 1, 4).with_lengths(vec![3]);
     let (loss_padded, count_padded, g_padded) = worked_example(padded, 4);
     assert_eq!(loss_padded, loss, "appending a PAD changed the loss");
     assert_eq!(count_padded, 2);
@@ -44,21 +45,21 @@ fn worked_example_and_an_appended_pad() {
 #[test]
 fn padding_is_ignored_by_length_not_by_id() {
     // PAD's id (0) as a real token is a target; a padded position is not, whatever its id.
-    let x = Tokens::new(vec![5, PAD, 6, 7, 9, 9], 2, 3).with_lengths(vec![3, 1]);
+    let x = Batch::new(vec![5, PAD, 6, 7, 9, 9], 2, 3).with_lengths(vec![3, 1]);
     assert_eq!(next_token_targets(&x), vec![Some(PAD), Some(6), None, None, None, None]);
 }
 
 #[test]
 fn target_count_is_the_sum_of_lengths_minus_one() {
     let lengths = vec![5, 1, 3, 0, 5];
-    let x = Tokens::new(vec![1; 25], 5, 5).with_lengths(lengths.clone());
+    let x = Batch::new(vec![1; 25], 5, 5).with_lengths(lengths.clone());
     let want: usize = lengths.iter().map(|&n: &usize| n.saturating_sub(1)).sum();
     assert_eq!(next_token_targets(&x).iter().flatten().count(), want);
 }
 
 #[test]
 fn a_batch_without_targets_gives_zero() {
-    let x = Tokens::new(vec![3, 4], 2, 1);
+    let x = Batch::new(vec![3, 4], 2, 1);
     let mut tape = Tape::new();
     let z = tape.input(Tensor::zeros(vec![2, 1, 6]));
     let ce = clm_loss(&mut tape, z, &x);
@@ -85,7 +86,7 @@ fn changing_x_k_leaves_every_earlier_logit_bitwise_unchanged() {
         let z = decoder.forward(
             &mut tape,
             &params,
-            &Tokens::new(ids, 2, 12),
+            &Batch::new(ids, 2, 12),
             &mut StdRng::seed_from_u64(0),
         );
         tape.value(z).to_owned()

@@ -48,8 +48,8 @@ fn windows_are_contiguous_in_range_and_seeded() {
     let c = w.batch(8, &mut StdRng::seed_from_u64(4));
     assert_eq!(a, b, "same seed, same batch");
     assert_ne!(a, c);
-    assert_eq!(a.len(), 8 * 16);
-    for row in a.chunks(16) {
+    assert_eq!(a.ids.len(), 8 * 16);
+    for row in a.ids.chunks(16) {
         assert!(
             row.windows(2).all(|p| p[1] == p[0] + 1),
             "a window is consecutive tokens"
@@ -60,6 +60,7 @@ fn windows_are_contiguous_in_range_and_seeded() {
     let starts: std::collections::HashSet<usize> = (0..200)
         .flat_map(|s| {
             w.batch(50, &mut StdRng::seed_from_u64(s))
+                .ids
                 .chunks(16)
                 .map(|r| r[0])
                 .collect::<Vec<_>>()

@@ -1,8 +1,10 @@
-//! Generation: the KV cache gives the full forward's logits and tokens, the window slides by
-//! the documented rule, and sampling keeps to its rules.
+//! Generation: the KV cache gives the full forward's logits and tokens, for the decoder-only
+//! model and the encoder-decoder; the window slides by the documented rule; sampling keeps to
+//! its rules.
 
-use microlm::generate::{full_forward_logits, generate, prefill, step, Generation, KvCache, Sampling};
-use microlm::nn::{Decoder, NormPlacement, Tokens, TransformerConfig};
+use microlm::data::Batch;
+use microlm::generate::{generate, Generation, Model, Sampling};
+use microlm::nn::{Cache, Decoder, EncoderDecoder, NormPlacement, TransformerConfig};
 use microlm::{Params, Tape};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -13,8 +15,8 @@ const TOL: f32 = 1e-5;
 
 /// A small decoder whose every parameter (LayerNorm gains and biases included) is perturbed
 /// away from its init, so that no term of the model can be dropped unnoticed.
-fn model(norm: NormPlacement) -> (Decoder, Params) {
-    let config = TransformerConfig {
+fn config(norm: NormPlacement) -> TransformerConfig {
+    TransformerConfig {
         vocab_size: VOCAB,
         d_model: 16,
         heads: 2,
@@ -24,10 +26,11 @@ fn model(norm: NormPlacement) -> (Decoder, Params) {
         dropout: 0.0,
         norm,
         ..TransformerConfig::toy(VOCAB)
-    };
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut params = Params::new();
-    let decoder = Decoder::new(&mut params, "decoder", &config, &mut rng).unwrap();
+    }
+}
+
+/// Add noise in [-0.2, 0.2) to every parameter.
+fn perturb(params: &mut Params, rng: &mut StdRng) {
     let ids: Vec<_> = params.ids().collect();
     for id in ids {
         params
@@ -35,19 +38,52 @@ fn model(norm: NormPlacement) -> (Decoder, Params) {
             .iter_mut()
             .for_each(|w| *w += rng.random::<f32>() * 0.4 - 0.2);
     }
+}
+
+fn model(norm: NormPlacement) -> (Decoder, Params) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut params = Params::new();
+    let decoder = Decoder::new(&mut params, "decoder", &config(norm), &mut rng).unwrap();
+    perturb(&mut params, &mut rng);
     (decoder, params)
+}
+
+fn seq2seq(norm: NormPlacement) -> (EncoderDecoder, Params) {
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut params = Params::new();
+    let model = EncoderDecoder::new(&mut params, &config(norm), &mut rng).unwrap();
+    perturb(&mut params, &mut rng);
+    (model, params)
+}
+
+/// The last position's logits of a forward with `cache` over `ids` (after the cached ones).
+fn cached_step(d: &Decoder, p: &Params, cache: &mut Cache, ids: &[usize]) -> Vec<f32> {
+    let mut tape = Tape::no_grad();
+    let x = Batch::new(ids.to_vec(), 1, ids.len());
+    let logits = d.forward_cached(&mut tape, p, &x, Some(cache), &mut StdRng::seed_from_u64(0));
+    let v = tape.value(logits);
+    (0..VOCAB).map(|j| v[[0, ids.len() - 1, j]]).collect()
 }
 
 const NORMS: [NormPlacement; 2] = [NormPlacement::Pre, NormPlacement::Post];
 
 fn run(d: &Decoder, p: &Params, prompt: &[usize], n: usize, s: &Sampling, cache: bool, seed: u64) -> Generation {
-    generate(d, p, prompt, n, s, cache, &mut StdRng::seed_from_u64(seed)).unwrap()
+    generate(
+        Model::Decoder(d),
+        p,
+        prompt,
+        n,
+        s,
+        cache,
+        &mut StdRng::seed_from_u64(seed),
+    )
+    .unwrap()
 }
 
 /// The model's own full forward over `context`, every position's logits.
 fn forward_rows(d: &Decoder, p: &Params, context: &[usize]) -> Vec<Vec<f32>> {
     let mut tape = Tape::no_grad();
-    let tokens = Tokens::new(context.to_vec(), 1, context.len());
+    let tokens = Batch::new(context.to_vec(), 1, context.len());
     let logits = d.forward(&mut tape, p, &tokens, &mut StdRng::seed_from_u64(0));
     let v = tape.value(logits);
     (0..context.len())
@@ -96,30 +132,104 @@ fn every_cached_step_matches_the_full_forward() {
         let g = run(&d, &p, &context[..3], 1, &Sampling::Greedy, true, 0);
         assert_close(&format!("{norm:?} generate"), &g.logits[0], &full[2]);
         // Prefill one token, then one step per position up to max_len.
-        let mut cache = KvCache::new(&d);
+        let mut cache = d.new_cache();
         assert_close(
             &format!("{norm:?} prefill"),
-            &prefill(&d, &p, &mut cache, &context[..1]),
+            &cached_step(&d, &p, &mut cache, &context[..1]),
             &full[0],
         );
         for t in 1..MAX_LEN {
-            let logits = step(&d, &p, &mut cache, context[t]);
+            let logits = cached_step(&d, &p, &mut cache, &context[t..t + 1]);
             assert_close(&format!("{norm:?} step at position {t}"), &logits, &full[t]);
             assert_eq!(cache.positions, t + 1);
-            assert_eq!(cache.keys[0].shape(), &[1, 2, t + 1, 8]);
+            let keys = cache.layers[0].self_attn.keys.as_ref().unwrap();
+            assert_eq!(keys.shape(), &[1, 2, t + 1, 8]);
         }
         // A prefill of several positions gives the last one's logits.
-        let mut cache = KvCache::new(&d);
+        let mut cache = d.new_cache();
         assert_close(
             &format!("{norm:?} prefill 7"),
-            &prefill(&d, &p, &mut cache, &context[..7]),
+            &cached_step(&d, &p, &mut cache, &context[..7]),
             &full[6],
         );
-        assert_close(
-            &format!("{norm:?} full_forward_logits"),
-            &full_forward_logits(&d, &p, &context),
-            &full[11],
+    }
+}
+
+/// The encoder-decoder's full forward over `target` reading `source`: the last position's logits.
+fn seq2seq_last(m: &EncoderDecoder, p: &Params, source: &[usize], target: &[usize]) -> Vec<f32> {
+    let mut tape = Tape::no_grad();
+    let s = Batch::new(source.to_vec(), 1, source.len());
+    let t = Batch::new(target.to_vec(), 1, target.len());
+    let logits = m.forward(&mut tape, p, &s, &t, &mut StdRng::seed_from_u64(0));
+    let v = tape.value(logits);
+    (0..VOCAB).map(|j| v[[0, target.len() - 1, j]]).collect()
+}
+
+#[test]
+fn encoder_decoder_generation_with_the_cache_equals_the_full_forward() {
+    let source = [3, 1, 4, 1, 5, 9, 2];
+    let samplings = [Sampling::Greedy, Sampling::TopK { k: 5, temperature: 1.2 }];
+    for norm in NORMS {
+        let (m, p) = seq2seq(norm);
+        let model = Model::EncoderDecoder {
+            model: &m,
+            source: &source,
+        };
+        for s in &samplings {
+            let run = |cache| generate(model, &p, &[0], 25, s, cache, &mut StdRng::seed_from_u64(5)).unwrap();
+            let (cached, uncached) = (run(true), run(false));
+            assert_eq!(cached.tokens, uncached.tokens, "{norm:?} {s:?}");
+            // Each step's logits equal the full forward over the target so far (25 > MAX_LEN, so
+            // the window slides too).
+            let mut target = vec![0];
+            for (i, (a, b)) in cached.logits.iter().zip(&uncached.logits).enumerate() {
+                assert_close(&format!("{norm:?} {s:?} step {i}"), a, b);
+                if target.len() <= MAX_LEN && i < 11 {
+                    assert_close(
+                        &format!("{norm:?} step {i} vs forward"),
+                        a,
+                        &seq2seq_last(&m, &p, &source, &target),
+                    );
+                }
+                target.push(cached.tokens[i]);
+            }
+        }
+        // The source matters: another source gives other logits.
+        let other = Model::EncoderDecoder {
+            model: &m,
+            source: &[7, 7, 7],
+        };
+        let a = generate(
+            model,
+            &p,
+            &[0],
+            1,
+            &Sampling::Greedy,
+            true,
+            &mut StdRng::seed_from_u64(0),
+        )
+        .unwrap();
+        let b = generate(
+            other,
+            &p,
+            &[0],
+            1,
+            &Sampling::Greedy,
+            true,
+            &mut StdRng::seed_from_u64(0),
+        )
+        .unwrap();
+        assert_ne!(a.logits, b.logits);
+        let e = generate(
+            Model::EncoderDecoder { model: &m, source: &[] },
+            &p,
+            &[0],
+            1,
+            &Sampling::Greedy,
+            true,
+            &mut StdRng::seed_from_u64(0),
         );
+        assert!(e.unwrap_err().contains("source has 0 tokens"));
     }
 }
 
@@ -229,7 +339,16 @@ fn generated_top_k_tokens_are_in_the_top_k_of_their_logits() {
 fn bad_settings_and_an_empty_prompt_are_errors() {
     let (d, p) = model(NormPlacement::Pre);
     let err = |prompt: &[usize], s: Sampling| {
-        generate(&d, &p, prompt, 5, &s, true, &mut StdRng::seed_from_u64(0)).unwrap_err()
+        generate(
+            Model::Decoder(&d),
+            &p,
+            prompt,
+            5,
+            &s,
+            true,
+            &mut StdRng::seed_from_u64(0),
+        )
+        .unwrap_err()
     };
     for t in [0.0, -1.0, f32::NAN] {
         assert!(err(&[1], Sampling::Temperature(t)).contains("temperature"));

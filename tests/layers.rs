@@ -1,10 +1,11 @@
 //! The Transformer's layers: gradients, masks, invariants, and that no gradient is cut.
 
+use microlm::data::Batch;
 use microlm::gradcheck::{gradcheck, gradcheck_params, GradcheckConfig};
 use microlm::nn::positional::sinusoidal_table;
 use microlm::nn::{
     Decoder, DecoderLayer, Encoder, EncoderDecoder, EncoderLayer, FeedForward, LayerNorm, MultiHeadAttention,
-    NormPlacement, OutputProjection, Tokens, TransformerConfig,
+    NormPlacement, OutputProjection, TransformerConfig,
 };
 use microlm::{AttentionMask, Params, Tape, Tensor, Var};
 use ndarray::{ArrayD, IxDyn};
@@ -123,7 +124,7 @@ fn attention_weights_are_zero_on_hidden_keys_and_sum_to_one() {
         causal: true,
         key_lengths: Some(vec![4, 2]),
     };
-    let att = mha.forward(&mut tape, &params, x, x, &mask);
+    let att = mha.forward(&mut tape, &params, x, x, &mask, None);
     let w = tape.value(att.weights);
     assert_eq!(w.shape(), &[2, 2, 4, 4]);
     for ((b, h, i, j), &p) in w.view().into_dimensionality::<ndarray::Ix4>().unwrap().indexed_iter() {
@@ -173,7 +174,7 @@ fn multi_head_self_and_cross_attention_gradcheck() {
         key_lengths: Some(vec![3, 2]),
     };
     check_layer("self-attention", &params, uniform(&[2, 3, 8], 2), |t, p, x| {
-        mha.forward(t, p, x, x, &mask).out
+        mha.forward(t, p, x, x, &mask, None).out
     });
     let memory = uniform(&[2, 4, 8], 3);
     let cross_mask = AttentionMask::padding(vec![4, 2]);
@@ -183,13 +184,13 @@ fn multi_head_self_and_cross_attention_gradcheck() {
         uniform(&[2, 3, 8], 4),
         |t, p, x| {
             let m = t.constant(memory.clone());
-            mha.forward(t, p, x, m, &cross_mask).out
+            mha.forward(t, p, x, m, &cross_mask, None).out
         },
     );
     let queries = uniform(&[2, 3, 8], 5);
     check_layer("cross-attention (memory)", &params, memory.clone(), |t, p, m| {
         let q = t.constant(queries.clone());
-        mha.forward(t, p, q, m, &cross_mask).out
+        mha.forward(t, p, q, m, &cross_mask, None).out
     });
 }
 
@@ -242,7 +243,7 @@ fn encoder_layer_gradcheck_in_both_norm_placements() {
             &format!("encoder layer {norm:?}"),
             &params,
             uniform(&[2, 3, 8], 6),
-            |t, p, x| layer.forward(t, p, x, &mask, &mut rng.clone()),
+            |t, p, x| layer.forward(t, p, x, &mask, None, &mut rng.clone()),
         );
     }
 }
@@ -266,7 +267,7 @@ fn decoder_layer_gradcheck_in_both_norm_placements() {
             uniform(&[2, 3, 8], 9),
             |t, p, x| {
                 let m = t.constant(memory.clone());
-                layer.forward(t, p, x, m, &self_mask, &memory_mask, &mut rng.clone())
+                layer.forward(t, p, x, m, &self_mask, &memory_mask, None, &mut rng.clone())
             },
         );
     }
@@ -286,7 +287,7 @@ fn causal_output_ignores_the_future_bitwise_and_its_gradient_is_zero() {
     }
     let logits = |ids: &[usize]| {
         let mut tape = Tape::no_grad();
-        let y = model.forward(&mut tape, &params, &Tokens::new(ids.to_vec(), 1, 8), &mut rng.clone());
+        let y = model.forward(&mut tape, &params, &Batch::new(ids.to_vec(), 1, 8), &mut rng.clone());
         tape.value(y).to_owned()
     };
     let (la, lb) = (logits(&a), logits(&b));
@@ -304,7 +305,7 @@ fn causal_output_ignores_the_future_bitwise_and_its_gradient_is_zero() {
     let x = tape.input(uniform(&[1, 8, 8], 12));
     let mut h = x;
     for layer in layers {
-        h = layer.forward(&mut tape, &params, h, &AttentionMask::causal(), &mut rng.clone());
+        h = layer.forward(&mut tape, &params, h, &AttentionMask::causal(), None, &mut rng.clone());
     }
     let mut seed = ArrayD::<f32>::zeros(IxDyn(&[1, 8, 8]));
     seed.index_axis_mut(ndarray::Axis(1), t_cut).fill(1.0);
@@ -337,7 +338,7 @@ fn padding_tokens_do_not_change_real_positions() {
     b[9..12].copy_from_slice(&[10, 4, 7]); // change the padding of sequence 1
     let hidden = |ids: &[usize]| {
         let mut tape = Tape::no_grad();
-        let tokens = Tokens::new(ids.to_vec(), 2, 6).with_lengths(lengths.clone());
+        let tokens = Batch::new(ids.to_vec(), 2, 6).with_lengths(lengths.clone());
         let h = model.forward(&mut tape, &params, &tokens, &mut rng.clone());
         tape.value(h).to_owned()
     };
@@ -363,7 +364,7 @@ fn without_positions_the_encoder_layers_are_permutation_equivariant() {
         let mut tape = Tape::no_grad();
         let mut h = tape.constant(x);
         for layer in &model.layers {
-            h = layer.forward(&mut tape, &params, h, &AttentionMask::none(), &mut rng.clone());
+            h = layer.forward(&mut tape, &params, h, &AttentionMask::none(), None, &mut rng.clone());
         }
         tape.value(h).to_owned()
     };
@@ -442,7 +443,7 @@ fn one_training_step_reaches_every_parameter_of_every_stack() {
             seg_config.type_vocab_size = 2;
             let enc = Encoder::new(&mut params, "encoder", &seg_config, &mut rng).unwrap();
             let head = OutputProjection::new(&mut params, "head", &enc.embed.token, tie, &mut rng);
-            let tokens = Tokens::new(ids.clone(), 2, 6)
+            let tokens = Batch::new(ids.clone(), 2, 6)
                 .with_lengths(vec![6, 5])
                 .with_segments(vec![0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1]);
             let mut tape = Tape::new();
@@ -456,7 +457,7 @@ fn one_training_step_reaches_every_parameter_of_every_stack() {
             let mut params = Params::new();
             let dec = Decoder::new(&mut params, "decoder", &config, &mut rng).unwrap();
             let mut tape = Tape::new();
-            let logits = dec.forward(&mut tape, &params, &Tokens::new(ids.clone(), 2, 6), &mut rng);
+            let logits = dec.forward(&mut tape, &params, &Batch::new(ids.clone(), 2, 6), &mut rng);
             let loss = tape.cross_entropy(logits, &targets).mean;
             let grads = tape.backward(loss);
             assert_every_parameter_has_a_gradient(&params, &grads, &format!("decoder {norm:?} tie={tie}"));
@@ -464,9 +465,9 @@ fn one_training_step_reaches_every_parameter_of_every_stack() {
             // Encoder-decoder.
             let mut params = Params::new();
             let model = EncoderDecoder::new(&mut params, &config, &mut rng).unwrap();
-            let source = Tokens::new(ids.iter().map(|i| (i + 1) % 11).collect(), 2, 6).with_lengths(vec![6, 4]);
+            let source = Batch::new(ids.iter().map(|i| (i + 1) % 11).collect(), 2, 6).with_lengths(vec![6, 4]);
             let mut tape = Tape::new();
-            let logits = model.forward(&mut tape, &params, &source, &Tokens::new(ids.clone(), 2, 6), &mut rng);
+            let logits = model.forward(&mut tape, &params, &source, &Batch::new(ids.clone(), 2, 6), &mut rng);
             let loss = tape.cross_entropy(logits, &targets).mean;
             let grads = tape.backward(loss);
             assert_every_parameter_has_a_gradient(&params, &grads, &format!("encoder-decoder {norm:?} tie={tie}"));

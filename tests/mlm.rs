@@ -1,10 +1,12 @@
-//! The MLM objective against `objectives.md` §1: the exact k table, the 80/10/10 statistics,
-//! the hand-computed example, and exactly zero gradient outside M.
+//! The MLM objective against `docs/objectives.md` §1: the exact k table, the 80/10/10
+//! statistics, the hand-computed example, exactly zero gradient outside M, and the model's
+//! evaluation against a loss and accuracy computed here from its raw logits.
 
+use microlm::data::Batch;
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
-use microlm::nn::{Embedding, MlmHead, Tokens, TransformerConfig};
+use microlm::nn::{Embedding, MlmHead, TransformerConfig};
 use microlm::objectives::{mask_tokens, mlm_loss, num_predictions, Branch, MaskedLm, MlmConfig, MlmVocab, Selection};
-use microlm::tokenizer::{CLS, MASK, PAD, SEP, UNK};
+use microlm::tokenizer::{CharTokenizer, Tokenizer, CLS, MASK, PAD, SEP, UNK};
 use microlm::{Params, Tape, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -18,14 +20,14 @@ fn vocab() -> MlmVocab {
     }
 }
 
-fn random_real_tokens(batch: usize, seq_len: usize, rng: &mut StdRng) -> Tokens {
+fn random_real_tokens(batch: usize, seq_len: usize, rng: &mut StdRng) -> Batch {
     let ids = (0..batch * seq_len).map(|_| rng.random_range(5..40)).collect();
-    Tokens::new(ids, batch, seq_len)
+    Batch::new(ids, batch, seq_len)
 }
 
 #[test]
 fn k_table_of_objectives_md() {
-    // objectives.md §1, "Statistics": max_pred 20.
+    // docs/objectives.md §1, "Statistics": max_pred 20.
     for (n, k) in [
         (10, 2),
         (12, 2),
@@ -55,7 +57,7 @@ fn variant_a_masks_exactly_k_per_sequence_of_its_real_length() {
         row.resize(seq_len, PAD);
         ids.extend(row);
     }
-    let x = Tokens::new(ids, lengths.len(), seq_len).with_lengths(lengths.clone());
+    let x = Batch::new(ids, lengths.len(), seq_len).with_lengths(lengths.clone());
     for seed in 0..20 {
         let m = mask_tokens(&x, &vocab(), &MlmConfig::default(), &mut StdRng::seed_from_u64(seed));
         for (b, &n) in lengths.iter().enumerate() {
@@ -73,7 +75,7 @@ fn variant_a_masks_exactly_k_per_sequence_of_its_real_length() {
 #[test]
 fn specials_are_never_chosen_and_unk_is() {
     // A sequence of specials only has no candidates: M is empty. [UNK] is a candidate.
-    let x = Tokens::new(vec![CLS, MASK, SEP, PAD, CLS, UNK, UNK, SEP], 2, 4);
+    let x = Batch::new(vec![CLS, MASK, SEP, PAD, CLS, UNK, UNK, SEP], 2, 4);
     let m = mask_tokens(&x, &vocab(), &MlmConfig::default(), &mut StdRng::seed_from_u64(0));
     assert!(
         m.masked_positions.iter().all(|&p| p == 5 || p == 6),
@@ -172,7 +174,7 @@ fn variant_a_branch_statistics_on_1e5_tokens() {
 
 #[test]
 fn hand_computed_example_and_zero_gradient_outside_m() {
-    // objectives.md §1: V = 4, M = {1, 3}, y1 = 0, y3 = 3, z1 = (2,0,0,0), z3 = 0;
+    // docs/objectives.md §1: V = 4, M = {1, 3}, y1 = 0, y3 = 3, z1 = (2,0,0,0), z3 = 0;
     // positions 0 and 2 hold arbitrary logits that must not matter.
     let z = Tensor::from_shape_vec(
         vec![4, 4],
@@ -208,14 +210,6 @@ fn hand_computed_example_and_zero_gradient_outside_m() {
     }
 }
 
-#[test]
-fn empty_m_gives_zero_loss_and_zero_gradient() {
-    let mut tape = Tape::new();
-    let z = tape.input(Tensor::zeros(vec![0, 4]));
-    let ce = mlm_loss(&mut tape, z, &[]);
-    assert_eq!((tape.scalar(ce.mean), ce.count), (0.0, 0));
-}
-
 fn tiny_config() -> TransformerConfig {
     TransformerConfig {
         d_model: 8,
@@ -226,6 +220,42 @@ fn tiny_config() -> TransformerConfig {
         dropout: 0.0,
         ..TransformerConfig::toy(40)
     }
+}
+
+/// A character tokenizer of 35 characters after the 5 specials: the 40 ids of [`vocab`].
+fn tokenizer() -> Tokenizer {
+    Tokenizer::Char(CharTokenizer::from_text("abcdefghijklmnopqrstuvwxyzABCDEFGHI"))
+}
+
+fn tiny_model(params: &mut Params, rng: &mut StdRng) -> MaskedLm {
+    let model = MaskedLm::new(params, &tiny_config(), &tokenizer(), true, rng).unwrap();
+    assert_eq!(
+        model.vocab,
+        vocab(),
+        "the tokenizer's specials are the ones the tests assume"
+    );
+    model
+}
+
+#[test]
+fn empty_m_gives_zero_loss_and_exactly_zero_gradient_through_the_model() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut params = Params::new();
+    let model = tiny_model(&mut params, &mut rng);
+    // Nothing but specials: no candidate, so M is empty.
+    let x = Batch::new(vec![CLS, PAD, SEP, MASK, CLS, SEP, PAD, PAD], 2, 4);
+    let mut tape = Tape::new();
+    let ce = model.loss(&mut tape, &params, &x, &mut rng);
+    assert_eq!((tape.scalar(ce.mean), tape.scalar(ce.sum), ce.count), (0.0, 0.0, 0));
+    let grads = tape.backward(ce.mean);
+    let mut checked = 0;
+    for id in params.ids() {
+        if let Some(g) = grads.param(id) {
+            assert!(g.iter().all(|&v| v == 0.0), "{} has a gradient", params.name(id));
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "backward reached no parameter");
 }
 
 #[test]
@@ -257,7 +287,7 @@ fn hidden_states_outside_m_get_exactly_zero_gradient_through_the_head() {
 fn mlm_head_and_model_gradients_match_finite_differences() {
     let mut rng = StdRng::seed_from_u64(9);
     let mut params = Params::new();
-    let model = MaskedLm::new(&mut params, &tiny_config(), &mut rng).unwrap();
+    let model = tiny_model(&mut params, &mut rng);
     // At init (std 0.02) the head's LayerNorm sees a nearly constant input, where central
     // differences with eps 1e-2 are not accurate; O(1) weights keep every layer well scaled.
     let ids: Vec<_> = params.ids().collect();
@@ -268,7 +298,11 @@ fn mlm_head_and_model_gradients_match_finite_differences() {
     let x = random_real_tokens(2, 6, &mut rng);
     let batch = mask_tokens(&x, &vocab(), &MlmConfig::default(), &mut rng);
     let report = gradcheck_params(
-        |tape, params| model.loss(tape, params, &batch, &mut StdRng::seed_from_u64(0)).mean,
+        |tape, params| {
+            model
+                .loss_masked(tape, params, &batch, &mut StdRng::seed_from_u64(0))
+                .mean
+        },
         &params,
         GradcheckConfig::default(),
     )
@@ -277,34 +311,57 @@ fn mlm_head_and_model_gradients_match_finite_differences() {
 }
 
 #[test]
-fn evaluation_counts_every_masked_position() {
+fn evaluation_matches_a_loss_and_accuracy_computed_from_the_raw_logits() {
     let mut rng = StdRng::seed_from_u64(10);
     let mut params = Params::new();
-    let model = MaskedLm::new(&mut params, &tiny_config(), &mut rng).unwrap();
-    let batches: Vec<_> = (0..3)
-        .map(|_| {
-            mask_tokens(
-                &random_real_tokens(2, 16, &mut rng),
-                &vocab(),
-                &MlmConfig::default(),
-                &mut rng,
-            )
-        })
-        .collect();
-    let eval = model.evaluate(&params, &batches);
-    assert_eq!(eval.count, 3 * 2 * 2); // k = round(2.4) = 2 per sequence
-                                       // The mean loss is the count-weighted mean of the per-batch losses.
-    let mut sum = 0.0;
-    for b in &batches {
-        let mut tape = Tape::no_grad();
-        let ce = model.loss(&mut tape, &params, b, &mut rng);
-        sum += tape.scalar(ce.sum) as f64;
+    let model = tiny_model(&mut params, &mut rng);
+    // O(1) weights, so the predictions vary and some are right.
+    let ids: Vec<_> = params.ids().collect();
+    for id in ids {
+        let shape = params.value(id).shape().to_vec();
+        *params.value_mut(id) = Tensor::from_shape_fn(shape, |_| 2.0 * (rng.random::<f32>() - 0.5));
     }
-    assert!((eval.loss - sum / 12.0).abs() < 1e-5);
-    assert!((0.0..=1.0).contains(&eval.accuracy));
+    let batches: Vec<Batch> = (0..3).map(|_| random_real_tokens(2, 16, &mut rng)).collect();
+    let eval = model.evaluate(&params, &batches);
+    // By hand: batch k is masked with seed k (the documented rule); run the encoder and the head
+    // over every position, then take -log softmax and the argmax at the masked ones, in f64.
+    let (mut loss_sum, mut correct, mut count) = (0.0f64, 0, 0);
+    for (k, x) in batches.iter().enumerate() {
+        let m = mask_tokens(x, &vocab(), &MlmConfig::default(), &mut StdRng::seed_from_u64(k as u64));
+        let mut tape = Tape::no_grad();
+        let h = model.encoder.forward(&mut tape, &params, &m.x_masked, &mut rng);
+        let z = model.head.forward(&mut tape, &params, h); // [B, T, V]
+        let z = tape.value(z).clone().into_shape_with_order(vec![32, 40]).unwrap();
+        for (&i, &y) in m.masked_positions.iter().zip(&m.labels) {
+            let row: Vec<f64> = (0..40).map(|v| z[[i, v]] as f64).collect();
+            let max = row.iter().cloned().fold(f64::MIN, f64::max);
+            let log_z = max + row.iter().map(|r| (r - max).exp()).sum::<f64>().ln();
+            loss_sum += log_z - row[y];
+            correct += (row.iter().position(|&r| r == max).unwrap() == y) as usize;
+            count += 1;
+        }
+    }
+    assert_eq!(eval.count, 3 * 2 * 2); // k = round_half_even(0.15 * 16) = 2 per sequence
+    assert_eq!(count, eval.count);
+    assert!(
+        (eval.loss - loss_sum / count as f64).abs() < 1e-5,
+        "{} vs {}",
+        eval.loss,
+        loss_sum / count as f64
+    );
+    let accuracy = correct as f64 / count as f64;
+    assert!(
+        (eval.accuracy.unwrap() - accuracy).abs() < 1e-12,
+        "{:?} vs {accuracy}",
+        eval.accuracy
+    );
+    assert!(
+        correct > 0 && correct < count,
+        "a test that cannot tell right from wrong: {correct}/{count}"
+    );
     // Probabilities sum to one.
-    let p = model.probabilities(&params, &batches[0].x_masked, &batches[0].masked_positions);
-    for row in p {
+    let m = mask_tokens(&batches[0], &vocab(), &MlmConfig::default(), &mut rng);
+    for row in model.probabilities(&params, &m.x_masked, &m.masked_positions) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
 }

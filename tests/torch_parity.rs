@@ -65,7 +65,7 @@ fn encoder_layer_matches_pytorch_in_both_norm_placements_and_masks() {
         ] {
             let mut tape = Tape::no_grad();
             let x = tape.constant(fx[&format!("{name}.x")].clone());
-            let y = layer.forward(&mut tape, &params, x, &mask, &mut StdRng::seed_from_u64(0));
+            let y = layer.forward(&mut tape, &params, x, &mask, None, &mut StdRng::seed_from_u64(0));
             let d = max_diff(tape.value(y), &fx[&expected]);
             assert!(d < 2e-5, "{expected}: max |ours - torch| = {d:e}");
         }
@@ -95,6 +95,7 @@ fn decoder_layer_matches_pytorch_in_both_norm_placements() {
             m,
             &self_mask,
             &memory_mask,
+            None,
             &mut StdRng::seed_from_u64(0),
         );
         let d = max_diff(tape.value(y), &fx[&format!("{name}.y")]);

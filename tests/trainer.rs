@@ -1,18 +1,25 @@
-//! The trainer: exact resume, refusing a mismatched checkpoint, stopping on a non-finite loss
-//! without touching the last good checkpoint, and its metrics files.
+//! The trainer: exact resume after an interruption, refusing a checkpoint made with other
+//! settings (naming each), stopping on a non-finite loss or gradient norm without touching the
+//! last good checkpoint, and its metrics files.
 
-use microlm::nn::{Tokens, TransformerConfig};
-use microlm::objectives::{mask_tokens, MaskedLm, MlmConfig, MlmVocab};
+use microlm::cli::Flags;
+use microlm::data::Batch;
+use microlm::nn::TransformerConfig;
+use microlm::objectives::{CausalLm, Evaluation, MaskedLm};
 use microlm::optim::{AdamW, Decay, LrSchedule, Optimizer, Sgd};
-use microlm::tokenizer::{CLS, MASK, PAD, SEP};
-use microlm::trainer::{load_checkpoint, step_rng, train, Evaluation, TrainConfig};
-use microlm::{CrossEntropy, Params, Tape};
+use microlm::recipe::Recipe;
+use microlm::tokenizer::{CharTokenizer, Tokenizer};
+use microlm::trainer::{request_stop, step_rng, train, TrainConfig};
+use microlm::{checkpoint, CrossEntropy, Params, Tape};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-const VOCAB: usize = 24;
+/// 19 characters + 5 specials = 24 ids.
+fn tokenizer() -> Tokenizer {
+    Tokenizer::Char(CharTokenizer::from_text("abcdefghijklmnopqrs"))
+}
 
 fn config() -> TransformerConfig {
     TransformerConfig {
@@ -22,7 +29,7 @@ fn config() -> TransformerConfig {
         d_ff: 32,
         max_len: 16,
         dropout: 0.1, // dropout on: resume must replay its draws too
-        ..TransformerConfig::toy(VOCAB)
+        ..TransformerConfig::toy(24)
     }
 }
 
@@ -32,15 +39,13 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// `steps` updates of a schedule planned for `total` (a run may stop before its schedule ends,
-/// as an interrupted one does).
-fn train_config_of(steps: usize, total: usize, dir: PathBuf) -> TrainConfig {
+fn train_config(steps: usize, dir: PathBuf) -> TrainConfig {
     TrainConfig {
         steps,
         schedule: LrSchedule {
             peak: 3e-3,
             warmup: 2,
-            total,
+            total: steps,
             floor: 1e-4,
             decay: Decay::Cosine,
         },
@@ -50,6 +55,7 @@ fn train_config_of(steps: usize, total: usize, dir: PathBuf) -> TrainConfig {
         checkpoint_every: 1000,
         seed: 42,
         out_dir: dir,
+        resume: None,
         tokens_per_step: 4 * 16,
         verbose: false,
     }
@@ -58,42 +64,56 @@ fn train_config_of(steps: usize, total: usize, dir: PathBuf) -> TrainConfig {
 /// A model, its optimizer and its metadata, built the same way every time.
 fn setup(sgd: bool) -> (Params, MaskedLm, Optimizer, BTreeMap<String, String>) {
     let mut params = Params::new();
-    let model = MaskedLm::new(&mut params, &config(), &mut StdRng::seed_from_u64(0)).unwrap();
+    let model = MaskedLm::new(
+        &mut params,
+        &config(),
+        &tokenizer(),
+        true,
+        &mut StdRng::seed_from_u64(0),
+    )
+    .unwrap();
     let optimizer = if sgd {
         Optimizer::Sgd(Sgd::new(&params, 0.1))
     } else {
         Optimizer::AdamW(AdamW::new(&params, 1e-3))
     };
-    (params, model, optimizer, config().to_metadata())
+    let mut meta = model.metadata();
+    meta.extend(tokenizer().to_metadata());
+    (params, model, optimizer, meta)
 }
 
-fn loss_of_step(model: &MaskedLm) -> impl FnMut(&mut Tape, &Params, &mut StdRng) -> CrossEntropy + '_ {
-    let vocab = MlmVocab {
-        size: VOCAB,
-        mask: MASK,
-        specials: vec![PAD, CLS, SEP, MASK],
-    };
+/// A learnable stream: each of 4 sequences counts up from a random start.
+fn counting_batch(rng: &mut StdRng) -> Batch {
+    let ids: Vec<usize> = (0..4)
+        .flat_map(|_| {
+            let s = rng.random_range(0..19);
+            (0..16).map(move |i| 5 + (s + i) % 19)
+        })
+        .collect();
+    Batch::new(ids, 4, 16)
+}
+
+/// The MLM loss of a counting batch; with `stop_after`, asks the trainer to stop (as Ctrl-C
+/// does) during that many-th call.
+fn loss_of_step(
+    model: &MaskedLm,
+    stop_after: Option<usize>,
+) -> impl FnMut(&mut Tape, &Params, &mut StdRng) -> CrossEntropy + '_ {
+    let mut calls = 0;
     move |tape, params, rng| {
-        // A learnable stream: each sequence counts up from a random start.
-        let ids: Vec<usize> = (0..4)
-            .flat_map(|_| {
-                let s = rng.random_range(0..19);
-                (0..16).map(move |i| 5 + (s + i) % 19)
-            })
-            .collect();
-        let batch = mask_tokens(&Tokens::new(ids, 4, 16), &vocab, &MlmConfig::default(), rng);
-        model.loss(tape, params, &batch, rng)
+        calls += 1;
+        if Some(calls) == stop_after {
+            request_stop();
+        }
+        model.loss(tape, params, &counting_batch(rng), rng)
     }
-}
-
-fn train_config(steps: usize, dir: PathBuf) -> TrainConfig {
-    train_config_of(steps, steps, dir)
 }
 
 fn no_eval(_: &Params) -> Evaluation {
     Evaluation {
         loss: 1.0,
         accuracy: None,
+        count: 0,
     }
 }
 
@@ -111,51 +131,43 @@ fn resume_is_exact(sgd: bool) {
     let dir_full = out_dir(&format!("full_{sgd}"));
     let full = train(
         &train_config(2 * n, dir_full.clone()),
-        0,
         &mut p_full,
         &mut opt_full,
         &meta,
-        loss_of_step(&model),
+        loss_of_step(&model, None),
         no_eval,
     )
     .unwrap();
+    assert!(!full.interrupted);
 
-    // N steps, then a fresh process-like start from the checkpoint, then N more.
+    // The same run stopped during update N as Ctrl-C stops it, then resumed in a fresh start.
     let (mut p_half, model_half, mut opt_half, meta) = setup(sgd);
     let dir = out_dir(&format!("halves_{sgd}"));
     let first = train(
-        &train_config_of(n, 2 * n, dir.clone()),
-        0,
+        &train_config(2 * n, dir.clone()),
         &mut p_half,
         &mut opt_half,
         &meta,
-        loss_of_step(&model_half),
+        loss_of_step(&model_half, Some(n)),
         no_eval,
     )
     .unwrap();
+    assert!(first.interrupted, "the stop request must end the run");
     assert_eq!(first.step, n);
     let (mut p_resumed, model_resumed, mut opt_resumed, meta) = setup(sgd);
-    let (start, _) = load_checkpoint(
-        &dir.join("checkpoint.safetensors"),
-        &mut p_resumed,
-        &mut opt_resumed,
-        &meta,
-        42,
-    )
-    .unwrap();
-    assert_eq!(start, n);
+    let mut resumed = train_config(2 * n, dir.clone());
+    resumed.resume = Some(dir.join("checkpoint.safetensors"));
     let second = train(
-        &train_config(2 * n, dir.clone()),
-        start,
+        &resumed,
         &mut p_resumed,
         &mut opt_resumed,
         &meta,
-        loss_of_step(&model_resumed),
+        loss_of_step(&model_resumed, None),
         no_eval,
     )
     .unwrap();
 
-    assert_eq!(second.step, 2 * n);
+    assert_eq!((second.start, second.step), (n, 2 * n));
     assert_eq!(
         second.last_loss.to_bits(),
         full.last_loss.to_bits(),
@@ -173,11 +185,7 @@ fn resume_is_exact(sgd: bool) {
             .map(|l| l.split(',').next().unwrap().to_string())
             .collect::<Vec<_>>()
     };
-    // The same rows, plus the one the first half logged and validated at its last step.
-    let mut split_steps = steps_of(&csv);
-    assert!(split_steps.contains(&n.to_string()));
-    split_steps.retain(|s| *s != n.to_string());
-    assert_eq!(split_steps, steps_of(&full_csv));
+    assert_eq!(steps_of(&csv), steps_of(&full_csv));
     assert!(std::fs::read_to_string(dir.join("loss.svg"))
         .unwrap()
         .contains("<polyline"));
@@ -202,29 +210,143 @@ fn step_rngs_differ_by_step_and_seed_and_repeat() {
 }
 
 #[test]
-fn a_checkpoint_with_another_config_is_refused_by_name() {
+fn a_checkpoint_with_other_settings_is_refused_naming_each() {
     let (mut params, model, mut opt, meta) = setup(false);
     let dir = out_dir("mismatch");
+    let path = dir.join("checkpoint.safetensors");
     train(
-        &train_config(2, dir.clone()),
-        0,
+        &train_config(4, dir.clone()),
         &mut params,
         &mut opt,
         &meta,
-        loss_of_step(&model),
+        loss_of_step(&model, Some(2)),
         no_eval,
     )
     .unwrap();
-    let (mut p2, _, mut opt2, mut other) = setup(false);
-    other.insert("config.layers".into(), "3".into());
-    let e = load_checkpoint(&dir.join("checkpoint.safetensors"), &mut p2, &mut opt2, &other, 42).unwrap_err();
+    let resume = |config: TrainConfig, sgd: bool, edit: &dyn Fn(&mut BTreeMap<String, String>)| {
+        let (mut p, m, mut o, mut meta) = setup(sgd);
+        edit(&mut meta);
+        let config = TrainConfig {
+            resume: Some(path.clone()),
+            ..config
+        };
+        train(&config, &mut p, &mut o, &meta, loss_of_step(&m, None), no_eval).unwrap_err()
+    };
+    let same = train_config(4, dir.clone());
+    let e = resume(same.clone(), false, &|m| {
+        m.insert("config.layers".into(), "3".into());
+    });
     assert!(e.contains("config.layers is 2 there, 3 here"), "{e}");
-    let (mut p4, _, mut opt4, meta) = setup(false);
-    let e = load_checkpoint(&dir.join("checkpoint.safetensors"), &mut p4, &mut opt4, &meta, 7).unwrap_err();
+    let e = resume(
+        TrainConfig {
+            seed: 7,
+            ..same.clone()
+        },
+        false,
+        &|_| {},
+    );
     assert!(e.contains("train.seed is 42 there, 7 here"), "{e}");
-    let (mut p3, _, mut sgd, meta) = setup(true);
-    let e = load_checkpoint(&dir.join("checkpoint.safetensors"), &mut p3, &mut sgd, &meta, 42).unwrap_err();
-    assert!(e.contains("adamw") && e.contains("sgd"), "{e}");
+    let e = resume(same.clone(), true, &|_| {});
+    assert!(e.contains("optim.name is adamw there, sgd here"), "{e}");
+    // Two differences at once are both named.
+    let mut other = same.clone();
+    other.schedule.peak = 5e-3;
+    other.grad_clip = None;
+    let e = resume(other, false, &|_| {});
+    assert!(
+        e.contains("train.lr is 0.003 there, 0.005 here") && e.contains("train.grad_clip is 1 there, none here"),
+        "{e}"
+    );
+    // The unchanged settings resume, and a finished run is not run again.
+    let (mut p, m, mut o, meta) = setup(false);
+    let r = train(
+        &TrainConfig {
+            resume: Some(path.clone()),
+            ..same.clone()
+        },
+        &mut p,
+        &mut o,
+        &meta,
+        loss_of_step(&m, None),
+        no_eval,
+    )
+    .unwrap();
+    assert_eq!((r.start, r.step), (2, 4));
+    let (mut p, m, mut o, meta) = setup(false);
+    let e = train(
+        &TrainConfig {
+            resume: Some(path),
+            ..same
+        },
+        &mut p,
+        &mut o,
+        &meta,
+        loss_of_step(&m, None),
+        no_eval,
+    )
+    .unwrap_err();
+    assert!(e.contains("at step 4") && e.contains("already complete"), "{e}");
+}
+
+/// A run through the shared example recipe on a small corpus, with these flags.
+fn recipe_run(dir: &std::path::Path, args: &[&str], stop_after: Option<usize>) -> Result<(), String> {
+    let corpus = dir.join("corpus.txt");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&corpus, "To be, or not to be, that is the question.\n".repeat(40)).unwrap();
+    let corpus = corpus.display().to_string();
+    let out = dir.display().to_string();
+    let base = [
+        ("--steps", "4"),
+        ("--d-model", "16"),
+        ("--heads", "2"),
+        ("--layers", "1"),
+        ("--seq-len", "16"),
+        ("--batch", "2"),
+        ("--eval-batches", "1"),
+        ("--warmup", "1"),
+        ("--corpus", &corpus),
+        ("--out", &out),
+    ];
+    // The base flags, each unless `args` gives it, then `args`.
+    let mut all: Vec<String> = Vec::new();
+    for (flag, value) in base {
+        if !args.contains(&flag) {
+            all.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    all.extend(args.iter().map(|s| s.to_string()));
+    let mut flags = Flags::parse(all)?;
+    let recipe = Recipe::read(&mut flags, Recipe::default())?;
+    flags.finish()?;
+    let data = recipe.load_data()?;
+    let mut params = Params::new();
+    let model = CausalLm::new(&mut params, &recipe.model_config(&data)?, &mut recipe.init_rng())?;
+    let (train, val) = (data.train_windows()?, recipe.validation_set(&data)?);
+    let mut calls = 0;
+    let loss = |tape: &mut Tape, params: &Params, rng: &mut StdRng| {
+        calls += 1;
+        if Some(calls) == stop_after {
+            request_stop();
+        }
+        model.loss(tape, params, &train.batch(recipe.batch, rng), rng)
+    };
+    recipe.train(&data, &mut params, &model.metadata(), loss, |p| model.evaluate(p, &val))?;
+    Ok(())
+}
+
+#[test]
+fn a_resume_with_a_changed_lr_or_batch_flag_is_refused_naming_it() {
+    let dir = out_dir("recipe");
+    recipe_run(&dir, &[], Some(2)).unwrap(); // stopped at step 2 of 4
+    let ckpt = dir.join("checkpoint.safetensors").display().to_string();
+    let e = recipe_run(&dir, &["--resume", &ckpt, "--lr", "5e-3"], None).unwrap_err();
+    assert!(e.contains("train.lr is 0.001 there, 0.005 here"), "{e}");
+    let e = recipe_run(&dir, &["--resume", &ckpt, "--batch", "8"], None).unwrap_err();
+    assert!(e.contains("data.batch is 2 there, 8 here"), "{e}");
+    assert!(!e.contains("train.lr"), "only the changed setting is named: {e}");
+    let e = recipe_run(&dir, &["--resume", &ckpt, "--steps", "6"], None).unwrap_err();
+    assert!(e.contains("train.steps is 4 there, 6 here"), "{e}");
+    recipe_run(&dir, &["--resume", &ckpt], None).unwrap(); // the same flags continue
 }
 
 #[test]
@@ -233,7 +355,7 @@ fn a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint() {
     let dir = out_dir("nan");
     let mut cfg = train_config(8, dir.clone());
     cfg.checkpoint_every = 2;
-    let mut inner = loss_of_step(&model);
+    let mut inner = loss_of_step(&model, None);
     let mut calls = 0;
     let poisoned = |tape: &mut Tape, params: &Params, rng: &mut StdRng| {
         calls += 1;
@@ -245,11 +367,12 @@ fn a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint() {
         ce
     };
     let path = dir.join("checkpoint.safetensors");
-    let e = train(&cfg, 0, &mut params, &mut opt, &meta, poisoned, no_eval).unwrap_err();
-    assert!(e.contains("at step 5"), "{e}");
-    // The checkpoint of step 4 is intact and loads.
-    let (mut p2, _, mut opt2, meta) = setup(false);
-    let (step, _) = load_checkpoint(&path, &mut p2, &mut opt2, &meta, 42).unwrap();
+    let e = train(&cfg, &mut params, &mut opt, &meta, poisoned, no_eval).unwrap_err();
+    assert!(e.contains("loss is NaN at step 5"), "{e}");
+    // The checkpoint of step 4 is intact, holds the parameters as they were, and resumes.
+    let (mut p2, _, mut opt2, _) = setup(false);
+    let settings = microlm::trainer::run_settings(&cfg, &opt2, &p2, &meta);
+    let step = checkpoint::load_training(&path, &mut p2, &mut opt2, &settings).unwrap();
     assert_eq!(step, 4);
     assert_eq!(
         bits(&p2),
@@ -259,26 +382,46 @@ fn a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint() {
 }
 
 #[test]
+fn an_infinite_gradient_with_a_finite_loss_stops_before_the_update() {
+    // L = sum sqrt(w) at w = 0: L = 0 is finite, dL/dw = 1 / (2 sqrt(0)) is infinite.
+    let mut params = Params::new();
+    let w = params.add("w", ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[3])).into_shared());
+    let mut opt = Optimizer::AdamW(AdamW::new(&params, 1e-3));
+    let before = bits(&params);
+    let loss = |tape: &mut Tape, params: &Params, _: &mut StdRng| {
+        let w = tape.param(params, w);
+        let r = tape.sqrt(w);
+        let l = tape.sum_all(r);
+        CrossEntropy {
+            mean: l,
+            sum: l,
+            count: 1,
+        }
+    };
+    let mut cfg = train_config(3, out_dir("inf_grad"));
+    cfg.grad_clip = None;
+    let e = train(&cfg, &mut params, &mut opt, &BTreeMap::new(), loss, no_eval).unwrap_err();
+    assert!(e.contains("gradient norm is inf at step 1"), "{e}");
+    assert_eq!(bits(&params), before, "no update may reach the parameters");
+    assert!(!cfg.checkpoint_path().exists(), "nothing is saved");
+}
+
+#[test]
 fn a_trained_checkpoint_loads_for_inference_with_the_same_predictions() {
-    let (mut params, model, mut opt, _) = setup(false);
+    let (mut params, model, mut opt, meta) = setup(false);
     let dir = out_dir("inference");
-    let mut meta = model.metadata();
-    let tokenizer =
-        microlm::tokenizer::Tokenizer::Char(microlm::tokenizer::CharTokenizer::from_text("abcdefghijklmnopqrs"));
-    meta.extend(tokenizer.to_metadata());
     train(
         &train_config(3, dir.clone()),
-        0,
         &mut params,
         &mut opt,
         &meta,
-        loss_of_step(&model),
+        loss_of_step(&model, None),
         no_eval,
     )
     .unwrap();
     let (loaded, loaded_params, loaded_tokenizer) = MaskedLm::load(&dir.join("checkpoint.safetensors")).unwrap();
-    assert_eq!(loaded_tokenizer, tokenizer);
-    let x = Tokens::new((5..21).collect(), 1, 16);
+    assert_eq!(loaded_tokenizer, tokenizer());
+    let x = Batch::new((5..21).collect(), 1, 16);
     let want = model.probabilities(&params, &x, &[2, 9]);
     let got = loaded.probabilities(&loaded_params, &x, &[2, 9]);
     assert_eq!(want, got);

@@ -6,11 +6,24 @@
 //! with h heads of size d_k = d_model / h. The h projections of each kind are one Linear of
 //! width d_model whose output is split into heads. Self-attention passes the same sequence as
 //! X_q and X_kv; cross-attention passes the decoder's states as X_q and the encoder's as X_kv.
+//!
+//! With a [`KvCache`] (generation only) the keys and values come from the cache: see
+//! `kv_cache.rs`.
 
+use super::kv_cache::KvCache;
 use super::linear::Linear;
+use crate::data::Batch;
 use crate::ops::{Attention, AttentionMask};
 use crate::{Params, Tape, Var};
 use rand::Rng;
+
+/// The mask a batch needs: key padding from its lengths, plus the causal mask if asked.
+pub fn attention_mask(batch: &Batch, causal: bool) -> AttentionMask {
+    AttentionMask {
+        causal,
+        key_lengths: batch.lengths.clone(),
+    }
+}
 
 /// h-head attention with projections `q_proj`, `k_proj`, `v_proj`, `out_proj`, each
 /// d_model -> d_model with bias.
@@ -45,15 +58,36 @@ impl MultiHeadAttention {
     }
 
     /// x_q [B, Tq, D], x_kv [B, Tk, D] -> out [B, Tq, D], and the weights [B, H, Tq, Tk].
-    pub fn forward(&self, tape: &mut Tape, params: &Params, x_q: Var, x_kv: Var, mask: &AttentionMask) -> Attention {
+    ///
+    /// With `cache`, K and V are the cache's after this call: self-attention appends the
+    /// projections of x_kv to it, cross-attention computes them at the first call only (later
+    /// calls ignore x_kv). The cached tensors enter the tape as constants: no gradient flows
+    /// into them, which generation does not need.
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        x_q: Var,
+        x_kv: Var,
+        mask: &AttentionMask,
+        cache: Option<&mut KvCache>,
+    ) -> Attention {
         let d = self.q_proj.d_out;
         let h = self.heads;
         let q = self.q_proj.forward(tape, params, x_q); // [B, Tq, D]
-        let k = self.k_proj.forward(tape, params, x_kv); // [B, Tk, D]
-        let v = self.v_proj.forward(tape, params, x_kv); // [B, Tk, D]
         let q = tape.split_heads(q, h); // [B, H, Tq, D/H]
-        let k = tape.split_heads(k, h); // [B, H, Tk, D/H]
-        let v = tape.split_heads(v, h); // [B, H, Tk, D/H]
+        let (k, v) = match cache {
+            None => self.keys_values(tape, params, x_kv), // [B, H, Tk, D/H] each
+            Some(cache) => {
+                if cache.needs_new_keys() {
+                    let (k_new, v_new) = self.keys_values(tape, params, x_kv);
+                    cache.append(tape.value(k_new), tape.value(v_new)); // K, V of positions 0..t+n
+                }
+                let k = cache.keys.clone().expect("filled above");
+                let v = cache.values.clone().expect("filled above");
+                (tape.constant(k), tape.constant(v))
+            }
+        };
         let scale = 1.0 / ((d / h) as f32).sqrt(); // 1 / sqrt(d_k)
         let att = tape.attention(q, k, v, mask, scale); // out [B, H, Tq, D/H]
         let merged = tape.merge_heads(att.out); // [B, Tq, D]
@@ -62,5 +96,12 @@ impl MultiHeadAttention {
             out,
             weights: att.weights,
         }
+    }
+
+    /// K = X_kv W_K^T + b_K and V = X_kv W_V^T + b_V, split into heads: [B, H, Tk, D/H] each.
+    fn keys_values(&self, tape: &mut Tape, params: &Params, x_kv: Var) -> (Var, Var) {
+        let k = self.k_proj.forward(tape, params, x_kv); // [B, Tk, D]
+        let v = self.v_proj.forward(tape, params, x_kv); // [B, Tk, D]
+        (tape.split_heads(k, self.heads), tape.split_heads(v, self.heads))
     }
 }

@@ -7,8 +7,9 @@
 
 use super::config::TransformerConfig;
 use super::encoder::Encoder;
+use super::kv_cache::Cache;
 use super::output::OutputProjection;
-use super::tokens::Tokens;
+use crate::data::Batch;
 use crate::{Params, Tape, Var};
 use rand::Rng;
 
@@ -49,13 +50,31 @@ impl Decoder {
     }
 
     /// tokens [B, T] -> hidden states [B, T, D], position t computed from tokens 0..=t only.
-    pub fn hidden(&self, tape: &mut Tape, params: &Params, tokens: &Tokens, rng: &mut impl Rng) -> Var {
-        self.stack.forward_masked(tape, params, tokens, true, rng)
+    pub fn hidden(&self, tape: &mut Tape, params: &Params, tokens: &Batch, rng: &mut impl Rng) -> Var {
+        self.stack.forward_with(tape, params, tokens, true, None, rng)
     }
 
     /// tokens [B, T] -> next-token logits [B, T, vocab].
-    pub fn forward(&self, tape: &mut Tape, params: &Params, tokens: &Tokens, rng: &mut impl Rng) -> Var {
-        let h = self.hidden(tape, params, tokens, rng);
-        self.lm_head.forward(tape, params, h)
+    pub fn forward(&self, tape: &mut Tape, params: &Params, tokens: &Batch, rng: &mut impl Rng) -> Var {
+        self.forward_cached(tape, params, tokens, None, rng)
+    }
+
+    /// [`Decoder::forward`] with a key/value cache (generation): `tokens` sit at the positions
+    /// after the cached ones, and join the cache.
+    pub fn forward_cached(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        tokens: &Batch,
+        cache: Option<&mut Cache>,
+        rng: &mut impl Rng,
+    ) -> Var {
+        let h = self.stack.forward_with(tape, params, tokens, true, cache, rng); // [B, T, D]
+        self.lm_head.forward(tape, params, h) // [B, T, vocab]
+    }
+
+    /// An empty cache for this model.
+    pub fn new_cache(&self) -> Cache {
+        Cache::new(self.config.layers)
     }
 }

@@ -12,6 +12,7 @@ use super::attention::MultiHeadAttention;
 use super::config::{NormPlacement, TransformerConfig};
 use super::dropout::Dropout;
 use super::feed_forward::FeedForward;
+use super::kv_cache::LayerCache;
 use super::layer_norm::LayerNorm;
 use crate::ops::AttentionMask;
 use crate::{Params, Tape, Var};
@@ -63,7 +64,9 @@ impl DecoderLayer {
     }
 
     /// x [B, T, D] attends to itself under `self_mask` (causal, plus target padding) and to
-    /// `memory` [B, S, D] under `memory_mask` (source padding) -> [B, T, D].
+    /// `memory` [B, S, D] under `memory_mask` (source padding) -> [B, T, D]. `cache`
+    /// (generation) holds the self-attention keys and values of earlier positions and the
+    /// cross-attention keys and values of the memory.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -73,16 +76,33 @@ impl DecoderLayer {
         memory: Var,
         self_mask: &AttentionMask,
         memory_mask: &AttentionMask,
+        cache: Option<&mut LayerCache>,
         rng: &mut impl Rng,
     ) -> Var {
+        let (mut self_cache, mut cross_cache) = match cache {
+            Some(c) => (Some(&mut c.self_attn), Some(&mut c.cross_attn)),
+            None => (None, None),
+        };
+        let mut self_attn = |tape: &mut Tape, h: Var| {
+            let a = self
+                .self_attn
+                .forward(tape, params, h, h, self_mask, self_cache.as_deref_mut());
+            a.out
+        };
+        let mut cross_attn = |tape: &mut Tape, h: Var| {
+            let c = self
+                .cross_attn
+                .forward(tape, params, h, memory, memory_mask, cross_cache.as_deref_mut());
+            c.out
+        };
         match self.norm {
             NormPlacement::Pre => {
                 let h = self.norm1.forward(tape, params, x);
-                let a = self.self_attn.forward(tape, params, h, h, self_mask).out;
+                let a = self_attn(tape, h);
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a); // x + SelfAttn(LN_1(x))
                 let h = self.norm2.forward(tape, params, x);
-                let c = self.cross_attn.forward(tape, params, h, memory, memory_mask).out;
+                let c = cross_attn(tape, h);
                 let c = self.dropout.forward(tape, c, rng);
                 let x = tape.add(x, c); // x + CrossAttn(LN_2(x), m)
                 let h = self.norm3.forward(tape, params, x);
@@ -91,11 +111,11 @@ impl DecoderLayer {
                 tape.add(x, f) // x + FFN(LN_3(x))
             }
             NormPlacement::Post => {
-                let a = self.self_attn.forward(tape, params, x, x, self_mask).out;
+                let a = self_attn(tape, x);
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a);
                 let x = self.norm1.forward(tape, params, x); // LN_1(x + SelfAttn(x))
-                let c = self.cross_attn.forward(tape, params, x, memory, memory_mask).out;
+                let c = cross_attn(tape, x);
                 let c = self.dropout.forward(tape, c, rng);
                 let x = tape.add(x, c);
                 let x = self.norm2.forward(tape, params, x); // LN_2(x + CrossAttn(x, m))

@@ -5,7 +5,7 @@ use super::config::TransformerConfig;
 use super::dropout::Dropout;
 use super::init::{normal, INIT_STD};
 use super::positional::sinusoidal_table;
-use super::tokens::Tokens;
+use crate::data::Batch;
 use crate::{ParamId, Params, Tape, Tensor, Var};
 use rand::Rng;
 
@@ -34,7 +34,7 @@ impl Embedding {
     }
 }
 
-/// The input side of every stack: x = E(ids) * s + S(segments) + PE(0..T), then dropout, where
+/// The input side of every stack: x = E(ids) * s + S(segments) + PE(t0..t0+T), then dropout, where
 /// s = sqrt(d_model) if `scale_embeddings` (the paper's section 3.4) else 1, S the optional
 /// segment table and PE the fixed sinusoidal table.
 ///
@@ -95,11 +95,16 @@ impl InputEmbedding {
         }
     }
 
-    /// tokens [B, T] -> x [B, T, D].
-    pub fn forward(&self, tape: &mut Tape, params: &Params, tokens: &Tokens, rng: &mut impl Rng) -> Var {
+    /// tokens [B, T] at positions `start`..`start` + T -> x [B, T, D]. `start` is 0 except when
+    /// generation adds tokens after cached ones.
+    pub fn forward(&self, tape: &mut Tape, params: &Params, tokens: &Batch, start: usize, rng: &mut impl Rng) -> Var {
         let (b, t) = (tokens.batch, tokens.seq_len);
         let max_len = self.positions.shape()[0];
-        assert!(t <= max_len, "embedding: sequence length {t} exceeds max_len {max_len}");
+        assert!(
+            start + t <= max_len,
+            "embedding: positions {start}..{} exceed max_len {max_len}",
+            start + t
+        );
         let x = self.token.forward(tape, params, &tokens.ids, &[b, t]); // [B, T, D]
         let mut x = if self.scale != 1.0 {
             tape.mul_scalar(x, self.scale)
@@ -116,7 +121,7 @@ impl InputEmbedding {
             (None, None) => {}
         }
         let mut pe = self.positions.clone();
-        pe.slice_axis_inplace(ndarray::Axis(0), ndarray::Slice::from(0..t)); // [T, D], a view
+        pe.slice_axis_inplace(ndarray::Axis(0), ndarray::Slice::from(start..start + t)); // [T, D], a view
         let pe = tape.constant(pe);
         let x = tape.add(x, pe); // PE broadcasts over the batch
         self.dropout.forward(tape, x, rng)

@@ -4,13 +4,16 @@
 //!   x_0 = Dropout(E(ids) * s + S(segments) + PE),   x_l = EncoderLayer_l(x_{l-1}),
 //!   h = LN_f(x_N) (pre-LN) or x_N (post-LN).
 //!
-//! Every position attends to every real (non-padding) position of its sequence.
+//! Every position attends to every real (non-padding) position of its sequence. Under the
+//! causal mask the same stack is the decoder-only model's (see `decoder.rs`).
 
+use super::attention::attention_mask;
 use super::config::{NormPlacement, TransformerConfig};
 use super::embedding::InputEmbedding;
 use super::encoder_layer::EncoderLayer;
+use super::kv_cache::Cache;
 use super::layer_norm::LayerNorm;
-use super::tokens::Tokens;
+use crate::data::Batch;
 use crate::{Params, Tape, Var};
 use rand::Rng;
 
@@ -59,24 +62,33 @@ impl Encoder {
     }
 
     /// tokens [B, T] -> hidden states h [B, T, D].
-    pub fn forward(&self, tape: &mut Tape, params: &Params, tokens: &Tokens, rng: &mut impl Rng) -> Var {
-        self.forward_masked(tape, params, tokens, false, rng)
+    pub fn forward(&self, tape: &mut Tape, params: &Params, tokens: &Batch, rng: &mut impl Rng) -> Var {
+        self.forward_with(tape, params, tokens, false, None, rng)
     }
 
-    /// The same stack with the causal mask on (`causal = true`): position t then sees
-    /// positions 0..=t only. This is how [`Decoder`](super::Decoder) uses it.
-    pub fn forward_masked(
+    /// The stack with the causal mask on or off. With `cache` (generation), `tokens` sit at the
+    /// positions after the cached ones, and their keys and values join the cache.
+    pub fn forward_with(
         &self,
         tape: &mut Tape,
         params: &Params,
-        tokens: &Tokens,
+        tokens: &Batch,
         causal: bool,
+        mut cache: Option<&mut Cache>,
         rng: &mut impl Rng,
     ) -> Var {
-        let mask = tokens.attention_mask(causal); // padding (+ causal)
-        let mut x = self.embed.forward(tape, params, tokens, rng); // [B, T, D]
-        for layer in &self.layers {
-            x = layer.forward(tape, params, x, &mask, rng); // [B, T, D]
+        let start = cache.as_ref().map_or(0, |c| c.positions); // position of tokens[0]
+        let mask = match &cache {
+            Some(c) => c.self_mask(tokens, causal),
+            None => attention_mask(tokens, causal), // padding (+ causal)
+        };
+        let mut x = self.embed.forward(tape, params, tokens, start, rng); // [B, T, D]
+        for (l, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[l]);
+            x = layer.forward(tape, params, x, &mask, layer_cache, rng); // [B, T, D]
+        }
+        if let Some(c) = cache {
+            c.positions = start + tokens.seq_len;
         }
         match &self.final_norm {
             Some(ln) => ln.forward(tape, params, x),

@@ -4,12 +4,14 @@
 //!   post-LN:  x = LN_1(x + Dropout(SelfAttn(x)));      x = LN_2(x + Dropout(FFN(x)))
 //!   pre-LN:   x = x + Dropout(SelfAttn(LN_1(x)));      x = x + Dropout(FFN(LN_2(x)))
 //!
-//! With a causal mask the same layer is a GPT-style decoder block.
+//! With a causal mask the same layer is a GPT-style decoder block, and with a [`LayerCache`] it
+//! is that block during generation.
 
 use super::attention::MultiHeadAttention;
 use super::config::{NormPlacement, TransformerConfig};
 use super::dropout::Dropout;
 use super::feed_forward::FeedForward;
+use super::kv_cache::LayerCache;
 use super::layer_norm::LayerNorm;
 use crate::ops::AttentionMask;
 use crate::{Params, Tape, Var};
@@ -53,12 +55,26 @@ impl EncoderLayer {
         }
     }
 
-    /// x [B, T, D] -> [B, T, D]. `mask` says which keys each query may see (padding, causal).
-    pub fn forward(&self, tape: &mut Tape, params: &Params, x: Var, mask: &AttentionMask, rng: &mut impl Rng) -> Var {
+    /// x [B, T, D] -> [B, T, D]. `mask` says which keys each query may see (padding, causal);
+    /// `cache` (generation) holds the keys and values of earlier positions.
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        x: Var,
+        mask: &AttentionMask,
+        cache: Option<&mut LayerCache>,
+        rng: &mut impl Rng,
+    ) -> Var {
+        let mut cache = cache.map(|c| &mut c.self_attn);
+        let mut self_attn = |tape: &mut Tape, h: Var| {
+            let cache = cache.as_deref_mut();
+            self.self_attn.forward(tape, params, h, h, mask, cache).out
+        };
         match self.norm {
             NormPlacement::Pre => {
                 let h = self.norm1.forward(tape, params, x);
-                let a = self.self_attn.forward(tape, params, h, h, mask).out;
+                let a = self_attn(tape, h);
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a); // x + Dropout(SelfAttn(LN_1(x)))
                 let h = self.norm2.forward(tape, params, x);
@@ -67,7 +83,7 @@ impl EncoderLayer {
                 tape.add(x, f) // x + Dropout(FFN(LN_2(x)))
             }
             NormPlacement::Post => {
-                let a = self.self_attn.forward(tape, params, x, x, mask).out;
+                let a = self_attn(tape, x);
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a);
                 let x = self.norm1.forward(tape, params, x); // LN_1(x + Dropout(SelfAttn(x)))

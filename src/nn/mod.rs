@@ -2,7 +2,7 @@
 //! struct that owns the ids of its parameters and has a `forward` written with the tape's ops.
 //!
 //! Reading order: `init.rs`, `linear.rs`, `embedding.rs`, `layer_norm.rs`, `dropout.rs`,
-//! `positional.rs`, `tokens.rs`, `attention.rs` (multi-head), `feed_forward.rs`, `output.rs`, `mlm_head.rs`, `config.rs`,
+//! `positional.rs`, `attention.rs` (multi-head), `kv_cache.rs`, `feed_forward.rs`, `output.rs`, `mlm_head.rs`, `config.rs`,
 //! `encoder_layer.rs`, `decoder_layer.rs`, `encoder.rs`, `decoder.rs`, `encoder_decoder.rs`,
 //! then `checkpoint.rs`.
 //!
@@ -21,14 +21,14 @@ pub mod encoder_decoder;
 pub mod encoder_layer;
 pub mod feed_forward;
 pub mod init;
+pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
 pub mod mlm_head;
 pub mod output;
 pub mod positional;
-pub mod tokens;
 
-pub use attention::MultiHeadAttention;
+pub use attention::{attention_mask, MultiHeadAttention};
 pub use config::{NormPlacement, TransformerConfig};
 pub use decoder::Decoder;
 pub use decoder_layer::DecoderLayer;
@@ -39,8 +39,8 @@ pub use encoder::Encoder;
 pub use encoder_decoder::EncoderDecoder;
 pub use encoder_layer::EncoderLayer;
 pub use feed_forward::FeedForward;
+pub use kv_cache::{Cache, KvCache, LayerCache};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlm_head::MlmHead;
 pub use output::OutputProjection;
-pub use tokens::Tokens;

@@ -16,24 +16,36 @@
 //!   if PAD were also EOS, matching the id would drop real EOS targets.
 //! - The loss is one mean over all targets of the batch, with the sum and |T| beside it; a batch
 //!   with no target (every n_b <= 1) gives 0.
+//!
+//! The model, [`CausalLm`], is GPT's shape: the decoder-only stack (`nn/decoder.rs`) and its
+//! projection to the vocabulary, logits for every position at once.
 
-use crate::nn::Tokens;
-use crate::{CrossEntropy, Tape, Var};
+use super::{Evaluation, Tally};
+use crate::checkpoint;
+use crate::data::Batch;
+use crate::generate::{generate, Generation, Model, Sampling};
+use crate::nn::{Decoder, TransformerConfig};
+use crate::tokenizer::Tokenizer;
+use crate::{CrossEntropy, Params, Tape, Var};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 /// The target of every position of `x`: `Some(x_{t+1})` for t in T, `None` elsewhere (the last
 /// real position of each sequence and its padding).
 ///
 /// ```
-/// use microlm::nn::Tokens;
+/// use microlm::data::Batch;
 /// use microlm::objectives::clm::next_token_targets;
-/// let x = Tokens::new(vec![7, 8, 9, 0], 1, 4).with_lengths(vec![3]); // 0 is padding
+/// let x = Batch::new(vec![7, 8, 9, 0], 1, 4).with_lengths(vec![3]); // 0 is padding
 /// assert_eq!(next_token_targets(&x), vec![Some(8), Some(9), None, None]);
 /// ```
-pub fn next_token_targets(x: &Tokens) -> Vec<Option<usize>> {
+pub fn next_token_targets(x: &Batch) -> Vec<Option<usize>> {
     let (batch, seq_len) = (x.batch, x.seq_len);
     let mut targets = vec![None; batch * seq_len];
     for b in 0..batch {
-        let n_b = x.lengths.as_ref().map_or(seq_len, |l| l[b]);
+        let n_b = x.length(b);
         for t in 0..n_b.saturating_sub(1) {
             targets[b * seq_len + t] = Some(x.ids[b * seq_len + t + 1]); // x_{t+1}
         }
@@ -44,7 +56,7 @@ pub fn next_token_targets(x: &Tokens) -> Vec<Option<usize>> {
 /// L_CLM from the logits of every position, `[B, T, V]`, and the unshifted inputs `x`.
 ///
 /// dL/dz_t = (softmax(z_t) - onehot(x_{t+1})) / |T| for t in T, exactly 0 elsewhere.
-pub fn clm_loss(tape: &mut Tape, logits: Var, x: &Tokens) -> CrossEntropy {
+pub fn clm_loss(tape: &mut Tape, logits: Var, x: &Batch) -> CrossEntropy {
     let shape = tape.shape(logits).to_vec();
     assert!(
         shape.len() == 3 && shape[0] == x.batch && shape[1] == x.seq_len,
@@ -53,4 +65,73 @@ pub fn clm_loss(tape: &mut Tape, logits: Var, x: &Tokens) -> CrossEntropy {
         x.seq_len
     );
     tape.cross_entropy(logits, &next_token_targets(x))
+}
+
+/// The decoder-only model (parameters `decoder.*`) that CLM trains.
+#[derive(Clone, Debug)]
+pub struct CausalLm {
+    /// Embeddings, the causal stack and the LM head.
+    pub decoder: Decoder,
+}
+
+impl CausalLm {
+    /// Build the model for `config`; an invalid config is refused with the field named.
+    pub fn new(params: &mut Params, config: &TransformerConfig, rng: &mut impl Rng) -> Result<CausalLm, String> {
+        Ok(CausalLm {
+            decoder: Decoder::new(params, "decoder", config, rng)?,
+        })
+    }
+
+    /// What a checkpoint needs to rebuild this model: its config.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        self.decoder.config.to_metadata()
+    }
+
+    /// Rebuild a trained model from a checkpoint the trainer wrote (the optimizer's state in it
+    /// is skipped).
+    pub fn load(path: &Path) -> Result<(CausalLm, Params, Tokenizer), String> {
+        checkpoint::load_model(path, |config, _tokenizer, _metadata, params| {
+            CausalLm::new(params, config, &mut StdRng::seed_from_u64(0))
+        })
+    }
+
+    /// L_CLM of batch `x` (dropout draws from `rng`). Call `backward` on `.mean`.
+    pub fn loss(&self, tape: &mut Tape, params: &Params, x: &Batch, rng: &mut impl Rng) -> CrossEntropy {
+        let logits = self.decoder.forward(tape, params, x, rng); // [B, T, V]
+        clm_loss(tape, logits, x)
+    }
+
+    /// Next-token loss and accuracy over `batches` in evaluation mode (no dropout, no gradients).
+    pub fn evaluate(&self, params: &Params, batches: &[Batch]) -> Evaluation {
+        let mut tally = Tally::default();
+        for x in batches {
+            let mut tape = Tape::no_grad();
+            let logits = self
+                .decoder
+                .forward(&mut tape, params, x, &mut StdRng::seed_from_u64(0));
+            tally.add(&mut tape, logits, &next_token_targets(x));
+        }
+        tally.finish()
+    }
+
+    /// Continue `prompt` by `new_tokens` tokens (see [`generate`]).
+    pub fn generate(
+        &self,
+        params: &Params,
+        prompt: &[usize],
+        new_tokens: usize,
+        sampling: &Sampling,
+        use_cache: bool,
+        rng: &mut impl Rng,
+    ) -> Result<Generation, String> {
+        generate(
+            Model::Decoder(&self.decoder),
+            params,
+            prompt,
+            new_tokens,
+            sampling,
+            use_cache,
+            rng,
+        )
+    }
 }

@@ -20,11 +20,26 @@
 //!
 //! The loss is one mean over all masked positions of the batch (not a mean of per-sequence
 //! means), with the sum and |M| kept for gradient accumulation; an empty M gives 0.
+//!
+//! The model, [`MaskedLm`], is BERT's shape: the bidirectional encoder, then the MLM head,
+//! evaluated only at the masked positions (the others carry no label, so their logits would be
+//! computed for nothing):
+//!
+//!   h = Encoder(X_masked)          [B, T, D]
+//!   h_M = rows of h at M           [|M|, D]
+//!   z_M = MlmHead(h_M)             [|M|, V]
+//!   L = mean over M of CE(z_M, x_M)
 
-use crate::nn::Tokens;
-use crate::tokenizer::{BpeTokenizer, CharTokenizer, SPECIALS};
-use crate::{CrossEntropy, Tape, Var};
-use rand::Rng;
+use super::{Evaluation, Tally};
+use crate::checkpoint;
+use crate::data::Batch;
+use crate::nn::{Encoder, MlmHead, TransformerConfig};
+use crate::tokenizer::Tokenizer;
+use crate::{CrossEntropy, Params, Tape, Var};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 /// How the masked positions M are chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -91,23 +106,13 @@ pub struct MlmVocab {
 }
 
 impl MlmVocab {
-    /// The character tokenizer's: specials are ids 0..5 except `[UNK]`.
-    pub fn for_chars(tokenizer: &CharTokenizer) -> MlmVocab {
-        use crate::tokenizer::{CLS, MASK, PAD, SEP};
+    /// The vocabulary of `tokenizer`: `[PAD]`, `[CLS]`, `[SEP]` and `[MASK]` are never chosen.
+    pub fn of(tokenizer: &Tokenizer) -> MlmVocab {
+        let s = tokenizer.specials();
         MlmVocab {
             size: tokenizer.vocab_size(),
-            mask: MASK,
-            specials: vec![PAD, CLS, SEP, MASK],
-        }
-    }
-
-    /// The BPE tokenizer's: its specials are the last five ids, in the order of `SPECIALS`.
-    pub fn for_bpe(tokenizer: &BpeTokenizer) -> MlmVocab {
-        let id = |name: &str| tokenizer.special(SPECIALS.iter().position(|s| *s == name).unwrap());
-        MlmVocab {
-            size: tokenizer.vocab_size(),
-            mask: id("[MASK]"),
-            specials: vec![id("[PAD]"), id("[CLS]"), id("[SEP]"), id("[MASK]")],
+            mask: s.mask,
+            specials: vec![s.pad, s.cls, s.sep, s.mask],
         }
     }
 }
@@ -127,7 +132,7 @@ pub enum Branch {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MaskedBatch {
     /// The model's input X_masked: the batch with the chosen positions corrupted.
-    pub x_masked: Tokens,
+    pub x_masked: Batch,
     /// M as flat indices b * T + i, sorted.
     pub masked_positions: Vec<usize>,
     /// The original token x_i of each masked position, in the same order.
@@ -161,15 +166,15 @@ pub fn num_predictions(n: usize, mask_rate: f64, max_predictions: usize) -> usiz
 }
 
 /// Corrupt a batch (steps 1 to 4 of the module docs). Deterministic for a given `rng` state.
-pub fn mask_tokens(x: &Tokens, vocab: &MlmVocab, config: &MlmConfig, rng: &mut impl Rng) -> MaskedBatch {
+pub fn mask_tokens(x: &Batch, vocab: &MlmVocab, config: &MlmConfig, rng: &mut impl Rng) -> MaskedBatch {
     let (batch, seq_len) = (x.batch, x.seq_len);
     let mut x_masked = x.clone();
     let mut masked_positions = Vec::new();
     let mut labels = Vec::new();
     let mut branches = Vec::new();
     for b in 0..batch {
-        let n = x.lengths.as_ref().map_or(seq_len, |l| l[b]);
-        let row = &x.ids[b * seq_len..b * seq_len + n];
+        let n = x.length(b);
+        let row = &x.row(b)[..n];
         // 1. candidates
         let mut candidates: Vec<usize> = (0..n).filter(|&i| !vocab.specials.contains(&row[i])).collect();
         // 2. M for this sequence
@@ -224,4 +229,151 @@ pub fn mask_tokens(x: &Tokens, vocab: &MlmVocab, config: &MlmConfig, rng: &mut i
 pub fn mlm_loss(tape: &mut Tape, logits_masked: Var, labels: &[usize]) -> CrossEntropy {
     let targets: Vec<Option<usize>> = labels.iter().map(|&x_i| Some(x_i)).collect();
     tape.cross_entropy(logits_masked, &targets)
+}
+
+/// Encoder (parameters `encoder.*`) and MLM head (`mlm_head.*`), with the corruption it trains
+/// under.
+#[derive(Clone, Debug)]
+pub struct MaskedLm {
+    /// The stack.
+    pub encoder: Encoder,
+    /// Transform (optional) and the output projection, tied by `config.tie_embeddings`.
+    pub head: MlmHead,
+    /// Which ids the corruption may choose and what it writes.
+    pub vocab: MlmVocab,
+    /// How positions are chosen and corrupted.
+    pub corruption: MlmConfig,
+}
+
+impl MaskedLm {
+    /// Build the model for `config` and `tokenizer`'s vocabulary, with BERT's corruption;
+    /// `head_transform` chooses BERT's head (Linear-GELU-LayerNorm before the projection) or a
+    /// plain projection. An invalid config is refused with the field named.
+    pub fn new(
+        params: &mut Params,
+        config: &TransformerConfig,
+        tokenizer: &Tokenizer,
+        head_transform: bool,
+        rng: &mut impl Rng,
+    ) -> Result<MaskedLm, String> {
+        if config.vocab_size != tokenizer.vocab_size() {
+            return Err(format!(
+                "MaskedLm: config.vocab_size {} but the tokenizer has {} ids",
+                config.vocab_size,
+                tokenizer.vocab_size()
+            ));
+        }
+        let encoder = Encoder::new(params, "encoder", config, rng)?;
+        let (token, eps) = (&encoder.embed.token, config.layer_norm_eps);
+        let head = MlmHead::new(
+            params,
+            "mlm_head",
+            token,
+            config.tie_embeddings,
+            head_transform,
+            eps,
+            rng,
+        );
+        Ok(MaskedLm {
+            encoder,
+            head,
+            vocab: MlmVocab::of(tokenizer),
+            corruption: MlmConfig::default(),
+        })
+    }
+
+    /// What a checkpoint needs to rebuild this model and repeat its training: the config, the
+    /// head, and the corruption's settings.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        let mut m = self.encoder.config.to_metadata();
+        let c = &self.corruption;
+        let selection = match c.selection {
+            Selection::PerSequence { max_predictions } => format!("per_sequence:{max_predictions}"),
+            Selection::Independent => "independent".into(),
+        };
+        m.insert("mlm.head_transform".into(), self.head.transform.is_some().to_string());
+        m.insert("mlm.selection".into(), selection);
+        m.insert("mlm.mask_rate".into(), c.mask_rate.to_string());
+        m.insert("mlm.mask_token_prob".into(), c.mask_token_prob.to_string());
+        m
+    }
+
+    /// Rebuild a trained model from a checkpoint the trainer wrote (the optimizer's state in it
+    /// is skipped).
+    pub fn load(path: &Path) -> Result<(MaskedLm, Params, Tokenizer), String> {
+        checkpoint::load_model(path, |config, tokenizer, metadata, params| {
+            let head_transform = metadata.get("mlm.head_transform").map(String::as_str) != Some("false");
+            MaskedLm::new(params, config, tokenizer, head_transform, &mut StdRng::seed_from_u64(0))
+        })
+    }
+
+    /// z_M: logits at the given flat positions (b * T + i) of `x`, `[positions.len(), V]`.
+    pub fn logits_at(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        x: &Batch,
+        positions: &[usize],
+        rng: &mut impl Rng,
+    ) -> Var {
+        let d = self.encoder.config.d_model;
+        let h = self.encoder.forward(tape, params, x, rng); // [B, T, D]
+        let h = tape.reshape(h, &[x.batch * x.seq_len, d]); // [B*T, D]
+        let h_masked = tape.embedding(h, positions, &[positions.len()]); // gather rows, [|M|, D]
+        self.head.forward(tape, params, h_masked) // [|M|, V]
+    }
+
+    /// L_MLM of a clean batch `x`: corrupt it with draws from `rng`, then score it. Call
+    /// `backward` on `.mean`.
+    pub fn loss(&self, tape: &mut Tape, params: &Params, x: &Batch, rng: &mut impl Rng) -> CrossEntropy {
+        let corrupted = mask_tokens(x, &self.vocab, &self.corruption, rng);
+        self.loss_masked(tape, params, &corrupted, rng)
+    }
+
+    /// L_MLM of a batch already corrupted.
+    pub fn loss_masked(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        batch: &MaskedBatch,
+        rng: &mut impl Rng,
+    ) -> CrossEntropy {
+        let z_masked = self.logits_at(tape, params, &batch.x_masked, &batch.masked_positions, rng);
+        mlm_loss(tape, z_masked, &batch.labels)
+    }
+
+    /// Masked-token loss and accuracy over clean `batches` in evaluation mode (no dropout, no
+    /// gradients). Batch k is corrupted with draws seeded by k alone, so the same batches are
+    /// always scored on the same masks, whatever the run's seed or step.
+    pub fn evaluate(&self, params: &Params, batches: &[Batch]) -> Evaluation {
+        let mut tally = Tally::default();
+        for (k, x) in batches.iter().enumerate() {
+            let masks = mask_tokens(x, &self.vocab, &self.corruption, &mut StdRng::seed_from_u64(k as u64));
+            let mut tape = Tape::no_grad();
+            let z_masked = self.logits_at(
+                &mut tape,
+                params,
+                &masks.x_masked,
+                &masks.masked_positions,
+                &mut StdRng::seed_from_u64(0),
+            );
+            let targets: Vec<Option<usize>> = masks.labels.iter().map(|&x_i| Some(x_i)).collect();
+            tally.add(&mut tape, z_masked, &targets);
+        }
+        tally.finish()
+    }
+
+    /// P(x_i = v | X) at each of `positions` of `x`, in evaluation mode: `[positions.len()][V]`.
+    pub fn probabilities(&self, params: &Params, x: &Batch, positions: &[usize]) -> Vec<Vec<f32>> {
+        let mut tape = Tape::no_grad();
+        let z = self.logits_at(&mut tape, params, x, positions, &mut StdRng::seed_from_u64(0));
+        let p = tape.softmax(z, 1);
+        let v = self.encoder.config.vocab_size;
+        let p = tape.value(p).as_standard_layout().into_owned();
+        p.as_slice()
+            .expect("standard layout")
+            .chunks(v)
+            .map(|r| r.to_vec())
+            .collect()
+    }
 }

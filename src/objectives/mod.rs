@@ -1,14 +1,65 @@
-//! The self-supervised objectives. Each module opens with its loss formula and its source, and
-//! its variable names follow the formula.
+//! The self-supervised objectives. Each file opens with its loss formula and its source, and
+//! holds the objective's model twin, with the same face for every objective:
 //!
-//! - [`mlm`]: masked language modelling, L = -sum_{i in M} log P(x_i | X_masked) (BERT), and
-//!   [`mlm_model`], the encoder plus MLM head it trains.
-//! - [`clm`]: causal language modelling, L = -sum_t log P(x_{t+1} | x_{<=t}) (GPT), trained on
-//!   the decoder-only stack `nn::Decoder`.
+//! | | [`MaskedLm`] (`mlm.rs`) | [`CausalLm`] (`clm.rs`) |
+//! |---|---|---|
+//! | loss | L = -(1/\|M\|) sum_{i in M} log P(x_i \| X_masked) | L = -(1/\|T\|) sum_t log P(x_{t+1} \| x_{<=t}) |
+//! | model | encoder + MLM head | decoder-only stack + LM head |
+//! | `new` | builds it into a [`Params`](crate::Params) store | the same |
+//! | `loss(tape, params, x, rng)` | masks x, scores the masked positions | scores every next token |
+//! | `evaluate(params, batches)` | masked-token loss and accuracy | next-token loss and accuracy |
+//! | `metadata()`, `load(path)` | what a checkpoint needs to rebuild it | the same |
+//!
+//! A training example hands `loss` and `evaluate` to the trainer and nothing else differs.
 
 pub mod clm;
 pub mod mlm;
-pub mod mlm_model;
 
-pub use mlm::{mask_tokens, mlm_loss, num_predictions, Branch, MaskedBatch, MlmConfig, MlmVocab, Selection};
-pub use mlm_model::{MaskedLm, MlmEvaluation};
+pub use clm::CausalLm;
+pub use mlm::{mask_tokens, mlm_loss, num_predictions, Branch, MaskedBatch, MaskedLm, MlmConfig, MlmVocab, Selection};
+
+use crate::{Tape, Var};
+
+/// What a validation pass measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy over every scored position, in nats.
+    pub loss: f64,
+    /// Share of scored positions whose most probable token (argmax over the vocabulary) is the
+    /// right one, if the objective reports it.
+    pub accuracy: Option<f64>,
+    /// Number of scored positions.
+    pub count: usize,
+}
+
+/// Sums over validation batches, turned into an [`Evaluation`] at the end.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    loss_sum: f64,
+    correct: usize,
+    count: usize,
+}
+
+impl Tally {
+    /// Add the cross-entropy and the top-1 hits of `logits` `[..., V]` against `targets` (one
+    /// per row of logits, row-major; `None` rows are not scored).
+    pub fn add(&mut self, tape: &mut Tape, logits: Var, targets: &[Option<usize>]) {
+        let ce = tape.cross_entropy(logits, targets);
+        self.loss_sum += tape.scalar(ce.sum) as f64;
+        self.count += ce.count;
+        let last_axis = tape.shape(logits).len() - 1;
+        let predicted = tape.argmax(logits, last_axis);
+        let hits = tape.value(predicted).iter().zip(targets);
+        self.correct += hits.filter(|(&p, &y)| y == Some(p as usize)).count();
+    }
+
+    /// Mean loss and accuracy (both 0 when nothing was scored).
+    pub fn finish(self) -> Evaluation {
+        let per = |x: f64| if self.count == 0 { 0.0 } else { x / self.count as f64 };
+        Evaluation {
+            loss: per(self.loss_sum),
+            accuracy: Some(per(self.correct as f64)),
+            count: self.count,
+        }
+    }
+}

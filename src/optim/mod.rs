@@ -83,6 +83,33 @@ impl Optimizer {
         }
     }
 
+    /// Every setting that shapes the updates, as checkpoint metadata (`optim.*`): the name,
+    /// the hyperparameters, and the parameters exempt from weight decay. The learning rate is
+    /// the schedule's, stored by the trainer.
+    pub fn settings(&self, params: &Params) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("optim.name".to_string(), self.name().to_string());
+        match self {
+            Optimizer::AdamW(o) => {
+                m.insert("optim.beta1".into(), o.beta1.to_string());
+                m.insert("optim.beta2".into(), o.beta2.to_string());
+                m.insert("optim.eps".into(), o.eps.to_string());
+                m.insert("optim.weight_decay".into(), o.weight_decay.to_string());
+                let exempt: Vec<&str> = params
+                    .ids()
+                    .filter(|&id| !o.decays(id))
+                    .map(|id| params.name(id))
+                    .collect();
+                m.insert("optim.no_decay".into(), exempt.join(","));
+            }
+            Optimizer::Sgd(o) => {
+                m.insert("optim.momentum".into(), o.momentum.to_string());
+                m.insert("optim.weight_decay".into(), o.weight_decay.to_string());
+            }
+        }
+        m
+    }
+
     /// The state to checkpoint, as named tensors (see [`AdamW::state`] and [`Sgd::state`]).
     pub fn state(&self, params: &Params) -> Vec<(String, Tensor)> {
         match self {

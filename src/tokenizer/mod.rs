@@ -4,6 +4,8 @@
 //!   tokens with fixed ids.
 //! - [`BpeTokenizer`]: byte-level byte-pair encoding trained from scratch, in the manner of
 //!   karpathy/minbpe.
+//! - [`Tokenizer`]: the one interface both share (encode, decode, vocabulary size, which ids are
+//!   special, checkpoint metadata), so the objectives never ask which tokenizer they have.
 
 pub mod bpe;
 pub mod char;
@@ -25,6 +27,28 @@ pub const SEP: usize = 3;
 pub const MASK: usize = 4;
 
 use std::collections::BTreeMap;
+
+/// Where the five special tokens sit in a vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpecialIds {
+    /// `[PAD]`
+    pub pad: usize,
+    /// `[UNK]`
+    pub unk: usize,
+    /// `[CLS]`
+    pub cls: usize,
+    /// `[SEP]`
+    pub sep: usize,
+    /// `[MASK]`
+    pub mask: usize,
+}
+
+impl SpecialIds {
+    /// True if `id` is one of the five.
+    pub fn contains(&self, id: usize) -> bool {
+        [self.pad, self.unk, self.cls, self.sep, self.mask].contains(&id)
+    }
+}
 
 /// Either tokenizer, for programs that let the user choose (`--tokenizer char|bpe`), with its
 /// vocabulary stored as checkpoint metadata so a checkpoint carries the tokenizer it was trained
@@ -71,6 +95,25 @@ impl Tokenizer {
         match self {
             Tokenizer::Char(_) => k,
             Tokenizer::Bpe(t) => t.special(k),
+        }
+    }
+
+    /// The ids of all five special tokens.
+    pub fn specials(&self) -> SpecialIds {
+        SpecialIds {
+            pad: self.special("[PAD]"),
+            unk: self.special("[UNK]"),
+            cls: self.special("[CLS]"),
+            sep: self.special("[SEP]"),
+            mask: self.special("[MASK]"),
+        }
+    }
+
+    /// `"char"` or `"bpe"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Tokenizer::Char(_) => "char",
+            Tokenizer::Bpe(_) => "bpe",
         }
     }
 

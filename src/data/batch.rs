@@ -1,11 +1,9 @@
-//! A batch of token ids as the stacks take it.
-
-use crate::ops::AttentionMask;
+//! A batch of token ids: what the data stage hands out and every model takes.
 
 /// B sequences of T token ids (row-major), with optional per-sequence lengths (positions at or
 /// past a sequence's length are padding) and optional segment ids.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Tokens {
+pub struct Batch {
     /// B * T ids, sequence after sequence.
     pub ids: Vec<usize>,
     /// B
@@ -18,15 +16,15 @@ pub struct Tokens {
     pub segments: Option<Vec<usize>>,
 }
 
-impl Tokens {
+impl Batch {
     /// B sequences of T ids, none padded. Panics if `ids` does not hold B * T ids.
-    pub fn new(ids: Vec<usize>, batch: usize, seq_len: usize) -> Tokens {
+    pub fn new(ids: Vec<usize>, batch: usize, seq_len: usize) -> Batch {
         assert!(
             ids.len() == batch * seq_len,
-            "Tokens: {} ids do not make {batch} sequences of {seq_len}",
+            "Batch: {} ids do not make {batch} sequences of {seq_len}",
             ids.len()
         );
-        Tokens {
+        Batch {
             ids,
             batch,
             seq_len,
@@ -36,25 +34,25 @@ impl Tokens {
     }
 
     /// Mark sequence b's positions at or past `lengths[b]` as padding.
-    pub fn with_lengths(mut self, lengths: Vec<usize>) -> Tokens {
+    pub fn with_lengths(mut self, lengths: Vec<usize>) -> Batch {
         assert!(
             lengths.len() == self.batch,
-            "Tokens: {} lengths for {} sequences",
+            "Batch: {} lengths for {} sequences",
             lengths.len(),
             self.batch
         );
         if let Some(&bad) = lengths.iter().find(|&&l| l > self.seq_len) {
-            panic!("Tokens: length {bad} exceeds the sequence length {}", self.seq_len);
+            panic!("Batch: length {bad} exceeds the sequence length {}", self.seq_len);
         }
         self.lengths = Some(lengths);
         self
     }
 
     /// Attach segment ids, one per token.
-    pub fn with_segments(mut self, segments: Vec<usize>) -> Tokens {
+    pub fn with_segments(mut self, segments: Vec<usize>) -> Batch {
         assert!(
             segments.len() == self.ids.len(),
-            "Tokens: {} segment ids for {} tokens",
+            "Batch: {} segment ids for {} tokens",
             segments.len(),
             self.ids.len()
         );
@@ -62,11 +60,13 @@ impl Tokens {
         self
     }
 
-    /// The attention mask these tokens need: key padding from the lengths, plus causal if asked.
-    pub fn attention_mask(&self, causal: bool) -> AttentionMask {
-        AttentionMask {
-            causal,
-            key_lengths: self.lengths.clone(),
-        }
+    /// The real length of sequence b: its entry in `lengths`, or T when nothing is padded.
+    pub fn length(&self, b: usize) -> usize {
+        self.lengths.as_ref().map_or(self.seq_len, |l| l[b])
+    }
+
+    /// Sequence b's ids, padding included: `ids[b T .. (b + 1) T]`.
+    pub fn row(&self, b: usize) -> &[usize] {
+        &self.ids[b * self.seq_len..(b + 1) * self.seq_len]
     }
 }

@@ -1,3 +1,5 @@
+//! # 5. Fill in masks
+//!
 //! Fill in the `[MASK]`s of a sentence with a model the `mlm` example trained.
 //!
 //!   cargo run --release --example mlm                       # trains, writes runs/mlm/checkpoint.safetensors
@@ -8,7 +10,8 @@
 //! sentence with every mask replaced by its most probable token.
 
 use microlm::cli::{check, Flags};
-use microlm::nn::Tokens;
+use microlm::data::Batch;
+use microlm::inspect::top_k;
 use microlm::objectives::MaskedLm;
 use std::path::PathBuf;
 
@@ -56,12 +59,11 @@ fn run() -> Result<(), String> {
         ));
     }
     let n = ids.len();
-    let probs = model.probabilities(&params, &Tokens::new(ids.clone(), 1, n), &positions);
+    let probs = model.probabilities(&params, &Batch::new(ids.clone(), 1, n), &positions);
     let mut filled = ids.clone();
     for (k, (&p, row)) in positions.iter().zip(&probs).enumerate() {
-        let mut order: Vec<usize> = (0..row.len()).collect();
-        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-        let guesses: Vec<String> = order[..top]
+        let order = top_k(row, top);
+        let guesses: Vec<String> = order
             .iter()
             .map(|&v| format!("{:?} {:.3}", tokenizer.decode(&[v]), row[v]))
             .collect();

@@ -1,3 +1,5 @@
+//! # 7. Generation
+//!
 //! Continue a prompt with a model the `clm` example trained.
 //!
 //!   cargo run --release --example clm                        # trains, writes runs/clm/checkpoint.safetensors
@@ -8,12 +10,9 @@
 //! probable character; `--no-cache true` recomputes the whole context for every new character (the
 //! same text, slower). Past the model's context length the window slides (see `src/generate.rs`).
 
-use microlm::checkpoint;
 use microlm::cli::{check, Flags};
-use microlm::generate::{generate, Sampling};
-use microlm::nn::{Decoder, TransformerConfig};
-use microlm::tokenizer::Tokenizer;
-use microlm::Params;
+use microlm::generate::Sampling;
+use microlm::objectives::CausalLm;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::PathBuf;
@@ -45,16 +44,8 @@ fn run() -> Result<(), String> {
         _ => return Err("give one prompt (quote it if it has spaces)".into()),
     };
 
-    // The model: config and tokenizer from the checkpoint's metadata, then its tensors.
-    let mut ckpt = checkpoint::read(&path)
-        .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example clm)"))?;
-    let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
-    let config = TransformerConfig::from_metadata(&ckpt.metadata).map_err(in_file)?;
-    let tokenizer = Tokenizer::from_metadata(&ckpt.metadata).map_err(in_file)?;
-    let mut params = Params::new();
-    let decoder = Decoder::new(&mut params, "decoder", &config, &mut StdRng::seed_from_u64(0)).map_err(in_file)?;
-    ckpt.tensors.retain(|name, _| params.find(name).is_some()); // skip the optimizer's state
-    checkpoint::assign(&path, ckpt, &mut params).map_err(|e| e.to_string())?;
+    let (model, params, tokenizer) =
+        CausalLm::load(&path).map_err(|e| format!("{e}\n(train a model first: cargo run --release --example clm)"))?;
 
     let sampling = if greedy {
         Sampling::Greedy
@@ -63,8 +54,7 @@ fn run() -> Result<(), String> {
     };
     let prompt_ids = tokenizer.encode(&prompt);
     let t = Instant::now();
-    let g = generate(
-        &decoder,
+    let g = model.generate(
         &params,
         &prompt_ids,
         tokens,

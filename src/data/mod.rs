@@ -1,0 +1,14 @@
+//! Data, the first stage of every run: a corpus is read and split, its tokens are cut into
+//! batches, and a [`Batch`] is what every model takes.
+//!
+//! - `corpus.rs`: [`load_text`], [`split`], [`fingerprint`].
+//! - `windows.rs`: [`Windows`], random windows of consecutive tokens.
+//! - `batch.rs`: [`Batch`], B sequences of token ids with optional lengths and segment ids.
+
+pub mod batch;
+pub mod corpus;
+pub mod windows;
+
+pub use batch::Batch;
+pub use corpus::{fingerprint, load_text, split};
+pub use windows::Windows;

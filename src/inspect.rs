@@ -1,0 +1,97 @@
+//! Looking at what a trained model predicts: its top guesses at masked positions, printed the
+//! way the examples show them.
+
+use crate::data::Batch;
+use crate::objectives::MaskedLm;
+use crate::tokenizer::Tokenizer;
+use crate::Params;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The `k` most probable ids of a probability row, most probable first (ties to the lower id).
+pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    order.truncate(k);
+    order
+}
+
+/// For `lines` validation lines of at least 24 characters: mask 3 of their letters, give the
+/// model the line with the text before it as context (`seq_len` tokens in all), and print its
+/// top 5 guesses at each masked position, `*` marking the right answer.
+pub fn show_fill_mask(
+    model: &MaskedLm,
+    params: &Params,
+    tokenizer: &Tokenizer,
+    val_text: &str,
+    seq_len: usize,
+    lines: usize,
+) {
+    println!("\nfill-mask on validation lines (_ = masked; top 5 guesses, * = the right answer):");
+    let mut rng = StdRng::seed_from_u64(7);
+    let candidates: Vec<(usize, &str)> = val_text
+        .match_indices('\n')
+        .zip(val_text.split('\n').skip(1))
+        .map(|((i, _), line)| (i + 1, line))
+        .filter(|(start, line)| line.chars().count() >= 24 && *start > 2 * seq_len)
+        .collect();
+    if candidates.is_empty() {
+        println!("  (the validation text has no line of 24 characters or more to show)");
+        return;
+    }
+    for _ in 0..lines {
+        let (start, line) = candidates[rng.random_range(0..candidates.len())];
+        // Context: the tokens that end with this line, seq_len of them.
+        let before = tokenizer.encode(&val_text[..start]);
+        let line_ids = tokenizer.encode(line);
+        let keep = seq_len.saturating_sub(line_ids.len()).min(before.len());
+        let mut ids: Vec<usize> = before[before.len() - keep..].to_vec();
+        let offset = ids.len();
+        ids.extend(&line_ids[..line_ids.len().min(seq_len - offset)]);
+        let is_letter = |p: &usize| tokenizer.decode(&ids[*p..*p + 1]).chars().all(char::is_alphabetic);
+        let letters: Vec<usize> = (offset..ids.len()).filter(is_letter).collect();
+        if letters.is_empty() {
+            continue;
+        }
+        let mut positions: Vec<usize> = (0..3).map(|_| letters[rng.random_range(0..letters.len())]).collect();
+        positions.sort_unstable();
+        positions.dedup();
+        let mut x_masked = ids.clone();
+        for &p in &positions {
+            x_masked[p] = model.vocab.mask;
+        }
+        let shown: String = (offset..ids.len())
+            .map(|p| {
+                if positions.contains(&p) {
+                    "_".to_string()
+                } else {
+                    tokenizer.decode(&ids[p..p + 1])
+                }
+            })
+            .collect();
+        println!("\n  {shown}");
+        let n = x_masked.len();
+        let probs = model.probabilities(params, &Batch::new(x_masked, 1, n), &positions);
+        for (&p, row) in positions.iter().zip(&probs) {
+            let original = ids[p];
+            let guesses: Vec<String> = top_k(row, 5)
+                .iter()
+                .map(|&v| {
+                    let mark = if v == original { "*" } else { "" };
+                    format!("{mark}{:?} {:.2}", tokenizer.decode(&[v]), row[v])
+                })
+                .collect();
+            let rank = top_k(row, row.len())
+                .iter()
+                .position(|&v| v == original)
+                .expect("every id is ranked")
+                + 1;
+            let right = tokenizer.decode(&[original]);
+            println!(
+                "    position {:>2}: {}   (right: {right:?}, ranked {rank})",
+                p - offset,
+                guesses.join("  ")
+            );
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! What every training example shares, written once: the flags, the corpus and its tokenizer,
+//! the model's shape, the optimizer, the validation set, and the call to the trainer. An
+//! example reads a [`Recipe`] (with its own defaults), builds its objective's model, and hands
+//! the model's `loss` and `evaluate` to [`Recipe::train`]; nothing else differs between
+//! objectives.
+//!
+//! ```no_run
+//! use microlm::objectives::CausalLm;
+//! use microlm::recipe::Recipe;
+//! # fn main() -> Result<(), String> {
+//! let mut flags = microlm::cli::Flags::from_env()?;
+//! let recipe = Recipe::read(&mut flags, Recipe::default())?;
+//! flags.finish()?;
+//! let data = recipe.load_data()?;
+//! let mut params = microlm::Params::new();
+//! let model = CausalLm::new(&mut params, &recipe.model_config(&data)?, &mut recipe.init_rng())?;
+//! let (train, val) = (data.train_windows()?, recipe.validation_set(&data)?);
+//! recipe.train(&data, &mut params, &model.metadata(),
+//!     |tape, params, rng| model.loss(tape, params, &train.batch(recipe.batch, rng), rng),
+//!     |params| model.evaluate(params, &val))?;
+//! # Ok(()) }
+//! ```
+
+use crate::cli::{check, Flags};
+use crate::data::{fingerprint, load_text, split, Batch, Windows};
+use crate::nn::TransformerConfig;
+use crate::objectives::Evaluation;
+use crate::optim::{AdamW, Decay, LrSchedule, Optimizer};
+use crate::tokenizer::{BpeTokenizer, CharTokenizer, Tokenizer};
+use crate::trainer::{train, TrainConfig, TrainReport};
+use crate::{CrossEntropy, Params, Tape};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The validation set's seed: independent of `--seed`, so every run is scored on the same batches.
+pub const VALIDATION_SEED: u64 = 1234;
+
+/// The settings every training example shares. [`Recipe::default`] is the masked-LM example's;
+/// other examples change what they need with struct update syntax.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    /// Updates.
+    pub steps: usize,
+    /// The text file to train on.
+    pub corpus: PathBuf,
+    /// "char" or "bpe".
+    pub tokenizer: String,
+    /// BPE vocabulary size (bytes, merges and the 5 specials).
+    pub bpe_vocab: usize,
+    /// Width.
+    pub d_model: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Tokens per sequence (also the positional table's length).
+    pub seq_len: usize,
+    /// Sequences per update.
+    pub batch: usize,
+    /// Dropout.
+    pub dropout: f32,
+    /// Tie the output projection to the token embedding.
+    pub tie: bool,
+    /// Peak learning rate.
+    pub lr: f32,
+    /// The cosine schedule's floor.
+    pub min_lr: f32,
+    /// Warmup updates.
+    pub warmup: usize,
+    /// AdamW's weight decay.
+    pub weight_decay: f32,
+    /// AdamW's beta2.
+    pub beta2: f32,
+    /// Decay the embedding matrices too (nanoGPT: every matrix), or exempt them (BERT-style).
+    pub decay_embeddings: bool,
+    /// Global gradient-norm clip.
+    pub grad_clip: f32,
+    /// Validate every this many updates.
+    pub eval_every: usize,
+    /// Validation batches.
+    pub eval_batches: usize,
+    /// Seeds the initialisation and every update's draws.
+    pub seed: u64,
+    /// Continue from this checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+impl Default for Recipe {
+    /// The masked-LM example's: a 4-layer, 128-wide encoder, 32 sequences of 128 characters,
+    /// 1,300 AdamW updates at 1e-3 with 100 warmup steps and cosine decay to 1e-4.
+    fn default() -> Recipe {
+        Recipe {
+            steps: 1300,
+            corpus: PathBuf::from("data/tinyshakespeare.txt"),
+            tokenizer: "char".into(),
+            bpe_vocab: 512,
+            d_model: 128,
+            layers: 4,
+            heads: 4,
+            seq_len: 128,
+            batch: 32,
+            dropout: 0.0,
+            tie: true,
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup: 100,
+            weight_decay: 0.01,
+            beta2: 0.999,
+            decay_embeddings: false,
+            grad_clip: 1.0,
+            eval_every: 100,
+            eval_batches: 50,
+            seed: 0,
+            resume: None,
+            out: PathBuf::from("runs/mlm"),
+        }
+    }
+}
+
+/// A corpus read and tokenized: the tokenizer, and the first 90% and last 10% of its ids.
+#[derive(Clone, Debug)]
+pub struct Data {
+    /// Characters, or BPE trained on the training split.
+    pub tokenizer: Tokenizer,
+    /// The first 90% of the ids.
+    pub train: Vec<usize>,
+    /// The last 10%.
+    pub val: Vec<usize>,
+    /// [`fingerprint`] of the corpus text, stored in checkpoints.
+    pub fingerprint: String,
+    /// The corpus file, for messages.
+    pub name: String,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+}
+
+impl Data {
+    /// Random training windows.
+    pub fn train_windows(&self) -> Result<Windows<'_>, String> {
+        Windows::new(&self.train, self.seq_len, &format!("the training 90% of {}", self.name))
+    }
+
+    /// Random validation windows.
+    pub fn val_windows(&self) -> Result<Windows<'_>, String> {
+        Windows::new(&self.val, self.seq_len, &format!("the validation 10% of {}", self.name))
+    }
+}
+
+impl Recipe {
+    /// Read every shared flag (`defaults` where one is not given) and check each value; the
+    /// error names the flag.
+    pub fn read(flags: &mut Flags, defaults: Recipe) -> Result<Recipe, String> {
+        let d = defaults;
+        let r = Recipe {
+            steps: flags.arg("steps", d.steps, "updates")?,
+            corpus: flags
+                .arg("corpus", d.corpus.display().to_string(), "UTF-8 text file")?
+                .into(),
+            tokenizer: flags.arg("tokenizer", d.tokenizer, "char or bpe")?,
+            bpe_vocab: flags.arg("bpe-vocab", d.bpe_vocab, "BPE vocabulary size")?,
+            d_model: flags.arg("d-model", d.d_model, "width")?,
+            layers: flags.arg("layers", d.layers, "layers")?,
+            heads: flags.arg("heads", d.heads, "attention heads")?,
+            seq_len: flags.arg("seq-len", d.seq_len, "tokens per sequence")?,
+            batch: flags.arg("batch", d.batch, "sequences per update")?,
+            dropout: flags.arg("dropout", d.dropout, "dropout probability")?,
+            tie: flags.arg("tie", d.tie, "tie the output projection to the token embedding")?,
+            lr: flags.arg("lr", d.lr, "peak learning rate")?,
+            min_lr: flags.arg("min-lr", d.min_lr, "cosine decay floor")?,
+            warmup: flags.arg("warmup", d.warmup, "warmup updates")?,
+            weight_decay: flags.arg("weight-decay", d.weight_decay, "AdamW weight decay")?,
+            beta2: flags.arg("beta2", d.beta2, "AdamW beta2")?,
+            decay_embeddings: flags.arg("decay-embeddings", d.decay_embeddings, "weight decay on embeddings")?,
+            grad_clip: flags.arg("grad-clip", d.grad_clip, "global gradient-norm clip")?,
+            eval_every: flags.arg("eval-every", d.eval_every, "validate every N updates")?,
+            eval_batches: flags.arg("eval-batches", d.eval_batches, "validation batches")?,
+            seed: flags.arg("seed", d.seed, "seed")?,
+            resume: flags.arg_opt("resume", "continue this checkpoint")?,
+            out: flags
+                .arg("out", d.out.display().to_string(), "output directory")?
+                .into(),
+        };
+        r.check()?;
+        Ok(r)
+    }
+
+    /// Check every value; the error names the flag.
+    pub fn check(&self) -> Result<(), String> {
+        let at_least_1 = "must be at least 1";
+        check(self.steps >= 1, "steps", self.steps, at_least_1)?;
+        check(self.batch >= 1, "batch", self.batch, at_least_1)?;
+        check(self.seq_len >= 2, "seq-len", self.seq_len, "must be at least 2")?;
+        check(self.lr > 0.0 && self.lr.is_finite(), "lr", self.lr, "must be positive")?;
+        check(
+            (0.0..=self.lr).contains(&self.min_lr),
+            "min-lr",
+            self.min_lr,
+            "must be in [0, lr]",
+        )?;
+        check(
+            self.weight_decay >= 0.0,
+            "weight-decay",
+            self.weight_decay,
+            "must not be negative",
+        )?;
+        check(
+            (0.0..1.0).contains(&self.beta2),
+            "beta2",
+            self.beta2,
+            "must be in [0, 1)",
+        )?;
+        check(self.grad_clip > 0.0, "grad-clip", self.grad_clip, "must be positive")?;
+        check(self.eval_every >= 1, "eval-every", self.eval_every, at_least_1)?;
+        check(self.eval_batches >= 1, "eval-batches", self.eval_batches, at_least_1)?;
+        check(
+            ["char", "bpe"].contains(&self.tokenizer.as_str()),
+            "tokenizer",
+            &self.tokenizer,
+            "expected char or bpe",
+        )?;
+        let min_bpe = 256 + 5 + 1;
+        check(
+            self.bpe_vocab >= min_bpe,
+            "bpe-vocab",
+            self.bpe_vocab,
+            "must exceed 256 bytes + 5 specials",
+        )
+    }
+
+    /// Read the corpus, build the tokenizer (BPE is trained on the training 90% only), split
+    /// the ids 90/10, and say what was read.
+    pub fn load_data(&self) -> Result<Data, String> {
+        let text = load_text(&self.corpus)?;
+        let chars = text.chars().count();
+        let train_end = text.char_indices().nth(chars * 9 / 10).map_or(text.len(), |(i, _)| i);
+        let tokenizer = if self.tokenizer == "bpe" {
+            println!("training a {}-id BPE on the training split ...", self.bpe_vocab);
+            Tokenizer::Bpe(BpeTokenizer::train(&text[..train_end], self.bpe_vocab))
+        } else {
+            Tokenizer::Char(CharTokenizer::from_text(&text))
+        };
+        let ids = tokenizer.encode(&text);
+        let (train, val) = split(&ids, 0.9);
+        let name = self.corpus.display().to_string();
+        println!(
+            "corpus {name}: {} tokens ({} train, {} validation), vocabulary {} ({})",
+            ids.len(),
+            train.len(),
+            val.len(),
+            tokenizer.vocab_size(),
+            tokenizer.kind()
+        );
+        let (train, val) = (train.to_vec(), val.to_vec());
+        let data = Data {
+            tokenizer,
+            train,
+            val,
+            fingerprint: fingerprint(&text),
+            name,
+            seq_len: self.seq_len,
+        };
+        data.train_windows()?;
+        data.val_windows()?;
+        Ok(data)
+    }
+
+    /// The model's shape: the toy config at this width, depth and sequence length.
+    pub fn model_config(&self, data: &Data) -> Result<TransformerConfig, String> {
+        let config = TransformerConfig {
+            layers: self.layers,
+            heads: self.heads,
+            max_len: self.seq_len,
+            dropout: self.dropout,
+            tie_embeddings: self.tie,
+            ..TransformerConfig::toy(data.tokenizer.vocab_size()).with_d_model(self.d_model)
+        };
+        config
+            .validate()
+            .map_err(|e| format!("{e} (check --d-model, --heads, --layers, --dropout)"))?;
+        Ok(config)
+    }
+
+    /// The generator that initialises the model's parameters.
+    pub fn init_rng(&self) -> StdRng {
+        StdRng::seed_from_u64(self.seed)
+    }
+
+    /// `eval_batches` validation batches drawn with [`VALIDATION_SEED`]: the same every run and
+    /// at every evaluation.
+    pub fn validation_set(&self, data: &Data) -> Result<Vec<Batch>, String> {
+        let windows = data.val_windows()?;
+        let mut rng = StdRng::seed_from_u64(VALIDATION_SEED);
+        Ok((0..self.eval_batches)
+            .map(|_| windows.batch(self.batch, &mut rng))
+            .collect())
+    }
+
+    /// AdamW with this recipe's hyperparameters. Biases and LayerNorm parameters never decay;
+    /// embedding matrices decay only with `decay_embeddings`.
+    pub fn optimizer(&self, params: &Params) -> Optimizer {
+        let mut adamw = AdamW::new(params, self.lr);
+        adamw.beta2 = self.beta2;
+        adamw.weight_decay = self.weight_decay;
+        if self.decay_embeddings {
+            let ids: Vec<_> = params.ids().collect();
+            for id in ids {
+                adamw.set_decay(id, params.value(id).ndim() >= 2); // every matrix
+            }
+        }
+        Optimizer::AdamW(adamw)
+    }
+
+    /// The trainer's settings: the schedule (warmup, then cosine to `min_lr` at the last step),
+    /// clipping, and where to write.
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            steps: self.steps,
+            schedule: LrSchedule {
+                peak: self.lr,
+                warmup: self.warmup,
+                total: self.steps,
+                floor: self.min_lr,
+                decay: Decay::Cosine,
+            },
+            grad_clip: Some(self.grad_clip),
+            log_every: 50,
+            eval_every: self.eval_every,
+            checkpoint_every: 500,
+            seed: self.seed,
+            out_dir: self.out.clone(),
+            resume: self.resume.clone(),
+            tokens_per_step: self.batch * self.seq_len,
+            verbose: true,
+        }
+    }
+
+    /// The data settings a resumed run must share (`data.*`): the corpus, the sequence length
+    /// and the batch size. The tokenizer and the model are stored by their own metadata.
+    pub fn data_settings(&self, data: &Data) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("data.corpus".to_string(), data.fingerprint.clone());
+        m.insert("data.seq_len".to_string(), self.seq_len.to_string());
+        m.insert("data.batch".to_string(), self.batch.to_string());
+        m.extend(data.tokenizer.to_metadata());
+        m
+    }
+
+    /// Train `params` with the objective's `loss` (one update's batch is drawn from the rng it
+    /// is given) and `evaluate`, under this recipe's optimizer and schedule. `model_metadata` is
+    /// the model's own (its config and objective settings); with it, the data settings and
+    /// the trainer's, every checkpoint can be refused by a resume that changes any of them.
+    pub fn train(
+        &self,
+        data: &Data,
+        params: &mut Params,
+        model_metadata: &BTreeMap<String, String>,
+        loss: impl FnMut(&mut Tape, &Params, &mut StdRng) -> CrossEntropy,
+        evaluate: impl FnMut(&Params) -> Evaluation,
+    ) -> Result<TrainReport, String> {
+        let mut optimizer = self.optimizer(params);
+        let mut metadata = model_metadata.clone();
+        metadata.extend(self.data_settings(data));
+        println!(
+            "model: d_model {}, {} heads, {} layers, {} parameters; batch {} x {}, {} steps, {} threads",
+            self.d_model,
+            self.heads,
+            self.layers,
+            params.num_elements(),
+            self.batch,
+            self.seq_len,
+            self.steps,
+            crate::num_threads()
+        );
+        let report = train(&self.train_config(), params, &mut optimizer, &metadata, loss, evaluate)?;
+        if !report.interrupted {
+            let e = report.last_eval.expect("the trainer validates after the last step");
+            let acc = e.accuracy.map_or(String::new(), |a| format!(", accuracy {a:.4}"));
+            println!(
+                "\nvalidation after {} steps: loss {:.4} nats{acc} ({} scored tokens)",
+                report.step, e.loss, e.count
+            );
+            println!(
+                "training: {:.0} tokens/s, {:.0} s in all; metrics in {}/metrics.csv and {}/loss.svg",
+                report.tokens_per_s,
+                report.elapsed_s,
+                self.out.display(),
+                self.out.display()
+            );
+        }
+        Ok(report)
+    }
+}
