@@ -1,13 +1,26 @@
-//! Byte-level byte-pair encoding, trained from scratch (Sennrich et al., 2016; the procedure
-//! follows karpathy/minbpe's `BasicTokenizer`).
+//! Byte-level byte-pair encoding, trained from scratch (Sennrich et al., 2016). The idea and the
+//! shape of the code come from karpathy/minbpe; the chunking and the tie-break below are ours.
 //!
 //! - Ids 0..256 are the bytes, so every string encodes, whatever its characters.
-//! - Training repeatedly finds the most frequent adjacent pair of ids and replaces it everywhere
-//!   by a new id (256, 257, ...). Ties go to the smallest pair (first id, then second), so
-//!   training is deterministic.
-//! - The text is first cut into chunks, each starting at a space or a newline, and pairs never
-//!   span two chunks (so a merge never glues the end of one word to the next). Training counts
-//!   each distinct chunk once, weighted by how often it occurs, which keeps it fast.
+//! - **Chunks.** The text's bytes are first cut into chunks, and no pair is ever counted or merged
+//!   across two chunks. A new chunk starts at every space and at every newline, and also right
+//!   after every newline. So a space stays at the front of the word that follows it (`" word"`),
+//!   and each newline is a chunk of its own: `"To be,\n or"` gives `"To"`, `" be,"`, `"\n"`,
+//!   `" or"`. No other byte (tab, `\r`, punctuation) cuts. minbpe's `BasicTokenizer` does not cut
+//!   at all; its `RegexTokenizer` cuts with the GPT-2 / GPT-4 regular expression. This rule is a
+//!   much simpler cut in the same spirit: a merge never glues the end of one word to the next.
+//! - **Training** counts each distinct chunk once, weighted by how often it occurs in the text.
+//!   Then, for new ids 256, 257, ... in turn: count every adjacent pair of ids inside the chunks
+//!   (weighted), take the most frequent pair, and replace its occurrences in every chunk by the
+//!   new id, scanning left to right without overlap (`a a a` with the pair `(a, a)` becomes
+//!   `X a`). It stops at the requested vocabulary size, or earlier when no chunk has two ids left.
+//! - **Tie-break.** Among pairs with the same count, the smallest pair wins: the smaller first id,
+//!   then the smaller second id. So training is deterministic. (minbpe takes the pair it met
+//!   first in the text.)
+//! - **Encoding** cuts the text into chunks the same way. In each chunk it repeatedly finds, among
+//!   the adjacent pairs present, the one whose merge was learned earliest (the lowest new id), and
+//!   replaces all its occurrences, until no learned pair is left. Merges are applied in the order
+//!   they were learned, as in minbpe's `encode`.
 //! - The five specials `[PAD] [UNK] [CLS] [SEP] [MASK]` take the last five ids. Merges never
 //!   produce them and `encode` never emits them: text that reads `"[MASK]"` is encoded as bytes.
 //! - decode(encode(s)) == s for every string; decoding an arbitrary id sequence that splits a
@@ -38,7 +51,8 @@ pub struct BpeTokenizer {
     vocab: Vec<Vec<u8>>,
 }
 
-/// Cut bytes into chunks that start at a space or a newline (and end after a newline).
+/// Cut bytes into chunks: a chunk starts at every space, at every newline, and right after every
+/// newline (see the module docs).
 fn chunks(bytes: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut start = 0;
