@@ -2,7 +2,7 @@
 //! 1. attention forward + backward at B = 32, T = 128, d_model = 128, 4 heads (the fused op on
 //!    Q, K, V of shape [32, 4, 128, 32]);
 //! 2. one full training step of the toy encoder on random tokens, set up like
-//!    `../shared/bench/torch_mlm.py --config toy`: vocab 96, d_model 128, 4 heads, 4 layers,
+//!    the PyTorch reference script (NOTES.md §11.1) in its toy configuration: vocab 96, d_model 128, 4 heads, 4 layers,
 //!    d_ff 512, seq 128, batch 32, pre-LN, no dropout, embeddings scaled by sqrt(d_model),
 //!    untied output projection applied to the masked positions only (19 per sequence, 80/10/10),
 //!    cross-entropy, backward, AdamW (lr 1e-3, wd 0.01).

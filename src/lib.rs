@@ -6,41 +6,79 @@
 //!
 //! ## Reading order
 //!
+//! The engine first, then the stages a training run passes through, in the order data flows:
+//! corpus and tokenizer, batch, model, objective, backward, optimizer, trainer. No stage
+//! imports one that comes after it.
+//!
 //! 1. [`tape`]: the autograd. A [`Tape`] is an arena of nodes in execution order; a [`Var`] is
 //!    a node's index. Each op pushes its output and a backward closure; [`Tape::backward`] is a
 //!    reverse loop over the arena that hands each node's gradient to its closure and adds the
 //!    results into the inputs' gradients. No topological sort: execution order already is one.
-//! 2. [`params`] and [`gradients`]: parameters live outside the tape, in a [`Params`] store, and persist across
-//!    steps. Backward returns their gradients as a [`Gradients`] value.
+//! 2. [`params`] and [`gradients`]: parameters live outside the tape, in a [`Params`] store, and
+//!    persist across steps. Backward returns their gradients as a [`Gradients`] value.
 //! 3. [`ops`]: one file per family of ops, each op's forward and backward side by side with the
 //!    derivative in its doc comment. Start with `unary.rs` and `binary.rs`, then `reduce.rs`,
-//!    `shape.rs`, `matmul.rs`, `softmax.rs`, `layer_norm.rs`, `embedding.rs`, `mask.rs` and
-//!    `cross_entropy.rs`.
+//!    `shape.rs`, `matmul.rs`, `softmax.rs`, `layer_norm.rs`, `embedding.rs`, `mask.rs`,
+//!    `attention.rs` and `cross_entropy.rs`.
 //! 4. [`kernels`]: the loops under the ops: broadcasting, elementwise maps, vectorised exp and
 //!    sums, and matmul through matrixmultiply's SIMD `sgemm` beside the naive triple loop that
-//!    tests it.
+//!    tests it. They know nothing of the tape.
 //! 5. [`gradcheck`]: checking any gradient against central finite differences.
 //! 6. [`threads`] and [`memory`]: one setting for every thread pool, and reuse of freed buffers.
-//! 7. [`nn`]: the Transformer's layers, each a plain struct with a `forward` written with the
-//!    ops: linear, embeddings, layer norm, positions, multi-head attention (over the fused
-//!    `Tape::attention` op), feed-forward, encoder and decoder layers, and the three stacks.
-//! 8. [`optim`]: SGD with momentum, AdamW (and which parameters it does not decay), the
-//!    learning-rate schedule, gradient clipping. [`checkpoint`]: parameters as safetensors.
-//! 9. [`tokenizer`]: characters, and byte-level BPE trained from scratch. [`data`]: loading,
-//!    splitting and batching a corpus.
-//! 10. [`objectives`]: the pretraining objectives, each opening with its loss formula. Start
-//!     with `mlm.rs` (BERT's masked LM: how positions are chosen and corrupted, and the loss),
-//!     then `mlm_model.rs` (encoder + MLM head, scored only at the masked positions), then
-//!     `clm.rs` (GPT's next-token loss, the shift inside the loss). [`generate`]: sampling text
-//!     from the decoder, with and without a key/value cache.
-//! 11. [`trainer`]: the loop every objective shares (schedule, clipping, validation,
-//!     checkpoints and exact resume), writing [`metrics`] (CSV and an SVG loss curve). [`cli`]
-//!     reads the examples' flags.
+//! 7. [`tokenizer`]: characters, and byte-level BPE trained from scratch, behind one
+//!    [`Tokenizer`](tokenizer::Tokenizer) that also says which ids are special.
+//! 8. [`data`]: reading and splitting a corpus, drawing windows, and the
+//!    [`Batch`](data::Batch) every model takes.
+//! 9. [`nn`]: the Transformer's layers, each a plain struct with a `forward` written with the
+//!    ops: linear, embeddings, layer norm, positions, multi-head attention (with an optional
+//!    key/value cache, `kv_cache.rs`), feed-forward, encoder and decoder layers, and the three
+//!    stacks.
+//! 10. [`generate`]: sampling text from the decoder-only model or the encoder-decoder, through
+//!     the model's own forward, with or without the cache.
+//! 11. [`objectives`]: the pretraining objectives, each one file that opens with its loss
+//!     formula and holds its model twin with the same face (`loss`, `evaluate`, `load`):
+//!     `mlm.rs` (BERT's masked LM, [`MaskedLm`](objectives::MaskedLm)) and `clm.rs` (GPT's
+//!     causal LM, [`CausalLm`](objectives::CausalLm)), side by side.
+//! 12. [`optim`]: SGD with momentum, AdamW (and which parameters it does not decay), the
+//!     learning-rate schedule, gradient clipping.
+//! 13. [`checkpoint`]: models and training runs as safetensors, and the settings a resume must
+//!     share.
+//! 14. [`trainer`]: the loop every objective shares; its `update` function is one training step
+//!     line by line (schedule, forward, loss, backward, clip, optimizer step). It writes
+//!     [`metrics`] (CSV and an SVG loss curve).
+//! 15. [`recipe`]: what every training example shares (flags via [`cli`], corpus and
+//!     tokenizer, model shape, optimizer, validation set), and [`inspect`]: a model's guesses,
+//!     printed.
 //!
-//! Then run the examples: `mlm` trains a masked LM on Tiny Shakespeare in about five minutes
-//! (`examples/mlm.rs`), `fill_mask` queries it; `clm` trains a GPT-style character model with
-//! nanoGPT's CPU recipe in about a minute and a half, `generate` continues a prompt with it; the numbered tours (`01_autograd_tour.rs`
-//! onwards) walk through the engine and the layers.
+//! ## The examples, as a curriculum
+//!
+//! | # | command | what it shows |
+//! |---|---|---|
+//! | 1 | `cargo run --release --example 01_autograd_tour` | the autograd, step by step, on XOR |
+//! | 2 | `cargo run --release --example 02_transformer_tour` | the toy encoder's parameters and an attention pattern |
+//! | 3 | `cargo run --release --example 03_tokenizers` | characters and BPE on Tiny Shakespeare |
+//! | 4 | `cargo run --release --example mlm` | masked LM: a BERT-shaped encoder in about five minutes |
+//! | 5 | `cargo run --release --example fill_mask -- "To be, or not to b[MASK]"` | asking it |
+//! | 6 | `cargo run --release --example clm` | causal LM with nanoGPT's CPU recipe in about 90 seconds |
+//! | 7 | `cargo run --release --example generate -- "ROMEO:"` | continuing a prompt with it |
+//!
+//! The files are `examples/01_*.rs` to `examples/07_*.rs`. A new objective adds one file in
+//! `src/objectives/` and one example like `04_mlm.rs`: flags, data, model and validation set
+//! from the recipe, then the model's `loss` and `evaluate` handed to the trainer.
+//!
+//! ## What microlm does not do
+//!
+//! - No GPU, no BLAS, no mixed precision: f32 on the CPU, matmuls through matrixmultiply.
+//! - No higher-order gradients: a backward closure computes with tensors, not on the tape.
+//! - No distributed or data-parallel training; threads parallelise within one op.
+//! - No model or data downloads: the corpus is a file you give it (Tiny Shakespeare ships in
+//!   `data/`), and models are trained here from scratch.
+//! - No learned or rotary positions, no KV-cache batching with different lengths, no beam
+//!   search: generation is one sequence, greedy or sampled.
+//! - Toy scale only: the models have about a million parameters and the examples train them in
+//!   minutes; nothing here has been run at the sizes the papers use.
+//! - Next-sentence prediction, denoising, contrastive and multimodal objectives, and
+//!   fine-tuning are not built yet (see NOTES.md §13).
 //!
 //! ## A taste
 //!
@@ -60,6 +98,8 @@
 //! is a bug in the calling program, so it panics with a message that names the op and the
 //! shapes, like indexing a slice out of bounds does. Failures that come from the outside world
 //! (files, user input) return `Result`. NOTES.md gives the reasoning.
+
+#![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod cli;

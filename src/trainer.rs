@@ -1,4 +1,4 @@
-//! The training loop every objective shares. Per update s = 0, 1, ..., steps - 1 ([`update`]):
+//! The training loop every objective shares. Per update s = 0, 1, ..., steps - 1 (the private function `update`):
 //!
 //!   lr_s = schedule(s)                          (linear warmup, then cosine or linear decay)
 //!   L = loss of one batch                       (the objective's closure records it on a tape)

@@ -1,4 +1,4 @@
-//! The CLM objective against `objectives.md` §4: the worked example, padding, the target count,
+//! The CLM objective against `docs/objectives.md` §4: the worked example, padding, the target count,
 //! and causality of the decoder it trains.
 
 use microlm::data::Batch;
@@ -9,7 +9,7 @@ use microlm::{Params, Tape, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// objectives.md §4: V = 3, x = (0, 1, 2); z_0 = 0 with target 1 gives ln 3, z_1 = (0, 0, ln 2)
+/// docs/objectives.md §4: V = 3, x = (0, 1, 2); z_0 = 0 with target 1 gives ln 3, z_1 = (0, 0, ln 2)
 /// with target 2 gives ln 2; L = 0.8958797. The last position's logits (and a padded one's)
 /// must not matter.
 fn worked_example(x: Batch, t_len: usize) -> (f32, usize, Vec<f32>) {

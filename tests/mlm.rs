@@ -136,7 +136,7 @@ fn branch_shares(m: &microlm::objectives::MaskedBatch) -> (f64, f64, f64) {
 
 #[test]
 fn variant_b_statistics_on_1e5_tokens() {
-    // objectives.md §1: selection 0.15 ± 0.006; among selected, 0.80 ± 0.017, 0.10 ± 0.013 each.
+    // docs/objectives.md §1: selection 0.15 ± 0.006; among selected, 0.80 ± 0.017, 0.10 ± 0.013 each.
     let mut rng = StdRng::seed_from_u64(11);
     let x = random_real_tokens(100, 1000, &mut rng); // 10^5 eligible tokens
     let config = MlmConfig {

@@ -4,7 +4,7 @@
 //!
 //! where E is the token embedding matrix (tied, the default) or a matrix of its own. Source:
 //! google-research/bert `modeling.py` / `run_pretraining.py` (`get_masked_lm_output`), and
-//! `objectives.md` §1.
+//! `docs/objectives.md` §1.
 
 use super::embedding::Embedding;
 use super::layer_norm::LayerNorm;
@@ -18,7 +18,7 @@ use rand::Rng;
 #[derive(Clone, Debug)]
 pub struct MlmHead {
     /// W, b: [d, d], and the LN after the GELU; `None` for a plain projection
-    /// (logits_i = E h_i + b_out, the head of the PyTorch reference script `torch_mlm.py`).
+    /// (logits_i = E h_i + b_out, the head of the PyTorch reference script NOTES.md §11.1 describes).
     pub transform: Option<(Linear, LayerNorm)>,
     /// E (tied or not) and b_out.
     pub output: OutputProjection,

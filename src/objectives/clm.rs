@@ -4,7 +4,7 @@
 //!
 //! Source: Radford et al., 2019, "Language Models are Unsupervised Multitask Learners" (GPT-2),
 //! section 2; the shift follows transformers' `GPT2LMHeadModel` (logits[:, :-1] scored against
-//! labels[:, 1:]), as `objectives.md` §4 specifies.
+//! labels[:, 1:]), as `docs/objectives.md` §4 specifies.
 //!
 //! - There is no corruption: the model reads x unchanged, under a causal mask, so position t
 //!   sees x_0..=x_t only.

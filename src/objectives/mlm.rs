@@ -4,7 +4,7 @@
 //!
 //! Source: Devlin et al., 2019, "BERT", section 3.1 (Task #1: Masked LM); the procedure follows
 //! google-research/bert `create_pretraining_data.py` (variant A) and transformers'
-//! `DataCollatorForLanguageModeling` (variant B), as `objectives.md` §1 specifies.
+//! `DataCollatorForLanguageModeling` (variant B), as `docs/objectives.md` §1 specifies.
 //!
 //! The corruption, in the order the code does it:
 //! 1. Candidates: every real position (before the sequence's length) whose token is not one of
