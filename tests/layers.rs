@@ -1,6 +1,7 @@
 //! The Transformer's layers: gradients, masks, invariants, and that no gradient is cut.
 
 use microlm::gradcheck::{gradcheck, gradcheck_params, GradcheckConfig};
+use microlm::nn::config::Activation;
 use microlm::nn::positional::sinusoidal_table;
 use microlm::nn::{
     Decoder, DecoderLayer, Encoder, EncoderDecoder, EncoderLayer, FeedForward, LayerNorm, MultiHeadAttention,
@@ -205,7 +206,7 @@ fn layer_norm_and_feed_forward_gradcheck() {
 
     let mut params = Params::new();
     let mut rng = StdRng::seed_from_u64(4);
-    let ff = FeedForward::new(&mut params, "ff", 8, 16, 0.0, &mut rng);
+    let ff = FeedForward::new(&mut params, "ff", 8, 16, Activation::Gelu, 0.0, &mut rng);
     for id in params.ids().collect::<Vec<_>>() {
         let shape = params.value(id).shape().to_vec();
         *params.value_mut(id) = Tensor::from(uniform(&shape, id.index() as u64 + 20) * 0.5);

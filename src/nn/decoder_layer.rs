@@ -53,6 +53,7 @@ impl DecoderLayer {
                 &format!("{name}.feed_forward"),
                 c.d_model,
                 c.d_ff,
+                c.activation,
                 c.dropout,
                 rng,
             ),
