@@ -3,8 +3,8 @@
 //!
 //! Each property builds L = sum(op(x) * w) with a fixed random weight tensor w of the output's
 //! shape, so the scalar depends on every output element with its own weight, and checks dL/dx
-//! with `gradcheck` at its default configuration (eps = 1e-2, atol = 1e-3, rtol = 1e-2) unless
-//! a comment says otherwise. Inputs are kept where the op is smooth within +-eps of them:
+//! with `gradcheck` at its default configuration (eps = 1e-2, atol = 5e-5, gtol = 3e-4,
+//! rtol = 1e-2; see `microlm::gradcheck`) unless a comment says otherwise. Inputs are kept where the op is smooth within +-eps of them:
 //! positive for log, sqrt and powf; away from 0 for relu and for div's denominator; distinct by
 //! a wide margin for max; well spread rows for layer norm.
 //!
@@ -316,6 +316,70 @@ proptest! {
             let y = t.gelu(v[0]);
             weighted_sum(t, y, &w)
         })?;
+    }
+
+    #[test]
+    fn gelu_tanh((x, w) in unary_case(-4.0f32..4.0)) {
+        check("gelu_tanh", &[x], |t, v| {
+            let y = t.gelu_tanh(v[0]);
+            weighted_sum(t, y, &w)
+        })?;
+    }
+}
+
+/// gelu_tanh and relu, values and derivatives, at chosen points against numbers computed by
+/// hand (in f64, from y = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) and its derivative
+/// (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2), t the tanh; and max(x, 0)).
+#[test]
+fn gelu_tanh_and_relu_values_and_derivatives_at_chosen_points() {
+    let xs = [-3.0f32, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0];
+    // (x, gelu_tanh(x), gelu_tanh'(x))
+    let gelu_tanh = [
+        (-0.003_637_392_1, -0.011_584_167),
+        (-0.158_808_01, -0.082_964_084),
+        (-0.154_285_99, 0.132_630_1),
+        (0.0, 0.5),
+        (0.345_714_01, 0.867_369_9),
+        (0.841_192, 1.082_964_1),
+        (1.954_597_7, 1.086_099_3),
+    ];
+    let relu = [
+        (0.0, 0.0),
+        (0.0, 0.0),
+        (0.0, 0.0),
+        (0.0, 0.0),
+        (0.5, 1.0),
+        (1.0, 1.0),
+        (2.0, 1.0),
+    ];
+    let x: T = ArrayD::from_shape_vec(IxDyn(&[xs.len()]), xs.to_vec()).unwrap();
+    for (name, expected) in [("gelu_tanh", &gelu_tanh), ("relu", &relu)] {
+        let mut tape = Tape::new();
+        let xv = tape.input(x.clone());
+        let y = if name == "relu" {
+            tape.relu(xv)
+        } else {
+            tape.gelu_tanh(xv)
+        };
+        // L = sum(y), so dL/dx_i = f'(x_i).
+        let l = tape.sum_all(y);
+        let yv = tape.value(y).to_owned();
+        let grads = tape.backward(l);
+        let g = grads.wrt(xv).unwrap();
+        for (i, &(y_want, g_want)) in expected.iter().enumerate() {
+            assert!(
+                (yv[i] - y_want).abs() <= 1e-6,
+                "{name}({}) = {}, expected {y_want}",
+                xs[i],
+                yv[i]
+            );
+            assert!(
+                (g[i] - g_want).abs() <= 1e-6,
+                "{name}'({}) = {}, expected {g_want}",
+                xs[i],
+                g[i]
+            );
+        }
     }
 }
 
@@ -987,4 +1051,79 @@ proptest! {
             prop_assert!(err.contains("worst is input 0 at ["), "{}", err);
         }
     }
+}
+
+/// tanh recorded with either its true backward, dL/dx = dL/dy (1 - y^2), or a wrong one that
+/// returns zeros.
+fn tanh_with_backward(t: &mut Tape, x: Var, correct: bool) -> Var {
+    let y = t.value(x).mapv(f32::tanh);
+    let y_saved = y.clone();
+    t.record("tanh (test)", y, &[x], move |g| {
+        if correct {
+            vec![g * &y_saved.mapv(|y| 1.0 - y * y)]
+        } else {
+            vec![g.mapv(|_| 0.0)]
+        }
+    })
+}
+
+/// A backward that returns zeros, on a function whose true gradient is small but not
+/// negligible: L = sum(tanh(x)) at saturated x, where dL/dx = 1 - tanh^2 x is 7.4e-4, 4.0e-4
+/// and 2.2e-4 (by hand: 4 e^(-2|x|), to within 0.2%). gradcheck must reject it and pass the
+/// true backward. The old default, a plain absolute tolerance of 1e-3, passed both.
+#[test]
+fn gradcheck_rejects_a_zero_backward_where_every_gradient_is_small() {
+    let x: T = ArrayD::from_shape_vec(IxDyn(&[3]), vec![4.3, -4.6, 4.9]).unwrap();
+    let loss = |correct: bool| {
+        move |t: &mut Tape, v: &[Var]| {
+            let y = tanh_with_backward(t, v[0], correct);
+            t.sum_all(y)
+        }
+    };
+    let err = gradcheck(loss(false), std::slice::from_ref(&x), GradcheckConfig::default())
+        .expect_err("a zero backward must fail where the true gradient is 2e-4 .. 7e-4");
+    // The largest miss is at the largest true gradient, x = 4.3.
+    assert!(err.contains("input 0 at [0]: analytic 0.000000e0, numeric 7."), "{err}");
+    let report =
+        gradcheck(loss(true), std::slice::from_ref(&x), GradcheckConfig::default()).expect("the true backward passes");
+    assert!(report.worst_ratio < 0.5, "{report}");
+    let old_default = GradcheckConfig {
+        eps: 1e-2,
+        atol: 1e-3,
+        gtol: 0.0,
+        rtol: 1e-2,
+    };
+    assert!(
+        gradcheck(loss(false), &[x], old_default).is_ok(),
+        "the plain absolute tolerance of 1e-3 let the zero backward through"
+    );
+}
+
+/// The check does not depend on the loss's scale: x^2 with the backward 3x instead of 2x,
+/// scaled by 1e-3 so that every gradient is below 1e-3 (at most 2e-3 |x| with |x| <= 0.45),
+/// is still rejected, and the true backward still passes.
+#[test]
+fn gradcheck_rejects_a_wrong_backward_on_a_small_loss() {
+    let x: T = ArrayD::from_shape_vec(IxDyn(&[4]), vec![0.45, -0.3, 0.1, -0.05]).unwrap();
+    let err = gradcheck(
+        |t, v| {
+            let y = bad_square(t, v[0]);
+            let s = t.sum_all(y);
+            t.mul_scalar(s, 1e-3)
+        },
+        std::slice::from_ref(&x),
+        GradcheckConfig::default(),
+    )
+    .expect_err("a backward of 3x for x^2 must fail at any scale");
+    assert!(err.contains("input 0 at [0]"), "{err}");
+    gradcheck(
+        |t, v| {
+            let y = t.mul(v[0], v[0]);
+            let s = t.sum_all(y);
+            t.mul_scalar(s, 1e-3)
+        },
+        &[x],
+        GradcheckConfig::default(),
+    )
+    .expect("the true backward of x^2 passes at any scale");
 }

@@ -2,6 +2,7 @@
 
 use microlm::data::Batch;
 use microlm::gradcheck::{gradcheck, gradcheck_params, GradcheckConfig};
+use microlm::nn::config::Activation;
 use microlm::nn::positional::sinusoidal_table;
 use microlm::nn::{
     Decoder, DecoderLayer, Encoder, EncoderDecoder, EncoderLayer, FeedForward, LayerNorm, MultiHeadAttention,
@@ -204,16 +205,32 @@ fn layer_norm_and_feed_forward_gradcheck() {
         ln.forward(t, p, x)
     });
 
-    let mut params = Params::new();
-    let mut rng = StdRng::seed_from_u64(4);
-    let ff = FeedForward::new(&mut params, "ff", 8, 16, 0.0, &mut rng);
-    for id in params.ids().collect::<Vec<_>>() {
-        let shape = params.value(id).shape().to_vec();
-        *params.value_mut(id) = Tensor::from(uniform(&shape, id.index() as u64 + 20) * 0.5);
+    for activation in [Activation::Gelu, Activation::GeluTanh, Activation::Relu] {
+        let mut params = Params::new();
+        let mut rng = StdRng::seed_from_u64(4);
+        let ff = FeedForward::new(&mut params, "ff", 8, 16, activation, 0.0, &mut rng);
+        for id in params.ids().collect::<Vec<_>>() {
+            let shape = params.value(id).shape().to_vec();
+            *params.value_mut(id) = Tensor::from(uniform(&shape, id.index() as u64 + 20) * 0.5);
+        }
+        // A +-eps step (eps = 1e-2) moves a pre-activation by at most 1e-2 * |x| <= 1e-2 for a
+        // weight, 1e-2 * |W_1| <= 5e-3 for an input: for ReLU every pre-activation must be
+        // farther from the kink at 0 than that, or the finite difference straddles it. So take
+        // the first input (from seed 5 on) whose pre-activations all keep 0.02 away.
+        let distance_to_kink = |x: &ArrayD<f32>| {
+            let mut tape = Tape::no_grad();
+            let xv = tape.constant(x.clone());
+            let h = ff.linear1.forward(&mut tape, &params, xv);
+            tape.value(h).iter().fold(f32::INFINITY, |m, &v| m.min(v.abs()))
+        };
+        let x = (5..100)
+            .map(|seed| uniform(&[2, 3, 8], seed))
+            .find(|x| activation != Activation::Relu || distance_to_kink(x) > 0.02)
+            .expect("an input away from ReLU's kink");
+        check_layer(&format!("feed-forward ({activation:?})"), &params, x, |t, p, x| {
+            ff.forward(t, p, x, &mut rng.clone())
+        });
     }
-    check_layer("feed-forward", &params, uniform(&[2, 3, 8], 5), |t, p, x| {
-        ff.forward(t, p, x, &mut rng.clone())
-    });
 }
 
 /// Scale every weight up from the 0.02 init so that each sub-layer visibly changes its input.
@@ -498,12 +515,60 @@ fn invalid_configs_are_refused_naming_the_field() {
     assert!(e.contains("heads"), "{e}");
 }
 
+/// The toy config's parameter count, from the shape of every tensor by hand: d_model D = 128,
+/// d_ff F = 512, N = 4 layers, pre-LN (so a final LayerNorm), tied output embedding, no
+/// segments, for a vocabulary of V = 67.
 #[test]
-fn toy_config_has_the_documented_defaults() {
-    let c = TransformerConfig::toy(67);
-    assert_eq!((c.d_model, c.heads, c.layers, c.d_ff, c.max_len), (128, 4, 4, 512, 128));
-    assert_eq!(c.norm, NormPlacement::Pre);
-    assert!(c.tie_embeddings);
+fn toy_config_parameter_count_matches_the_count_by_hand() {
+    let (v, d, f, n) = (67, 128, 512, 4);
+    let attention = 4 * (d * d + d); // W_Q, W_K, W_V, W_O [D, D] and their biases [D]
+    let layer_norms = 2 * (2 * d); // norm1, norm2: gain and bias [D] each
+    let feed_forward = (d * f + f) + (f * d + d); // W_1 [F, D], b_1 [F], W_2 [D, F], b_2 [D]
+    let layer = attention + layer_norms + feed_forward;
+    let encoder = v * d + n * layer + 2 * d; // token embedding [V, D], layers, final LayerNorm
+    assert_eq!(encoder, 801_920);
+    let decoder = encoder + v; // the tied output projection adds only its bias [V]
+
+    let config = TransformerConfig::toy(v);
+    let mut params = Params::new();
+    Encoder::new(&mut params, "encoder", &config, &mut StdRng::seed_from_u64(0)).unwrap();
+    assert_eq!(params.num_elements(), encoder);
+    let mut params = Params::new();
+    Decoder::new(&mut params, "decoder", &config, &mut StdRng::seed_from_u64(0)).unwrap();
+    assert_eq!(params.num_elements(), decoder);
+}
+
+/// `config.activation` in checkpoint metadata: every value round-trips, a checkpoint without
+/// the key (written before it existed, when every model used exact GELU) reads as GELU, and an
+/// unknown value is refused naming the key and the value.
+#[test]
+fn activation_in_checkpoint_metadata() {
+    for (activation, stored) in [
+        (Activation::Gelu, "gelu"),
+        (Activation::GeluTanh, "gelu_tanh"),
+        (Activation::Relu, "relu"),
+    ] {
+        let config = TransformerConfig {
+            activation,
+            ..TransformerConfig::toy(50)
+        };
+        let m = config.to_metadata();
+        assert_eq!(m["config.activation"], stored);
+        assert_eq!(TransformerConfig::from_metadata(&m).unwrap(), config);
+    }
+    let relu = TransformerConfig {
+        activation: Activation::Relu,
+        ..TransformerConfig::toy(50)
+    };
+    let mut m = relu.to_metadata();
+    m.remove("config.activation");
+    assert_eq!(
+        TransformerConfig::from_metadata(&m).unwrap().activation,
+        Activation::Gelu
+    );
+    m.insert("config.activation".into(), "swish".into());
+    let e = TransformerConfig::from_metadata(&m).unwrap_err();
+    assert!(e.contains("config.activation") && e.contains("swish"), "{e}");
 }
 
 #[test]

@@ -30,6 +30,38 @@ impl NormPlacement {
     }
 }
 
+/// The feed-forward network's nonlinearity (see [`crate::nn::feed_forward`] for the formulas).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU, x Phi(x) with the normal CDF Phi (BERT; PyTorch's `"gelu"`).
+    Gelu,
+    /// GELU by its tanh approximation (GPT-2; PyTorch's `gelu(x, approximate="tanh")`).
+    GeluTanh,
+    /// max(x, 0) (the original Transformer; PyTorch's `TransformerEncoderLayer` default).
+    Relu,
+}
+
+impl Activation {
+    /// "gelu", "gelu_tanh" or "relu", as stored in checkpoints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_tanh",
+            Activation::Relu => "relu",
+        }
+    }
+
+    /// Parse "gelu", "gelu_tanh" or "relu".
+    pub fn parse(s: &str) -> Option<Activation> {
+        match s {
+            "gelu" => Some(Activation::Gelu),
+            "gelu_tanh" => Some(Activation::GeluTanh),
+            "relu" => Some(Activation::Relu),
+            _ => None,
+        }
+    }
+}
+
 /// The shape of a Transformer. [`TransformerConfig::toy`] gives the defaults this crate trains on
 /// a laptop.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +76,8 @@ pub struct TransformerConfig {
     pub layers: usize,
     /// Inner width of the feed-forward network, d_ff.
     pub d_ff: usize,
+    /// The feed-forward network's nonlinearity.
+    pub activation: Activation,
     /// Longest sequence the positional table covers.
     pub max_len: usize,
     /// Dropout probability after attention, inside and after the feed-forward, and on the
@@ -63,8 +97,8 @@ pub struct TransformerConfig {
 }
 
 impl TransformerConfig {
-    /// The toy defaults: d_model 128, 4 heads, 4 layers, d_ff 512, max_len 128, dropout 0.1,
-    /// pre-LN, tied output embedding, no segments, embeddings scaled by sqrt(d_model).
+    /// The toy defaults: d_model 128, 4 heads, 4 layers, d_ff 512, exact GELU, max_len 128,
+    /// dropout 0.1, pre-LN, tied output embedding, no segments, embeddings scaled by sqrt(d_model).
     pub fn toy(vocab_size: usize) -> TransformerConfig {
         TransformerConfig {
             vocab_size,
@@ -72,6 +106,7 @@ impl TransformerConfig {
             heads: 4,
             layers: 4,
             d_ff: 512,
+            activation: Activation::Gelu,
             max_len: 128,
             dropout: 0.1,
             norm: NormPlacement::Pre,
@@ -138,6 +173,7 @@ impl TransformerConfig {
             ("heads", self.heads.to_string()),
             ("layers", self.layers.to_string()),
             ("d_ff", self.d_ff.to_string()),
+            ("activation", self.activation.as_str().to_string()),
             ("max_len", self.max_len.to_string()),
             ("dropout", self.dropout.to_string()),
             ("norm", self.norm.as_str().to_string()),
@@ -151,6 +187,9 @@ impl TransformerConfig {
 
     /// Read a config back from checkpoint metadata; the error names the missing or malformed
     /// field. The result is validated.
+    ///
+    /// `config.activation` may be missing: checkpoints written before it existed all used exact
+    /// GELU, so a missing key reads as [`Activation::Gelu`].
     pub fn from_metadata(m: &BTreeMap<String, String>) -> Result<TransformerConfig, String> {
         fn get<T: std::str::FromStr>(m: &BTreeMap<String, String>, field: &str) -> Result<T, String> {
             let key = format!("config.{field}");
@@ -161,12 +200,19 @@ impl TransformerConfig {
                 .map_err(|_| format!("checkpoint metadata '{key}' = {raw:?} is not a valid value"))
         }
         let norm: String = get(m, "norm")?;
+        let activation = match m.get("config.activation") {
+            None => Activation::Gelu,
+            Some(a) => Activation::parse(a).ok_or_else(|| {
+                format!("checkpoint metadata 'config.activation' = {a:?} is not gelu, gelu_tanh or relu")
+            })?,
+        };
         let config = TransformerConfig {
             vocab_size: get(m, "vocab_size")?,
             d_model: get(m, "d_model")?,
             heads: get(m, "heads")?,
             layers: get(m, "layers")?,
             d_ff: get(m, "d_ff")?,
+            activation,
             max_len: get(m, "max_len")?,
             dropout: get(m, "dropout")?,
             norm: NormPlacement::parse(&norm)

@@ -54,6 +54,7 @@ impl DecoderLayer {
                 &format!("{name}.feed_forward"),
                 c.d_model,
                 c.d_ff,
+                c.activation,
                 c.dropout,
                 rng,
             ),

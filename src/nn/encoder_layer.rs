@@ -46,6 +46,7 @@ impl EncoderLayer {
                 &format!("{name}.feed_forward"),
                 c.d_model,
                 c.d_ff,
+                c.activation,
                 c.dropout,
                 rng,
             ),
