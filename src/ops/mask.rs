@@ -2,7 +2,7 @@
 
 use crate::kernels::elementwise::zip_map;
 use crate::tape::{Tape, Var};
-use crate::Tensor;
+use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn, Zip};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;

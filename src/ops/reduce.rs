@@ -5,7 +5,8 @@
 //! over the reduced axes: evenly for sum (each input contributed with weight 1), divided by the
 //! count for mean, and only to the arg-max for max.
 
-use crate::tape::{Grad, Tape, Var};
+use crate::tape::{Tape, Var};
+use crate::tensor::Grad;
 use ndarray::{ArrayD, Axis, IxDyn};
 
 /// Check the axes (in range, no repeats) and return them sorted.

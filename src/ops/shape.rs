@@ -6,8 +6,8 @@
 //! other strides (or a smaller window), and nothing is copied. `reshape` copies only when the
 //! input is not laid out row-major (e.g. right after a transpose).
 
-use crate::tape::{Grad, Tape, Var};
-use crate::Tensor;
+use crate::tape::{Tape, Var};
+use crate::tensor::{Grad, Tensor};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
 /// The permutation that undoes `axes`: inverse[axes[i]] = i.
