@@ -1,7 +1,7 @@
 //! Gradients: what one `backward` returns, and how passes are combined.
 
 use crate::params::ParamId;
-use crate::tape::{Grad, Var};
+use crate::tensor::Grad;
 
 /// The gradients one `backward` produced: for each [`Tape::input`](crate::Tape::input) leaf and each parameter.
 ///
@@ -9,14 +9,27 @@ use crate::tape::{Grad, Var};
 /// with [`Gradients::accumulate`].
 #[derive(Clone, Debug, Default)]
 pub struct Gradients {
-    pub(crate) leaves: Vec<Option<Grad>>,
-    pub(crate) params: Vec<Option<Grad>>,
+    leaves: Vec<Option<Grad>>,
+    params: Vec<Option<Grad>>,
 }
 
 impl Gradients {
-    /// dL/d(leaf) for a leaf made with [`Tape::input`](crate::Tape::input); `None` if no gradient reached it.
-    pub fn wrt(&self, v: Var) -> Option<&Grad> {
-        self.leaves.get(v.0).and_then(|g| g.as_ref())
+    /// Room for the gradients of a tape of `nodes` nodes, none set yet.
+    pub(crate) fn with_leaves(nodes: usize) -> Gradients {
+        Gradients {
+            leaves: vec![None; nodes],
+            params: Vec::new(),
+        }
+    }
+
+    /// The gradient of the leaf at node index `i`, if one reached it. Users ask by handle,
+    /// with `wrt(var)` (defined in `tape.rs`, where `Var` is).
+    pub(crate) fn leaf(&self, i: usize) -> Option<&Grad> {
+        self.leaves.get(i).and_then(|g| g.as_ref())
+    }
+
+    pub(crate) fn set_leaf(&mut self, i: usize, grad: Grad) {
+        self.leaves[i] = Some(grad);
     }
 
     /// dL/d(parameter); `None` if the parameter was not used (or no gradient reached it).

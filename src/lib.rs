@@ -118,6 +118,7 @@ pub mod optim;
 pub mod params;
 pub mod recipe;
 pub mod tape;
+pub mod tensor;
 pub mod threads;
 pub mod tokenizer;
 pub mod trainer;
@@ -125,12 +126,9 @@ pub mod trainer;
 pub use gradients::Gradients;
 pub use ops::{Attention, AttentionMask, CrossEntropy};
 pub use params::{ParamId, Params};
-pub use tape::{Grad, Tape, Var};
+pub use tape::{Tape, Var};
+pub use tensor::{Grad, Tensor};
 pub use threads::{init_threads_from_env, num_threads, set_num_threads};
-
-/// A tensor: an f32 array of any rank whose storage is reference counted, so the tape, the
-/// parameter store and views such as a transpose share it instead of copying.
-pub type Tensor = ndarray::ArcArray<f32, ndarray::IxDyn>;
 
 /// The README's code runs as a doc test, so the taste of the API it gives stays true.
 #[doc = include_str!("../README.md")]

@@ -1,6 +1,6 @@
 //! Parameters: named tensors that persist across training steps, outside any tape.
 
-use crate::Tensor;
+use crate::tensor::Tensor;
 
 /// A handle to one parameter in a [`Params`] store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -27,11 +27,7 @@
 
 use crate::gradients::Gradients;
 use crate::params::{ParamId, Params};
-use crate::Tensor;
-use ndarray::ArrayD;
-
-/// A gradient: an owned f32 array with the shape of the value it belongs to.
-pub type Grad = ArrayD<f32>;
+use crate::tensor::{Grad, Tensor};
 
 /// A handle to a value recorded on a [`Tape`]: the index of its node. Only meaningful for the
 /// tape that made it.
@@ -319,10 +315,7 @@ impl Tape {
             seed.shape(),
             self.shape(output)
         );
-        let mut grads = Gradients {
-            leaves: vec![None; self.nodes.len()],
-            params: Vec::new(),
-        };
+        let mut grads = Gradients::with_leaves(self.nodes.len());
         // pending[i] is the gradient accumulated so far for node i; backward only ever looks at
         // nodes up to `output`, all of which come earlier on the tape.
         let mut pending: Vec<Option<Grad>> = vec![None; output.0 + 1];
@@ -336,7 +329,7 @@ impl Tape {
             let node = &mut self.nodes[i];
             match std::mem::replace(&mut node.kind, Kind::Constant) {
                 Kind::Constant => {}
-                Kind::Input => grads.leaves[i] = Some(grad),
+                Kind::Input => grads.set_leaf(i, grad),
                 Kind::Param(id) => grads.add_param(id, grad),
                 Kind::NoBackward => panic!(
                     "backward: op '{}' (node %{i}) has no backward, but a gradient flows through it; \
@@ -373,5 +366,14 @@ impl Tape {
             }
         }
         grads
+    }
+}
+
+/// [`Gradients::wrt`] lives here, beside [`Var`], so that `gradients.rs` needs nothing from the
+/// tape: the tape builds a [`Gradients`], never the other way round.
+impl Gradients {
+    /// dL/d(leaf) for a leaf made with [`Tape::input`]; `None` if no gradient reached it.
+    pub fn wrt(&self, v: Var) -> Option<&Grad> {
+        self.leaf(v.0)
     }
 }

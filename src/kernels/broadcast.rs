@@ -4,8 +4,8 @@
 //! them is 1; missing leading axes count as 1. In forward a size-1 (or missing) axis is repeated;
 //! so in backward the gradient is summed over every axis that was repeated.
 
-use super::PAR_MIN_ELEMENTS;
-use crate::tape::Grad;
+use super::rows_per_task;
+use crate::tensor::Grad;
 use ndarray::{Axis, IxDyn};
 use rayon::prelude::*;
 
@@ -72,21 +72,20 @@ pub fn sum_to_shape(grad: Grad, shape: &[usize]) -> Grad {
 /// The common case of [`sum_to_shape`], done in parallel: a row-major gradient [R, C] (any
 /// leading axes folded into R) summed down to [C] (a bias), i.e. when `shape` without its leading
 /// 1s is the gradient's trailing shape. Returns None for any other case.
+///
+/// Each task sums a fixed block of [`rows_per_task`] rows into its own partial [C]; the partials
+/// are then added in block order. The blocks depend on C only, so the result is bit-identical
+/// for any number of threads (a `reduce` would add the partials in whatever order the threads
+/// finished).
 fn sum_leading_rows(grad: &Grad, shape: &[usize]) -> Option<Grad> {
     let trailing: Vec<usize> = shape.iter().copied().skip_while(|&d| d == 1).collect();
     let c: usize = trailing.iter().product();
     let g = grad.as_slice()?;
-    if c == 0 || !grad.shape().ends_with(&trailing) || g.len() < PAR_MIN_ELEMENTS {
+    if c == 0 || !grad.shape().ends_with(&trailing) {
         return None;
     }
-    // Each task sums a block of rows into its own partial [C]; the partials are added at the end.
-    let rows_per_task = (1 << 14) / c + 1;
-    let add = |mut a: Vec<f32>, b: Vec<f32>| {
-        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-        a
-    };
-    let total = g
-        .par_chunks(rows_per_task * c)
+    let partials: Vec<Vec<f32>> = g
+        .par_chunks(rows_per_task(c) * c)
         .map(|block| {
             let mut partial = vec![0.0f32; c];
             for row in block.chunks_exact(c) {
@@ -94,6 +93,10 @@ fn sum_leading_rows(grad: &Grad, shape: &[usize]) -> Option<Grad> {
             }
             partial
         })
-        .reduce(|| vec![0.0f32; c], add);
+        .collect();
+    let mut total = vec![0.0f32; c];
+    for partial in &partials {
+        total.iter_mut().zip(partial).for_each(|(t, &p)| *t += p);
+    }
     Some(Grad::from_shape_vec(IxDyn(shape), total).expect("C elements"))
 }

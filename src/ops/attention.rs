@@ -140,8 +140,8 @@ impl Tape {
         let p_saved = p.clone();
         let out = self.record("attention", o, &[q, k, v], move |g| {
             // dQ, dK, dV are stored head-interleaved like O, so splitting heads needs no copy.
-            let dv = gemm_interleaved(t(p_saved.view()), g.view()); // P^T G, [B, H, Tk, Dv]
-            let mut ds = gemm(g.view(), t(vv.view())); // dP = G V^T, [B, H, Tq, Tk]
+            let dv = gemm_interleaved(t(p_saved.view()), g.view()); // dV = P^T G: from O = P V, [B, H, Tk, Dv]
+            let mut ds = gemm(g.view(), t(vv.view())); // dP = G V^T: from O = P V, [B, H, Tq, Tk]
             if tk > 0 {
                 let p_rows = p_saved.as_slice().expect("contiguous");
                 let ds_rows = ds.as_slice_mut().expect("a new array is contiguous");
@@ -149,14 +149,16 @@ impl Tape {
                     .par_chunks_mut(tk)
                     .zip(p_rows.par_chunks(tk))
                     .for_each(|(dp, p)| {
-                        let dot = kernels::vector::dot(dp, p);
+                        let dot = kernels::vector::dot(dp, p); // rowsum(dP * P)
                         for (dp, &p) in dp.iter_mut().zip(p) {
-                            *dp = p * (*dp - dot) * scale; // dS * scale, in place over dP
+                            // dS = P (dP - rowsum(dP P)): from P = softmax(S); times scale, from
+                            // S * scale inside the softmax. In place over dP.
+                            *dp = p * (*dp - dot) * scale;
                         }
                     });
             }
-            let dq = gemm_interleaved(ds.view(), kv.view()); // dS K * scale, [B, H, Tq, D]
-            let dk = gemm_interleaved(t(ds.view()), qv.view()); // dS^T Q * scale, [B, H, Tk, D]
+            let dq = gemm_interleaved(ds.view(), kv.view()); // dQ = dS K * scale: from S = Q K^T, [B, H, Tq, D]
+            let dk = gemm_interleaved(t(ds.view()), qv.view()); // dK = dS^T Q * scale: from S = Q K^T, [B, H, Tk, D]
             vec![dq, dk, dv]
         });
         let weights = self.record_without_backward("attention_weights", p, &[q, k, v]);

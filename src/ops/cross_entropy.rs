@@ -8,8 +8,8 @@
 //!   sum = sum over counted (b, i) of CE,   count = |M|,   mean = sum / count,
 //! and an empty M gives mean 0 with zero gradient (PyTorch would give NaN).
 
+use crate::kernels::rows_per_task;
 use crate::kernels::vector::exp;
-use crate::kernels::PAR_MIN_ELEMENTS;
 use crate::tape::{Tape, Var};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
@@ -62,20 +62,17 @@ impl Tape {
         }
         let z = zv.as_standard_layout().into_owned().into_shared(); // row p is z[p*V..(p+1)*V]
         let zs = z.as_slice().expect("row-major");
+        // Rows run in blocks of n on rayon's threads (one block: on this thread).
+        let n = rows_per_task(v);
+        let block = n * v.max(1);
         // logsumexp of every row (kept for backward) and each row's CE (0 if ignored).
-        let row_lse_ce = |(row, target): (&[f32], &Option<usize>)| -> (f32, f32) {
-            let m = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-            let lse = m + row.iter().map(|&x| exp(x - m)).sum::<f32>().ln();
-            (lse, target.map_or(0.0, |y| lse - row[y]))
-        };
-        let (lse, ce): (Vec<f32>, Vec<f32>) = if v == 0 {
-            (Vec::new(), Vec::new())
-        } else if zs.len() >= PAR_MIN_ELEMENTS {
-            zs.par_chunks(v).zip(targets.par_iter()).map(row_lse_ce).unzip()
-        } else {
-            zs.chunks(v).zip(targets.iter()).map(row_lse_ce).unzip()
-        };
+        let (lse, ce): (Vec<f32>, Vec<f32>) = zs
+            .par_chunks(block)
+            .zip(targets.par_chunks(n))
+            .flat_map_iter(|(z, t)| z.chunks(v).zip(t).map(|(z, &t)| row_lse_ce(z, t)))
+            .unzip();
         let count = targets.iter().filter(|t| t.is_some()).count();
+        // The sum over positions, in position order in f64: the same whatever the threads.
         let sum: f32 = ce.iter().map(|&c| c as f64).sum::<f64>() as f32;
         let targets = targets.to_vec();
         let sum_var = self.record(
@@ -83,22 +80,17 @@ impl Tape {
             ArrayD::from_elem(IxDyn(&[]), sum),
             &[logits],
             move |g| {
-                let g = g.iter().next().copied().unwrap_or(0.0);
+                let g = g.iter().next().copied().unwrap_or(0.0); // dL/dsum, a scalar
                 let zs = z.as_slice().expect("row-major");
                 let mut dz = vec![0.0f32; zs.len()];
-                if v > 0 {
-                    if zs.len() >= PAR_MIN_ELEMENTS {
-                        dz.par_chunks_mut(v)
-                            .zip(zs.par_chunks(v))
-                            .zip(lse.par_iter().zip(targets.par_iter()))
-                            .for_each(|((dz, z), (&lse, &target))| row_grad(dz, z, lse, target, g));
-                    } else {
-                        dz.chunks_mut(v)
-                            .zip(zs.chunks(v))
-                            .zip(lse.iter().zip(targets.iter()))
-                            .for_each(|((dz, z), (&lse, &target))| row_grad(dz, z, lse, target, g));
-                    }
-                }
+                dz.par_chunks_mut(block)
+                    .zip(zs.par_chunks(block))
+                    .zip(lse.par_chunks(n).zip(targets.par_chunks(n)))
+                    .for_each(|((dz, z), (lse, targets))| {
+                        for (((dz, z), &lse), &t) in dz.chunks_mut(v).zip(z.chunks(v)).zip(lse).zip(targets) {
+                            row_grad(dz, z, lse, t, g);
+                        }
+                    });
                 vec![ArrayD::from_shape_vec(IxDyn(&shape), dz).expect("same shape as logits")]
             },
         );
@@ -130,13 +122,20 @@ impl Tape {
     }
 }
 
+/// One position's logsumexp(z) and its CE = logsumexp(z) - z_y (0 if ignored).
+fn row_lse_ce(z: &[f32], target: Option<usize>) -> (f32, f32) {
+    let m = z.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let lse = m + z.iter().map(|&x| exp(x - m)).sum::<f32>().ln(); // lse = m + ln sum e^(z - m)
+    (lse, target.map_or(0.0, |y| lse - z[y]))
+}
+
 /// One position's dL_sum/dz: g * (softmax(z) - onehot(y)) if counted, left at 0 if ignored.
 /// `lse` is logsumexp(z) from forward, so softmax(z)_j = e^(z_j - lse).
 fn row_grad(dz: &mut [f32], z: &[f32], lse: f32, target: Option<usize>, g: f32) {
     if let Some(y) = target {
         for (d, &x) in dz.iter_mut().zip(z) {
-            *d = g * exp(x - lse); // g * softmax(z)_j
+            *d = g * exp(x - lse); // d(logsumexp(z))/dz_j = softmax(z)_j: from CE = -z_y + logsumexp(z)
         }
-        dz[y] -= g; // - g * onehot(y)_j
+        dz[y] -= g; // d(-z_y)/dz_j = -onehot(y)_j: from CE = -z_y + logsumexp(z)
     }
 }

@@ -48,7 +48,7 @@ impl Tape {
             let mut dtable = ArrayD::<f32>::zeros(IxDyn(&[vocab, d]));
             for (g_row, &id) in g.outer_iter().zip(&ids) {
                 let mut row = dtable.index_axis_mut(Axis(0), id);
-                row += &g_row;
+                row += &g_row; // dL/dtable[id] += g[i]: from y[i] = table[ids[i]]
             }
             vec![dtable]
         })

@@ -5,7 +5,7 @@
 
 use crate::kernels::broadcast::sum_to_shape;
 use crate::kernels::matmul::{matmul as gemm, t};
-use crate::kernels::PAR_MIN_ELEMENTS;
+use crate::kernels::rows_per_task;
 use crate::tape::{Tape, Var};
 use rayon::prelude::*;
 
@@ -34,25 +34,27 @@ impl Tape {
             );
             let bias = bv.as_slice().expect("a 1-D parameter is contiguous").to_vec();
             let ys = y.as_slice_mut().expect("a new array is contiguous");
-            let add_bias = |row: &mut [f32]| row.iter_mut().zip(&bias).for_each(|(y, b)| *y += b);
-            if out > 0 && ys.len() >= PAR_MIN_ELEMENTS {
-                ys.par_chunks_mut(out).for_each(add_bias);
-            } else if out > 0 {
-                ys.chunks_mut(out).for_each(add_bias);
-            }
+            // Blocks of rows on rayon's threads (one block: on this thread).
+            ys.par_chunks_mut(rows_per_task(out) * out.max(1)).for_each(|rows| {
+                for row in rows.chunks_mut(out) {
+                    row.iter_mut().zip(&bias).for_each(|(y, b)| *y += b);
+                }
+            });
             inputs.push(b);
         }
         let has_bias = b.is_some();
         self.record("linear", y, &inputs, move |g| {
             let d_in = ws[1];
-            let dx = gemm(g.view(), wv.view()); // g W, [..., in]
+            let dx = gemm(g.view(), wv.view()); // dL/dx = g W: from y = x W^T, [..., in]
             let rows = xv.len() / d_in.max(1);
             let x2 = xv.to_shape((rows, d_in)).expect("same element count"); // [R, in]
             let g2 = g.to_shape((rows, out)).expect("same element count"); // [R, out]
-            let dw = gemm(t(g2.view().into_dyn()), x2.view().into_dyn()); // g2^T x2, [out, in]
+                                                                           // dL/dW = g2^T x2: from y = x W^T, every row of x meeting the same W, [out, in]
+            let dw = gemm(t(g2.view().into_dyn()), x2.view().into_dyn());
             let mut grads = vec![dx, dw];
             if has_bias {
-                grads.push(sum_to_shape(g, &[out])); // sum over rows, [out]
+                // dL/db = sum over rows of g: from y = ... + b, b added to every row, [out]
+                grads.push(sum_to_shape(g, &[out]));
             }
             grads
         })

@@ -2,7 +2,7 @@
 
 use crate::kernels::elementwise::zip_map;
 use crate::tape::{Tape, Var};
-use crate::Tensor;
+use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn, Zip};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -32,6 +32,7 @@ impl Tape {
             .and(&mask)
             .map_collect(|&x, &m| if m { value } else { x });
         self.record("masked_fill", y, &[x], move |g| {
+            // dy/dx = 0 where masked (y = value, a constant), 1 elsewhere (y = x)
             let dx = Zip::from(&g).and(&mask).map_collect(|&g, &m| if m { 0.0 } else { g });
             vec![dx]
         })
@@ -67,6 +68,7 @@ impl Tape {
             .into();
         let y = zip_map("dropout", xv.view(), mask.view(), |x, m| x * m);
         self.record("dropout", y, &[x], move |g| {
+            // dy/dx = m / (1 - p), the stored mask value: from y = x m / (1 - p)
             vec![zip_map("dropout backward", g.view(), mask.view(), |g, m| g * m)]
         })
     }

@@ -24,7 +24,7 @@ impl Tape {
         let c = gemm(av.view(), bv.view());
         self.record("matmul", c, &[a, b], move |g| {
             let (ra, rb) = (av.ndim(), bv.ndim());
-            let da = gemm(g.view(), t(bv.view())); // dC · B^T, [..., M, K]
+            let da = gemm(g.view(), t(bv.view())); // dL/dA = dC · B^T: from C_ij = sum_p A_ip B_pj, [..., M, K]
             let db = if rb == 2 && ra > 2 {
                 // B was shared by every matrix of the stack: fold the stack into rows,
                 // dB = A2^T · dC2 with A2 = [(...)*M, K], dC2 = [(...)*M, N]. One product
@@ -35,8 +35,9 @@ impl Tape {
                 let g2 = g.to_shape((g.len() / n.max(1), n)).expect("same element count");
                 gemm(t(a2.view().into_dyn()), g2.view().into_dyn())
             } else {
-                gemm(t(av.view()), g.view()) // A^T · dC, [..., K, N]
+                gemm(t(av.view()), g.view()) // dL/dB = A^T · dC: from C_ij = sum_p A_ip B_pj, [..., K, N]
             };
+            // Each summed over the batch axes its operand was broadcast along.
             vec![sum_to_shape(da, av.shape()), sum_to_shape(db, bv.shape())]
         })
     }

@@ -5,7 +5,8 @@
 //! over the reduced axes: evenly for sum (each input contributed with weight 1), divided by the
 //! count for mean, and only to the arg-max for max.
 
-use crate::tape::{Grad, Tape, Var};
+use crate::tape::{Tape, Var};
+use crate::tensor::Grad;
 use ndarray::{ArrayD, Axis, IxDyn};
 
 /// Check the axes (in range, no repeats) and return them sorted.
@@ -81,7 +82,9 @@ impl Tape {
             .into_shape_with_order(reduced_shape(xv.shape(), &axes, keepdim))
             .expect("same element count");
         let in_shape = xv.shape().to_vec();
-        self.record("sum", y, &[x], move |g| vec![expand(g, &in_shape, &axes)])
+        self.record("sum", y, &[x], move |g| {
+            vec![expand(g, &in_shape, &axes)] // dy/dx_i = 1 for every summed x_i: from y = sum_i x_i
+        })
     }
 
     /// The sum of every element, as a one-element tensor of shape `[]`.
@@ -139,7 +142,7 @@ impl Tape {
             let g: Vec<f32> = g.iter().copied().collect();
             let mut dx = ArrayD::<f32>::zeros(IxDyn(&[groups, group_len]));
             for (r, (&j, &gr)) in argmax.iter().zip(&g).enumerate() {
-                dx[[r, j]] = gr;
+                dx[[r, j]] = gr; // dy/dx_j = 1 at the arg-max, 0 elsewhere: from y = max_j x_j
             }
             // Undo the reshape, then the permutation.
             let dx = dx.into_shape_with_order(permuted_shape).expect("same element count");

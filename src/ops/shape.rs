@@ -6,8 +6,8 @@
 //! other strides (or a smaller window), and nothing is copied. `reshape` copies only when the
 //! input is not laid out row-major (e.g. right after a transpose).
 
-use crate::tape::{Grad, Tape, Var};
-use crate::Tensor;
+use crate::tape::{Tape, Var};
+use crate::tensor::{Grad, Tensor};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
 /// The permutation that undoes `axes`: inverse[axes[i]] = i.
@@ -50,7 +50,9 @@ impl Tape {
         let y = xv
             .into_shape_with_order(IxDyn(shape))
             .expect("row-major and same element count");
-        self.record("reshape", y, &[x], move |g| vec![reshape_grad(g, &in_shape)])
+        self.record("reshape", y, &[x], move |g| {
+            vec![reshape_grad(g, &in_shape)] // same elements, old shape: from y = x in a new shape
+        })
     }
 
     /// y = x with its axes reordered: axis i of y is axis `axes[i]` of x. A view, no copy.
@@ -67,7 +69,9 @@ impl Tape {
         );
         let y = xv.permuted_axes(axes.to_vec());
         let inverse = inverse_permutation(axes);
-        self.record("permute", y, &[x], move |g| vec![g.permuted_axes(inverse)])
+        self.record("permute", y, &[x], move |g| {
+            vec![g.permuted_axes(inverse)] // axes put back: from y = x with axes reordered
+        })
     }
 
     /// Swap two axes (a view). `transpose(x, -2, -1)` in PyTorch is `transpose(x, n-2, n-1)`.
@@ -104,6 +108,7 @@ impl Tape {
         y.slice_axis_inplace(Axis(axis), Slice::from(start..start + len));
         self.record("narrow", y, &[x], move |g| {
             let mut dx = ArrayD::<f32>::zeros(IxDyn(&in_shape));
+            // g inside the window, 0 outside: from y = x[start..start+len]
             dx.slice_axis_mut(Axis(axis), Slice::from(start..start + len))
                 .assign(&g);
             vec![dx]
@@ -135,6 +140,7 @@ impl Tape {
                 .iter()
                 .map(|s| {
                     let len = s[axis];
+                    // dL/dx_k = g's slice where x_k sat: from y = [x_1, ..., x_k, ...] along axis
                     let part = g.slice_axis(Axis(axis), Slice::from(start..start + len)).to_owned();
                     start += len;
                     part

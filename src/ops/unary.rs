@@ -11,19 +11,25 @@ impl Tape {
     /// y = -x. dL/dx = -dL/dy.
     pub fn neg(&mut self, x: Var) -> Var {
         let y = map(self.value(x).view(), |v| -v);
-        self.record("neg", y, &[x], |g| vec![-g])
+        self.record("neg", y, &[x], |g| {
+            vec![-g] // dy/dx = -1: from y = -x
+        })
     }
 
     /// y = x + c for a constant c. dL/dx = dL/dy.
     pub fn add_scalar(&mut self, x: Var, c: f32) -> Var {
         let y = map(self.value(x).view(), |v| v + c);
-        self.record("add_scalar", y, &[x], |g| vec![g])
+        self.record("add_scalar", y, &[x], |g| {
+            vec![g] // dy/dx = 1: from y = x + c
+        })
     }
 
     /// y = c * x for a constant c. dL/dx = c * dL/dy.
     pub fn mul_scalar(&mut self, x: Var, c: f32) -> Var {
         let y = map(self.value(x).view(), |v| c * v);
-        self.record("mul_scalar", y, &[x], move |g| vec![map(g.view(), |g| c * g)])
+        self.record("mul_scalar", y, &[x], move |g| {
+            vec![map(g.view(), |g| c * g)] // dy/dx = c: from y = c x
+        })
     }
 
     /// y = x^p for a constant p. dL/dx = dL/dy * p * x^(p-1).
@@ -32,7 +38,7 @@ impl Tape {
         let y = map(xv.view(), |v| v.powf(p));
         self.record("powf", y, &[x], move |g| {
             vec![zip_map("powf backward", g.view(), xv.view(), |g, x| {
-                g * p * x.powf(p - 1.0)
+                g * p * x.powf(p - 1.0) // dy/dx = p x^(p-1): from y = x^p
             })]
         })
     }
@@ -42,6 +48,7 @@ impl Tape {
         let y = map(self.value(x).view(), f32::exp).into_shared();
         let y_saved = y.clone();
         self.record("exp", y, &[x], move |g| {
+            // dy/dx = e^x = y: from y = e^x
             vec![zip_map("exp backward", g.view(), y_saved.view(), |g, y| g * y)]
         })
     }
@@ -51,7 +58,7 @@ impl Tape {
         let xv = self.value(x).clone();
         let y = map(xv.view(), f32::ln);
         self.record("log", y, &[x], move |g| {
-            vec![zip_map("log backward", g.view(), xv.view(), |g, x| g / x)]
+            vec![zip_map("log backward", g.view(), xv.view(), |g, x| g / x)] // dy/dx = 1/x: from y = ln x
         })
     }
 
@@ -60,6 +67,7 @@ impl Tape {
         let y = map(self.value(x).view(), f32::sqrt).into_shared();
         let y_saved = y.clone();
         self.record("sqrt", y, &[x], move |g| {
+            // dy/dx = 1 / (2 sqrt x) = 1 / (2 y): from y = sqrt(x)
             vec![zip_map("sqrt backward", g.view(), y_saved.view(), |g, y| g / (2.0 * y))]
         })
     }
@@ -70,7 +78,7 @@ impl Tape {
         let y_saved = y.clone();
         self.record("tanh", y, &[x], move |g| {
             vec![zip_map("tanh backward", g.view(), y_saved.view(), |g, y| {
-                g * (1.0 - y * y)
+                g * (1.0 - y * y) // dy/dx = 1 - tanh^2 x = 1 - y^2: from y = tanh x
             })]
         })
     }
@@ -81,7 +89,7 @@ impl Tape {
         let y_saved = y.clone();
         self.record("sigmoid", y, &[x], move |g| {
             vec![zip_map("sigmoid backward", g.view(), y_saved.view(), |g, y| {
-                g * y * (1.0 - y)
+                g * y * (1.0 - y) // dy/dx = e^-x / (1 + e^-x)^2 = y (1 - y): from y = 1 / (1 + e^-x)
             })]
         })
     }
@@ -92,6 +100,7 @@ impl Tape {
         let y = map(xv.view(), |v| v.max(0.0));
         self.record("relu", y, &[x], move |g| {
             vec![zip_map("relu backward", g.view(), xv.view(), |g, x| {
+                // dy/dx = 1 where x > 0, 0 elsewhere: from y = max(x, 0)
                 if x > 0.0 {
                     g
                 } else {
@@ -111,7 +120,7 @@ impl Tape {
         self.record("gelu", y, &[x], move |g| {
             let dy_dx = |x: f32| {
                 let (cdf, pdf) = normal_cdf_pdf(x);
-                cdf + x * pdf // Phi(x) + x phi(x)
+                cdf + x * pdf // dy/dx = Phi(x) + x phi(x): from y = x Phi(x), Phi' = phi
             };
             vec![zip_map("gelu backward", g.view(), xv.view(), |g, x| g * dy_dx(x))]
         })

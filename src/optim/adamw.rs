@@ -27,9 +27,12 @@
 //! `adamw.v.{param name}`; [`AdamW::load_state`] reads them back.
 
 use super::load_named;
-use crate::kernels::PAR_MIN_ELEMENTS;
-use crate::{Gradients, ParamId, Params, Tensor};
-use ndarray::{ArrayD, Zip};
+use crate::gradients::Gradients;
+use crate::kernels::TASK_ELEMENTS;
+use crate::params::{ParamId, Params};
+use crate::tensor::Tensor;
+use ndarray::ArrayD;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 /// The default decay rule: false (exempt) for a parameter of fewer than 2 dimensions or whose
@@ -123,18 +126,32 @@ impl AdamW {
                 .get_or_insert_with(|| (ArrayD::zeros(g.raw_dim()), ArrayD::zeros(g.raw_dim())));
             let p = params.value_mut(id);
             assert_eq!(p.shape(), g.shape(), "AdamW: gradient shape differs for {id:?}");
-            let update = |p: &mut f32, m: &mut f32, v: &mut f32, &g: &f32| {
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                let (m_hat, v_hat) = (*m / bc1, *v / bc2);
-                *p -= lr * (m_hat / (v_hat.sqrt() + eps) + wd * *p);
-            };
-            let z = Zip::from(p).and(m).and(v).and(g);
-            if g.len() >= PAR_MIN_ELEMENTS {
-                z.par_for_each(update);
-            } else {
-                z.for_each(update);
+            // The loop below runs over row-major slices; anything else (rare) is made so first.
+            if !p.is_standard_layout() {
+                *p = p.as_standard_layout().into_owned().into_shared();
             }
+            if !m.is_standard_layout() || !v.is_standard_layout() {
+                (*m, *v) = (m.as_standard_layout().into_owned(), v.as_standard_layout().into_owned());
+            }
+            let g = g.as_standard_layout();
+            let (p, g) = (p.as_slice_mut().expect("row-major"), g.as_slice().expect("row-major"));
+            let (m, v) = (
+                m.as_slice_mut().expect("row-major"),
+                v.as_slice_mut().expect("row-major"),
+            );
+            // Elementwise, in chunks of TASK_ELEMENTS on rayon's threads (one chunk: this thread).
+            let c = TASK_ELEMENTS;
+            p.par_chunks_mut(c)
+                .zip(m.par_chunks_mut(c))
+                .zip(v.par_chunks_mut(c).zip(g.par_chunks(c)))
+                .for_each(|((p, m), (v, g))| {
+                    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+                        *m = b1 * *m + (1.0 - b1) * g;
+                        *v = b2 * *v + (1.0 - b2) * g * g;
+                        let (m_hat, v_hat) = (*m / bc1, *v / bc2);
+                        *p -= lr * (m_hat / (v_hat.sqrt() + eps) + wd * *p);
+                    }
+                });
         }
     }
 

@@ -1,0 +1,89 @@
+//! Row-wise ops on tensors big enough to run on several threads give bit-identical results from
+//! run to run and for any thread count: they split rows into blocks of a size fixed by the row
+//! length, and add per-block partial sums (dgamma, dbeta, a bias gradient) in block order.
+
+use microlm::{Tape, Tensor};
+use ndarray::IxDyn;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn random(shape: &[usize], seed: u64) -> Tensor {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Tensor::from_shape_fn(IxDyn(shape), |_| rng.random_range(-3.0f32..3.0))
+}
+
+/// Every value and gradient of layer_norm, softmax, log_softmax, cross_entropy and linear on
+/// big inputs, as raw bits.
+fn run_all() -> Vec<Vec<u32>> {
+    let bits = |t: &ndarray::ArrayD<f32>| t.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    let mut out = Vec::new();
+
+    // layer_norm over [1000, 96]: 96 000 elements, several blocks of rows.
+    let mut tape = Tape::new();
+    let x = tape.input(random(&[1000, 96], 1));
+    let gamma = tape.input(random(&[96], 2));
+    let beta = tape.input(random(&[96], 3));
+    let y = tape.layer_norm(x, gamma, beta, 1e-5);
+    out.push(bits(&tape.value(y).to_owned()));
+    let grads = tape.backward_from(y, random(&[1000, 96], 4).into_owned());
+    for v in [x, gamma, beta] {
+        out.push(bits(grads.wrt(v).unwrap()));
+    }
+
+    // softmax and log_softmax over the last axis and over a middle one of [40, 50, 30].
+    for axis in [2, 1] {
+        for log in [false, true] {
+            let mut tape = Tape::new();
+            let x = tape.input(random(&[40, 50, 30], 5));
+            let y = if log {
+                tape.log_softmax(x, axis)
+            } else {
+                tape.softmax(x, axis)
+            };
+            out.push(bits(&tape.value(y).to_owned()));
+            let grads = tape.backward_from(y, random(&[40, 50, 30], 6).into_owned());
+            out.push(bits(grads.wrt(x).unwrap()));
+        }
+    }
+
+    // cross_entropy over [900, 96] logits, about a third of the positions ignored.
+    let mut tape = Tape::new();
+    let z = tape.input(random(&[900, 96], 7));
+    let mut rng = StdRng::seed_from_u64(8);
+    let targets: Vec<Option<usize>> = (0..900)
+        .map(|_| rng.random_bool(0.7).then(|| rng.random_range(0..96)))
+        .collect();
+    let ce = tape.cross_entropy(z, &targets);
+    out.push(vec![tape.scalar(ce.mean).to_bits()]);
+    let grads = tape.backward(ce.mean);
+    out.push(bits(grads.wrt(z).unwrap()));
+
+    // linear [2000, 64] -> [2000, 48]: the bias gradient sums 2000 rows.
+    let mut tape = Tape::new();
+    let x = tape.input(random(&[2000, 64], 9));
+    let w = tape.input(random(&[48, 64], 10));
+    let b = tape.input(random(&[48], 11));
+    let y = tape.linear(x, w, Some(b));
+    let grads = tape.backward_from(y, random(&[2000, 48], 12).into_owned());
+    out.push(bits(grads.wrt(b).unwrap()));
+    out
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[test]
+fn row_wise_ops_are_bit_identical_across_runs_and_thread_counts() {
+    let first = in_pool(2, run_all);
+    let second = in_pool(2, run_all);
+    assert!(first == second, "two runs with 2 threads differ");
+    let one = in_pool(1, run_all);
+    assert!(first == one, "2 threads and 1 thread differ");
+    let three = in_pool(3, run_all);
+    assert!(first == three, "2 threads and 3 threads differ");
+}
