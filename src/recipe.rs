@@ -23,7 +23,7 @@
 
 use crate::cli::{check, Flags};
 use crate::data::{fingerprint, load_text, split, Batch, Windows};
-use crate::nn::TransformerConfig;
+use crate::nn::{Activation, TransformerConfig};
 use crate::objectives::Evaluation;
 use crate::optim::{AdamW, Decay, LrSchedule, Optimizer};
 use crate::tokenizer::{BpeTokenizer, CharTokenizer, Tokenizer};
@@ -63,6 +63,8 @@ pub struct Recipe {
     pub dropout: f32,
     /// Tie the output projection to the token embedding.
     pub tie: bool,
+    /// The feed-forward's activation: "gelu", "gelu_tanh" or "relu".
+    pub activation: String,
     /// Peak learning rate.
     pub lr: f32,
     /// The cosine schedule's floor.
@@ -105,6 +107,7 @@ impl Default for Recipe {
             batch: 32,
             dropout: 0.0,
             tie: true,
+            activation: "gelu".into(),
             lr: 1e-3,
             min_lr: 1e-4,
             warmup: 100,
@@ -169,6 +172,7 @@ impl Recipe {
             batch: flags.arg("batch", d.batch, "sequences per update")?,
             dropout: flags.arg("dropout", d.dropout, "dropout probability")?,
             tie: flags.arg("tie", d.tie, "tie the output projection to the token embedding")?,
+            activation: flags.arg("activation", d.activation, "gelu, gelu_tanh or relu")?,
             lr: flags.arg("lr", d.lr, "peak learning rate")?,
             min_lr: flags.arg("min-lr", d.min_lr, "cosine decay floor")?,
             warmup: flags.arg("warmup", d.warmup, "warmup updates")?,
@@ -221,6 +225,13 @@ impl Recipe {
             "tokenizer",
             &self.tokenizer,
             "expected char or bpe",
+        )?;
+        let known = Activation::parse(&self.activation).is_some();
+        check(
+            known,
+            "activation",
+            &self.activation,
+            "expected gelu, gelu_tanh or relu",
         )?;
         let min_bpe = 256 + 5 + 1;
         check(
@@ -276,6 +287,7 @@ impl Recipe {
             max_len: self.seq_len,
             dropout: self.dropout,
             tie_embeddings: self.tie,
+            activation: Activation::parse(&self.activation).expect("checked by Recipe::check"),
             ..TransformerConfig::toy(data.tokenizer.vocab_size()).with_d_model(self.d_model)
         };
         config

@@ -29,7 +29,7 @@ pub mod output;
 pub mod positional;
 
 pub use attention::{attention_mask, MultiHeadAttention};
-pub use config::{NormPlacement, TransformerConfig};
+pub use config::{Activation, NormPlacement, TransformerConfig};
 pub use decoder::Decoder;
 pub use decoder_layer::DecoderLayer;
 pub use dropout::Dropout;
