@@ -36,22 +36,16 @@ use microlm::recipe::Recipe;
 use microlm::Params;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
+    microlm::cli::main(run);
 }
 
 fn run() -> Result<(), String> {
-    microlm::init_threads_from_env();
     let mut flags = Flags::from_env()?;
     let recipe = Recipe::read(&mut flags, Recipe::default())?;
     let head_transform = flags.arg("head-transform", true, "BERT's Linear-GELU-LN before the output")?;
-    if flags.wants_help() {
-        println!("{}", flags.usage("mlm"));
+    if flags.help_or_finish("mlm")? {
         return Ok(());
     }
-    flags.finish()?;
 
     // Data, model, and the fixed validation batches.
     let data = recipe.load_data()?;

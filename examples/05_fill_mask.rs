@@ -13,28 +13,30 @@ use microlm::cli::{check, Flags};
 use microlm::data::Batch;
 use microlm::inspect::top_k;
 use microlm::objectives::MaskedLm;
-use std::path::PathBuf;
+use std::path::Path;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
+    microlm::cli::main(run);
 }
 
 fn run() -> Result<(), String> {
-    microlm::init_threads_from_env();
     let mut flags = Flags::from_env()?;
-    let path: PathBuf = flags.get("checkpoint", PathBuf::from("runs/mlm/checkpoint.safetensors"))?;
-    let top: usize = flags.get("top", 5)?;
-    flags.finish()?;
+    let path: String = flags.arg(
+        "checkpoint",
+        "runs/mlm/checkpoint.safetensors".into(),
+        "the mlm example's checkpoint",
+    )?;
+    let top: usize = flags.arg("top", 5, "guesses to show per [MASK]")?;
+    if flags.help_or_finish("fill_mask \"a sentence with [MASK] in it\"")? {
+        return Ok(());
+    }
     check(top >= 1, "top", top, "must be at least 1")?;
     let sentence = match flags.positional() {
         [s] => s.clone(),
         _ => return Err("give one sentence with [MASK] in it, e.g. \"To be, or not to b[MASK]\"".into()),
     };
-    let (model, params, tokenizer) =
-        MaskedLm::load(&path).map_err(|e| format!("{e}\n(train a model first: cargo run --release --example mlm)"))?;
+    let (model, params, tokenizer) = MaskedLm::load(Path::new(&path))
+        .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example mlm)"))?;
     check(top <= tokenizer.vocab_size(), "top", top, "exceeds the vocabulary")?;
 
     // The text between the masks is tokenized as usual; each [MASK] becomes the mask id.

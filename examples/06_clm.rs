@@ -32,43 +32,18 @@ use microlm::recipe::Recipe;
 use microlm::Params;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::path::PathBuf;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
-}
-
-/// nanoGPT's CPU recipe, in the shared recipe's terms.
-fn nanogpt_cpu() -> Recipe {
-    Recipe {
-        steps: 2000,
-        seq_len: 64,
-        batch: 12,
-        tie: false,
-        beta2: 0.99,
-        weight_decay: 0.1,
-        decay_embeddings: true,
-        eval_every: 250,
-        eval_batches: 20,
-        seed: 1337,
-        out: PathBuf::from("runs/clm"),
-        ..Recipe::default()
-    }
+    microlm::cli::main(run);
 }
 
 fn run() -> Result<(), String> {
-    microlm::init_threads_from_env();
     let mut flags = Flags::from_env()?;
-    let recipe = Recipe::read(&mut flags, nanogpt_cpu())?;
+    let recipe = Recipe::read(&mut flags, Recipe::nanogpt_cpu())?;
     let sample_len: usize = flags.arg("sample-len", 500, "characters to sample at the end")?;
-    if flags.wants_help() {
-        println!("{}", flags.usage("clm"));
+    if flags.help_or_finish("clm")? {
         return Ok(());
     }
-    flags.finish()?;
 
     // Data, model, and the fixed validation batches.
     let data = recipe.load_data()?;

@@ -15,27 +15,29 @@ use microlm::generate::Sampling;
 use microlm::objectives::CausalLm;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
+    microlm::cli::main(run);
 }
 
 fn run() -> Result<(), String> {
-    microlm::init_threads_from_env();
     let mut flags = Flags::from_env()?;
-    let path: PathBuf = flags.get("checkpoint", PathBuf::from("runs/clm/checkpoint.safetensors"))?;
-    let tokens: usize = flags.get("tokens", 500)?;
-    let temperature: f32 = flags.get("temperature", 0.8)?;
-    let top_k: usize = flags.get("top-k", 200)?;
-    let greedy: bool = flags.get("greedy", false)?;
-    let no_cache: bool = flags.get("no-cache", false)?;
-    let seed: u64 = flags.get("seed", 1337)?;
-    flags.finish()?;
+    let path: String = flags.arg(
+        "checkpoint",
+        "runs/clm/checkpoint.safetensors".into(),
+        "the clm example's checkpoint",
+    )?;
+    let tokens: usize = flags.arg("tokens", 500, "tokens to generate")?;
+    let temperature: f32 = flags.arg("temperature", 0.8, "softmax temperature")?;
+    let top_k: usize = flags.arg("top-k", 200, "sample among the k most probable")?;
+    let greedy: bool = flags.arg("greedy", false, "always take the most probable")?;
+    let no_cache: bool = flags.arg("no-cache", false, "recompute the context at every step")?;
+    let seed: u64 = flags.arg("seed", 1337, "sampling seed")?;
+    if flags.help_or_finish("generate \"a prompt\"")? {
+        return Ok(());
+    }
     check(temperature > 0.0, "temperature", temperature, "must be positive")?;
     check(top_k >= 1, "top-k", top_k, "must be at least 1")?;
     let prompt = match flags.positional() {
@@ -44,8 +46,8 @@ fn run() -> Result<(), String> {
         _ => return Err("give one prompt (quote it if it has spaces)".into()),
     };
 
-    let (model, params, tokenizer) =
-        CausalLm::load(&path).map_err(|e| format!("{e}\n(train a model first: cargo run --release --example clm)"))?;
+    let (model, params, tokenizer) = CausalLm::load(Path::new(&path))
+        .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example clm)"))?;
 
     let sampling = if greedy {
         Sampling::Greedy

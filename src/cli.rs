@@ -103,12 +103,27 @@ impl Flags {
 
     /// The `--help` text: one line per flag read with [`Flags::arg`] or [`Flags::arg_opt`],
     /// with its default (the value this program would use if the flag were not given).
+    /// `program` is the example's name, followed by what it takes besides flags, if anything
+    /// (`"generate \"a prompt\""`).
     pub fn usage(&self, program: &str) -> String {
-        let mut out = format!("cargo run --release --example {program} -- [flags]\n");
+        let (name, words) = program.split_once(' ').unwrap_or((program, ""));
+        let mut out = format!("cargo run --release --example {name} -- [flags] {words}\n");
         for (name, default, help) in &self.described {
             out += &format!("  --{name:<16} {help} ({default})\n");
         }
         out + "Threads: MICROLM_THREADS=n (default: all cores)."
+    }
+
+    /// The end of flag reading: with `--help`, print [`Flags::usage`] and return true (the
+    /// program should stop there); otherwise fail on any unknown flag ([`Flags::finish`]) and
+    /// return false.
+    pub fn help_or_finish(&self, program: &str) -> Result<bool, String> {
+        if self.help {
+            println!("{}", self.usage(program));
+            return Ok(true);
+        }
+        self.finish()?;
+        Ok(false)
     }
 
     /// True if `--help` or `-h` was given.
@@ -139,5 +154,15 @@ pub fn check(ok: bool, name: &str, value: impl std::fmt::Display, why: &str) -> 
         Ok(())
     } else {
         Err(format!("--{name} {value}: {why}"))
+    }
+}
+
+/// An example's `main`: set the thread count from `MICROLM_THREADS`, call `run`, and on failure
+/// print `error: ...` and exit with status 2.
+pub fn main(run: impl FnOnce() -> Result<(), String>) {
+    crate::init_threads_from_env();
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
     }
 }

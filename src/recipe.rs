@@ -22,11 +22,10 @@
 //! ```
 
 use crate::cli::{check, Flags};
-use crate::data::{fingerprint, load_text, split, Batch, Windows};
+use crate::data::{Batch, Corpus};
 use crate::nn::{Activation, TransformerConfig};
 use crate::objectives::Evaluation;
 use crate::optim::{AdamW, Decay, LrSchedule, Optimizer};
-use crate::tokenizer::{BpeTokenizer, CharTokenizer, Tokenizer};
 use crate::trainer::{train, TrainConfig, TrainReport};
 use crate::{CrossEntropy, Params, Tape};
 use rand::rngs::StdRng;
@@ -124,36 +123,28 @@ impl Default for Recipe {
     }
 }
 
-/// A corpus read and tokenized: the tokenizer, and the first 90% and last 10% of its ids.
-#[derive(Clone, Debug)]
-pub struct Data {
-    /// Characters, or BPE trained on the training split.
-    pub tokenizer: Tokenizer,
-    /// The first 90% of the ids.
-    pub train: Vec<usize>,
-    /// The last 10%.
-    pub val: Vec<usize>,
-    /// [`fingerprint`] of the corpus text, stored in checkpoints.
-    pub fingerprint: String,
-    /// The corpus file, for messages.
-    pub name: String,
-    /// Tokens per sequence.
-    pub seq_len: usize,
-}
-
-impl Data {
-    /// Random training windows.
-    pub fn train_windows(&self) -> Result<Windows<'_>, String> {
-        Windows::new(&self.train, self.seq_len, &format!("the training 90% of {}", self.name))
-    }
-
-    /// Random validation windows.
-    pub fn val_windows(&self) -> Result<Windows<'_>, String> {
-        Windows::new(&self.val, self.seq_len, &format!("the validation 10% of {}", self.name))
-    }
-}
-
 impl Recipe {
+    /// nanoGPT's CPU recipe for Tiny Shakespeare characters (its README's "I only have a
+    /// macbook" settings): context 64, batch 12, 2,000 updates, an untied output, AdamW with
+    /// beta2 0.99 and weight decay 0.1 on every matrix, validation every 250 updates on 20
+    /// batches, seed 1337.
+    pub fn nanogpt_cpu() -> Recipe {
+        Recipe {
+            steps: 2000,
+            seq_len: 64,
+            batch: 12,
+            tie: false,
+            beta2: 0.99,
+            weight_decay: 0.1,
+            decay_embeddings: true,
+            eval_every: 250,
+            eval_batches: 20,
+            seed: 1337,
+            out: PathBuf::from("runs/clm"),
+            ..Recipe::default()
+        }
+    }
+
     /// Read every shared flag (`defaults` where one is not given) and check each value; the
     /// error names the flag.
     pub fn read(flags: &mut Flags, defaults: Recipe) -> Result<Recipe, String> {
@@ -244,43 +235,12 @@ impl Recipe {
 
     /// Read the corpus, build the tokenizer (BPE is trained on the training 90% only), split
     /// the ids 90/10, and say what was read.
-    pub fn load_data(&self) -> Result<Data, String> {
-        let text = load_text(&self.corpus)?;
-        let chars = text.chars().count();
-        let train_end = text.char_indices().nth(chars * 9 / 10).map_or(text.len(), |(i, _)| i);
-        let tokenizer = if self.tokenizer == "bpe" {
-            println!("training a {}-id BPE on the training split ...", self.bpe_vocab);
-            Tokenizer::Bpe(BpeTokenizer::train(&text[..train_end], self.bpe_vocab))
-        } else {
-            Tokenizer::Char(CharTokenizer::from_text(&text))
-        };
-        let ids = tokenizer.encode(&text);
-        let (train, val) = split(&ids, 0.9);
-        let name = self.corpus.display().to_string();
-        println!(
-            "corpus {name}: {} tokens ({} train, {} validation), vocabulary {} ({})",
-            ids.len(),
-            train.len(),
-            val.len(),
-            tokenizer.vocab_size(),
-            tokenizer.kind()
-        );
-        let (train, val) = (train.to_vec(), val.to_vec());
-        let data = Data {
-            tokenizer,
-            train,
-            val,
-            fingerprint: fingerprint(&text),
-            name,
-            seq_len: self.seq_len,
-        };
-        data.train_windows()?;
-        data.val_windows()?;
-        Ok(data)
+    pub fn load_data(&self) -> Result<Corpus, String> {
+        Corpus::load(&self.corpus, &self.tokenizer, self.bpe_vocab, self.seq_len)
     }
 
     /// The model's shape: the toy config at this width, depth and sequence length.
-    pub fn model_config(&self, data: &Data) -> Result<TransformerConfig, String> {
+    pub fn model_config(&self, data: &Corpus) -> Result<TransformerConfig, String> {
         let config = TransformerConfig {
             layers: self.layers,
             heads: self.heads,
@@ -303,7 +263,7 @@ impl Recipe {
 
     /// `eval_batches` validation batches drawn with [`VALIDATION_SEED`]: the same every run and
     /// at every evaluation.
-    pub fn validation_set(&self, data: &Data) -> Result<Vec<Batch>, String> {
+    pub fn validation_set(&self, data: &Corpus) -> Result<Vec<Batch>, String> {
         let windows = data.val_windows()?;
         let mut rng = StdRng::seed_from_u64(VALIDATION_SEED);
         Ok((0..self.eval_batches)
@@ -352,7 +312,7 @@ impl Recipe {
 
     /// The data settings a resumed run must share (`data.*`): the corpus, the sequence length
     /// and the batch size. The tokenizer and the model are stored by their own metadata.
-    pub fn data_settings(&self, data: &Data) -> BTreeMap<String, String> {
+    pub fn data_settings(&self, data: &Corpus) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         m.insert("data.corpus".to_string(), data.fingerprint.clone());
         m.insert("data.seq_len".to_string(), self.seq_len.to_string());
@@ -367,7 +327,7 @@ impl Recipe {
     /// the trainer's, every checkpoint can be refused by a resume that changes any of them.
     pub fn train(
         &self,
-        data: &Data,
+        data: &Corpus,
         params: &mut Params,
         model_metadata: &BTreeMap<String, String>,
         loss: impl FnMut(&mut Tape, &Params, &mut StdRng) -> CrossEntropy,

@@ -4,9 +4,12 @@
 //!   and invalid UTF-8 (naming the byte offset).
 //! - [`split`]: the first 90% of the tokens train and the last 10% validate, as nanoGPT's
 //!   shakespeare_char does.
+//! - [`Corpus`]: a corpus read, tokenized and split, ready to be cut into windows.
 //! - [`fingerprint`]: a short digest of a text, stored in checkpoints so that a run is never
 //!   resumed on another corpus.
 
+use super::windows::Windows;
+use crate::tokenizer::{BpeTokenizer, CharTokenizer, Tokenizer};
 use std::path::Path;
 
 /// Read a UTF-8 text file. Errors name the file and what is wrong with it.
@@ -56,4 +59,73 @@ pub fn fingerprint(text: &str) -> String {
         h = h.wrapping_mul(0x0000_0100_0000_01b3); // the FNV 64-bit prime
     }
     format!("fnv1a64:{h:016x}:{}", text.len())
+}
+
+/// A corpus read and tokenized: the tokenizer, and the first 90% and last 10% of its ids.
+#[derive(Clone, Debug)]
+pub struct Corpus {
+    /// Characters, or BPE trained on the training split.
+    pub tokenizer: Tokenizer,
+    /// The first 90% of the ids.
+    pub train: Vec<usize>,
+    /// The last 10%.
+    pub val: Vec<usize>,
+    /// [`fingerprint`] of the corpus text, stored in checkpoints.
+    pub fingerprint: String,
+    /// The corpus file, for messages.
+    pub name: String,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+}
+
+impl Corpus {
+    /// Read the text file at `path`, build the tokenizer (`"char"`, or `"bpe"` with `bpe_vocab`
+    /// ids trained on the training 90% only), split the ids 90/10, and say what was read.
+    /// Errors name the file, or the split too short for one sequence of `seq_len`.
+    pub fn load(path: &Path, tokenizer: &str, bpe_vocab: usize, seq_len: usize) -> Result<Corpus, String> {
+        let text = load_text(path)?;
+        let chars = text.chars().count();
+        let train_end = text.char_indices().nth(chars * 9 / 10).map_or(text.len(), |(i, _)| i);
+        let tokenizer = match tokenizer {
+            "char" => Tokenizer::Char(CharTokenizer::from_text(&text)),
+            "bpe" => {
+                println!("training a {bpe_vocab}-id BPE on the training split ...");
+                Tokenizer::Bpe(BpeTokenizer::train(&text[..train_end], bpe_vocab))
+            }
+            other => return Err(format!("tokenizer {other:?}: expected char or bpe")),
+        };
+        let ids = tokenizer.encode(&text);
+        let (train, val) = split(&ids, 0.9);
+        let name = path.display().to_string();
+        println!(
+            "corpus {name}: {} tokens ({} train, {} validation), vocabulary {} ({})",
+            ids.len(),
+            train.len(),
+            val.len(),
+            tokenizer.vocab_size(),
+            tokenizer.kind()
+        );
+        let (train, val) = (train.to_vec(), val.to_vec());
+        let corpus = Corpus {
+            tokenizer,
+            train,
+            val,
+            fingerprint: fingerprint(&text),
+            name,
+            seq_len,
+        };
+        corpus.train_windows()?;
+        corpus.val_windows()?;
+        Ok(corpus)
+    }
+
+    /// Random training windows.
+    pub fn train_windows(&self) -> Result<Windows<'_>, String> {
+        Windows::new(&self.train, self.seq_len, &format!("the training 90% of {}", self.name))
+    }
+
+    /// Random validation windows.
+    pub fn val_windows(&self) -> Result<Windows<'_>, String> {
+        Windows::new(&self.val, self.seq_len, &format!("the validation 10% of {}", self.name))
+    }
 }

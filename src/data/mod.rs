@@ -1,7 +1,8 @@
 //! Data, the first stage of every run: a corpus is read and split, its tokens are cut into
 //! batches, and a [`Batch`] is what every model takes.
 //!
-//! - `corpus.rs`: [`load_text`], [`split`], [`fingerprint`].
+//! - `corpus.rs`: [`load_text`], [`split`], [`fingerprint`], and [`Corpus`], a corpus read,
+//!   tokenized and split.
 //! - `windows.rs`: [`Windows`], random windows of consecutive tokens.
 //! - `batch.rs`: [`Batch`], B sequences of token ids with optional lengths and segment ids.
 
@@ -10,5 +11,5 @@ pub mod corpus;
 pub mod windows;
 
 pub use batch::Batch;
-pub use corpus::{fingerprint, load_text, split};
+pub use corpus::{fingerprint, load_text, split, Corpus};
 pub use windows::Windows;
