@@ -20,8 +20,9 @@
 
 use crate::nn::TransformerConfig;
 use crate::optim::Optimizer;
+use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
-use crate::{Params, Tensor};
+use crate::Params;
 use ndarray::IxDyn;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};

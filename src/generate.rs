@@ -36,7 +36,8 @@
 
 use crate::data::Batch;
 use crate::nn::{Cache, Decoder, EncoderDecoder};
-use crate::{Params, Tape, Tensor};
+use crate::tensor::Tensor;
+use crate::{Params, Tape};
 use ndarray::Axis;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

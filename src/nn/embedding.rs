@@ -6,7 +6,8 @@ use super::dropout::Dropout;
 use super::init::{normal, INIT_STD};
 use super::positional::sinusoidal_table;
 use crate::data::Batch;
-use crate::{ParamId, Params, Tape, Tensor, Var};
+use crate::tensor::Tensor;
+use crate::{ParamId, Params, Tape, Var};
 use rand::Rng;
 
 /// Token (or segment) embeddings, a table [vocab, d]. Init: normal(0, 0.02).

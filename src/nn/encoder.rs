@@ -78,9 +78,10 @@ impl Encoder {
         rng: &mut impl Rng,
     ) -> Var {
         let start = cache.as_ref().map_or(0, |c| c.positions); // position of tokens[0]
+        let mask = attention_mask(tokens, causal); // padding (+ causal)
         let mask = match &cache {
-            Some(c) => c.self_mask(tokens, causal),
-            None => attention_mask(tokens, causal), // padding (+ causal)
+            Some(c) => c.self_mask(tokens, mask), // none for one token after cached ones
+            None => mask,
         };
         let mut x = self.embed.forward(tape, params, tokens, start, rng); // [B, T, D]
         for (l, layer) in self.layers.iter().enumerate() {

@@ -93,9 +93,10 @@ impl EncoderDecoder {
         );
         let start = cache.as_ref().map_or(0, |c| c.positions); // position of target[0]
         let memory_mask = attention_mask(source, false); // source padding
+        let self_mask = attention_mask(target, true); // causal + target padding
         let self_mask = match &cache {
-            Some(c) => c.self_mask(target, true),
-            None => attention_mask(target, true), // causal + target padding
+            Some(c) => c.self_mask(target, self_mask), // none for one token after cached ones
+            None => self_mask,
         };
         let mut y = self.embed.forward(tape, params, target, start, rng); // [B, T, D]
         for (l, layer) in self.layers.iter().enumerate() {

@@ -8,7 +8,7 @@
 //!   `embedding.rs`).
 //! - Biases start at 0; LayerNorm's gain starts at 1 and its bias at 0.
 
-use crate::Tensor;
+use crate::tensor::Tensor;
 use ndarray::IxDyn;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};

@@ -15,10 +15,9 @@
 //! (a prefill, under the mask the caller gives) or adds exactly one position, which may see
 //! every cached one, so it needs no mask.
 
-use super::attention::attention_mask;
 use crate::data::Batch;
 use crate::ops::AttentionMask;
-use crate::Tensor;
+use crate::tensor::Tensor;
 use ndarray::Axis;
 
 /// One attention's keys and values so far, each `[B, H, t, d_k]` (`None` before the first call).
@@ -112,13 +111,13 @@ impl Cache {
 }
 
 impl Cache {
-    /// The self-attention mask for `tokens` entering a stack with this cache: the usual one
-    /// (padding, and causal if asked) for a prefill into an empty cache; none for one token
-    /// after cached ones, since it may see them all. Panics for more than one token after
-    /// cached ones, or padded sequences, which generation never asks for.
-    pub fn self_mask(&self, tokens: &Batch, causal: bool) -> AttentionMask {
+    /// The self-attention mask for `tokens` entering a stack with this cache: `usual` (the mask
+    /// without a cache) for a prefill into an empty cache; none for one token after cached
+    /// ones, since it may see them all. Panics for more than one token after cached ones, or
+    /// padded sequences, which generation never asks for.
+    pub fn self_mask(&self, tokens: &Batch, usual: AttentionMask) -> AttentionMask {
         if self.positions == 0 {
-            return attention_mask(tokens, causal);
+            return usual;
         }
         assert!(
             tokens.seq_len == 1 && tokens.lengths.is_none(),

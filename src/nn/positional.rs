@@ -6,7 +6,7 @@
 //! A fixed table [max_len, d_model], computed once and added to the token embeddings. It has no
 //! parameters. The angle is computed in f64 so that large positions stay accurate.
 
-use crate::Tensor;
+use crate::tensor::Tensor;
 use ndarray::IxDyn;
 
 /// The table PE[pos, j] for pos < max_len, j < d_model.

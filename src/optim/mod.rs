@@ -29,7 +29,8 @@ pub use clip::clip_grad_norm;
 pub use schedule::{Decay, LrSchedule};
 pub use sgd::Sgd;
 
-use crate::{Gradients, Params, Tensor};
+use crate::tensor::Tensor;
+use crate::{Gradients, Params};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
 

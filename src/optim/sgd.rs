@@ -22,7 +22,8 @@
 
 use super::load_named;
 use crate::kernels::PAR_MIN_ELEMENTS;
-use crate::{Gradients, ParamId, Params, Tensor};
+use crate::tensor::Tensor;
+use crate::{Gradients, ParamId, Params};
 use ndarray::{ArrayD, Zip};
 use std::collections::BTreeMap;
 
