@@ -62,14 +62,15 @@ impl Tape {
         }
         let z = zv.as_standard_layout().into_owned().into_shared(); // row p is z[p*V..(p+1)*V]
         let zs = z.as_slice().expect("row-major");
-        // Rows run in blocks of n on rayon's threads (one block: on this thread).
+        // Rows run on rayon's threads, at least n rows per task (a small batch: on this thread).
+        // Each row's result is computed by one call, so it does not depend on the split.
         let n = rows_per_task(v);
-        let block = n * v.max(1);
         // logsumexp of every row (kept for backward) and each row's CE (0 if ignored).
         let (lse, ce): (Vec<f32>, Vec<f32>) = zs
-            .par_chunks(block)
-            .zip(targets.par_chunks(n))
-            .flat_map_iter(|(z, t)| z.chunks(v).zip(t).map(|(z, &t)| row_lse_ce(z, t)))
+            .par_chunks(v.max(1))
+            .zip(targets.par_iter())
+            .with_min_len(n)
+            .map(|(z, &t)| row_lse_ce(z, t))
             .unzip();
         let count = targets.iter().filter(|t| t.is_some()).count();
         // The sum over positions, in position order in f64: the same whatever the threads.
@@ -83,14 +84,11 @@ impl Tape {
                 let g = g.iter().next().copied().unwrap_or(0.0); // dL/dsum, a scalar
                 let zs = z.as_slice().expect("row-major");
                 let mut dz = vec![0.0f32; zs.len()];
-                dz.par_chunks_mut(block)
-                    .zip(zs.par_chunks(block))
-                    .zip(lse.par_chunks(n).zip(targets.par_chunks(n)))
-                    .for_each(|((dz, z), (lse, targets))| {
-                        for (((dz, z), &lse), &t) in dz.chunks_mut(v).zip(z.chunks(v)).zip(lse).zip(targets) {
-                            row_grad(dz, z, lse, t, g);
-                        }
-                    });
+                dz.par_chunks_mut(v.max(1))
+                    .zip(zs.par_chunks(v.max(1)))
+                    .zip(lse.par_iter().zip(targets.par_iter()))
+                    .with_min_len(n)
+                    .for_each(|((dz, z), (&lse, &t))| row_grad(dz, z, lse, t, g));
                 vec![ArrayD::from_shape_vec(IxDyn(&shape), dz).expect("same shape as logits")]
             },
         );

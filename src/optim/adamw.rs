@@ -31,7 +31,7 @@ use crate::gradients::Gradients;
 use crate::kernels::TASK_ELEMENTS;
 use crate::params::{ParamId, Params};
 use crate::tensor::Tensor;
-use ndarray::ArrayD;
+use ndarray::{ArrayD, ArrayView1, ArrayViewMut1, Zip};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
@@ -140,17 +140,19 @@ impl AdamW {
                 v.as_slice_mut().expect("row-major"),
             );
             // Elementwise, in chunks of TASK_ELEMENTS on rayon's threads (one chunk: this thread).
+            // (ndarray's Zip over each chunk measured faster here than a zip of slice iterators.)
             let c = TASK_ELEMENTS;
             p.par_chunks_mut(c)
                 .zip(m.par_chunks_mut(c))
                 .zip(v.par_chunks_mut(c).zip(g.par_chunks(c)))
                 .for_each(|((p, m), (v, g))| {
-                    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+                    let (m, v, g) = (ArrayViewMut1::from(m), ArrayViewMut1::from(v), ArrayView1::from(g));
+                    Zip::from(p).and(m).and(v).and(g).for_each(|p, m, v, &g| {
                         *m = b1 * *m + (1.0 - b1) * g;
                         *v = b2 * *v + (1.0 - b2) * g * g;
                         let (m_hat, v_hat) = (*m / bc1, *v / bc2);
                         *p -= lr * (m_hat / (v_hat.sqrt() + eps) + wd * *p);
-                    }
+                    });
                 });
         }
     }
