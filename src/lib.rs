@@ -10,6 +10,7 @@
 //! corpus and tokenizer, batch, model, objective, backward, optimizer, trainer. No stage
 //! imports one that comes after it.
 //!
+//! 0. [`tensor`]: the ground floor, the reference-counted f32 array every other file uses.
 //! 1. [`tape`]: the autograd. A [`Tape`] is an arena of nodes in execution order; a [`Var`] is
 //!    a node's index. Each op pushes its output and a backward closure; [`Tape::backward`] is a
 //!    reverse loop over the arena that hands each node's gradient to its closure and adds the

@@ -4,7 +4,7 @@
 //!   CE(z, y) = -log softmax(z)_y = -z_y + logsumexp(z),
 //! with logsumexp computed after subtracting the maximum. A position whose target is `None`
 //! (the `-100` label of PyTorch and transformers) is ignored. The loss is one mean over all
-//! counted positions of the batch (see `objectives.md` §0):
+//! counted positions of the batch (see `docs/objectives.md` §0):
 //!   sum = sum over counted (b, i) of CE,   count = |M|,   mean = sum / count,
 //! and an empty M gives mean 0 with zero gradient (PyTorch would give NaN).
 
