@@ -42,3 +42,19 @@ fn tokenizers_round_trip_through_metadata() {
     let e = Tokenizer::from_metadata(&bad).unwrap_err();
     assert!(e.contains("merge 1") && e.contains("999 1"), "{e}");
 }
+
+#[test]
+fn usage_lists_each_described_flag_with_the_default_in_force() {
+    let mut f = parse(&["--lr", "0.5"]).unwrap();
+    assert_eq!(f.arg("lr", 1e-3f32, "peak learning rate").unwrap(), 0.5);
+    assert_eq!(f.arg("steps", 1300usize, "updates").unwrap(), 1300);
+    let usage = f.usage("mlm");
+    assert!(usage.starts_with("cargo run --release --example mlm -- [flags]"), "{usage}");
+    assert!(usage.contains("--steps") && usage.contains("updates (1300)"), "{usage}");
+    assert!(usage.contains("peak learning rate (0.001)"), "the default, not the value given: {usage}");
+    assert!(!f.help_or_finish("mlm").unwrap(), "no --help: carry on");
+    let mut typo = parse(&["--step", "3"]).unwrap();
+    typo.arg("steps", 1usize, "updates").unwrap();
+    assert!(typo.help_or_finish("mlm").unwrap_err().contains("unknown flag --step"));
+    assert!(parse(&["--help"]).unwrap().help_or_finish("mlm").unwrap(), "--help: stop");
+}

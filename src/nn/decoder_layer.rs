@@ -80,30 +80,22 @@ impl DecoderLayer {
         cache: Option<&mut LayerCache>,
         rng: &mut impl Rng,
     ) -> Var {
-        let (mut self_cache, mut cross_cache) = match cache {
+        // Generation: self-attention K, V of earlier positions; cross-attention K, V of the memory.
+        let (self_cache, cross_cache) = match cache {
             Some(c) => (Some(&mut c.self_attn), Some(&mut c.cross_attn)),
             None => (None, None),
-        };
-        let mut self_attn = |tape: &mut Tape, h: Var| {
-            let a = self
-                .self_attn
-                .forward(tape, params, h, h, self_mask, self_cache.as_deref_mut());
-            a.out
-        };
-        let mut cross_attn = |tape: &mut Tape, h: Var| {
-            let c = self
-                .cross_attn
-                .forward(tape, params, h, memory, memory_mask, cross_cache.as_deref_mut());
-            c.out
         };
         match self.norm {
             NormPlacement::Pre => {
                 let h = self.norm1.forward(tape, params, x);
-                let a = self_attn(tape, h);
+                let a = self.self_attn.forward(tape, params, h, h, self_mask, self_cache).out;
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a); // x + SelfAttn(LN_1(x))
                 let h = self.norm2.forward(tape, params, x);
-                let c = cross_attn(tape, h);
+                let c = self
+                    .cross_attn
+                    .forward(tape, params, h, memory, memory_mask, cross_cache)
+                    .out;
                 let c = self.dropout.forward(tape, c, rng);
                 let x = tape.add(x, c); // x + CrossAttn(LN_2(x), m)
                 let h = self.norm3.forward(tape, params, x);
@@ -112,11 +104,14 @@ impl DecoderLayer {
                 tape.add(x, f) // x + FFN(LN_3(x))
             }
             NormPlacement::Post => {
-                let a = self_attn(tape, x);
+                let a = self.self_attn.forward(tape, params, x, x, self_mask, self_cache).out;
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a);
                 let x = self.norm1.forward(tape, params, x); // LN_1(x + SelfAttn(x))
-                let c = cross_attn(tape, x);
+                let c = self
+                    .cross_attn
+                    .forward(tape, params, x, memory, memory_mask, cross_cache)
+                    .out;
                 let c = self.dropout.forward(tape, c, rng);
                 let x = tape.add(x, c);
                 let x = self.norm2.forward(tape, params, x); // LN_2(x + CrossAttn(x, m))

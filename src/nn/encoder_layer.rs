@@ -67,15 +67,11 @@ impl EncoderLayer {
         cache: Option<&mut LayerCache>,
         rng: &mut impl Rng,
     ) -> Var {
-        let mut cache = cache.map(|c| &mut c.self_attn);
-        let mut self_attn = |tape: &mut Tape, h: Var| {
-            let cache = cache.as_deref_mut();
-            self.self_attn.forward(tape, params, h, h, mask, cache).out
-        };
+        let cache = cache.map(|c| &mut c.self_attn); // generation: K, V of earlier positions
         match self.norm {
             NormPlacement::Pre => {
                 let h = self.norm1.forward(tape, params, x);
-                let a = self_attn(tape, h);
+                let a = self.self_attn.forward(tape, params, h, h, mask, cache).out;
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a); // x + Dropout(SelfAttn(LN_1(x)))
                 let h = self.norm2.forward(tape, params, x);
@@ -84,7 +80,7 @@ impl EncoderLayer {
                 tape.add(x, f) // x + Dropout(FFN(LN_2(x)))
             }
             NormPlacement::Post => {
-                let a = self_attn(tape, x);
+                let a = self.self_attn.forward(tape, params, x, x, mask, cache).out;
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a);
                 let x = self.norm1.forward(tape, params, x); // LN_1(x + Dropout(SelfAttn(x)))
