@@ -49,12 +49,21 @@ fn usage_lists_each_described_flag_with_the_default_in_force() {
     assert_eq!(f.arg("lr", 1e-3f32, "peak learning rate").unwrap(), 0.5);
     assert_eq!(f.arg("steps", 1300usize, "updates").unwrap(), 1300);
     let usage = f.usage("mlm");
-    assert!(usage.starts_with("cargo run --release --example mlm -- [flags]"), "{usage}");
+    assert!(
+        usage.starts_with("cargo run --release --example mlm -- [flags]"),
+        "{usage}"
+    );
     assert!(usage.contains("--steps") && usage.contains("updates (1300)"), "{usage}");
-    assert!(usage.contains("peak learning rate (0.001)"), "the default, not the value given: {usage}");
+    assert!(
+        usage.contains("peak learning rate (0.001)"),
+        "the default, not the value given: {usage}"
+    );
     assert!(!f.help_or_finish("mlm").unwrap(), "no --help: carry on");
     let mut typo = parse(&["--step", "3"]).unwrap();
     typo.arg("steps", 1usize, "updates").unwrap();
     assert!(typo.help_or_finish("mlm").unwrap_err().contains("unknown flag --step"));
-    assert!(parse(&["--help"]).unwrap().help_or_finish("mlm").unwrap(), "--help: stop");
+    assert!(
+        parse(&["--help"]).unwrap().help_or_finish("mlm").unwrap(),
+        "--help: stop"
+    );
 }
