@@ -238,19 +238,7 @@ pub fn train(
 ) -> Result<TrainReport, String> {
     config.validate()?;
     let settings = run_settings(config, optimizer, params, metadata);
-    let start = match &config.resume {
-        None => 0,
-        Some(path) => checkpoint::load_training(path, params, optimizer, &settings)?,
-    };
-    if start >= config.steps {
-        return Err(format!(
-            "the checkpoint is at step {start}: this {}-step run is already complete",
-            config.steps
-        ));
-    }
-    if config.verbose && start > 0 {
-        println!("resumed at step {start}");
-    }
+    let start = start_step(config, params, optimizer, &settings)?; // 0, or the checkpoint's
     std::fs::create_dir_all(&config.out_dir)
         .map_err(|e| format!("cannot create output directory {}: {e}", config.out_dir.display()))?;
     let title = format!("training loss, {}", config.out_dir.display());
@@ -273,8 +261,7 @@ pub fn train(
             let e = evaluate(params);
             record_eval(&mut log, step, e, t0.elapsed().as_secs_f64());
             if config.verbose {
-                let acc = e.accuracy.map_or(String::new(), |a| format!(" | accuracy {a:.4}"));
-                println!("validation at step {step}: loss {:.4}{acc}", e.loss);
+                println!("validation at step {step}: {}", describe(&e));
             }
             last_eval = Some(e);
             log.write()?;
@@ -311,6 +298,34 @@ pub fn train(
     }
     log.write()?;
     Ok(report(step, start, last_loss, last_eval, false, train_s, config, t0))
+}
+
+/// 0 for a new run; with `config.resume`, the checkpoint's step after restoring the parameters
+/// and the optimizer's state, if its settings equal `settings` and the run is not complete.
+fn start_step(
+    config: &TrainConfig,
+    params: &mut Params,
+    optimizer: &mut Optimizer,
+    settings: &BTreeMap<String, String>,
+) -> Result<usize, String> {
+    let Some(path) = &config.resume else { return Ok(0) };
+    let start = checkpoint::load_training(path, params, optimizer, settings)?;
+    if start >= config.steps {
+        return Err(format!(
+            "the checkpoint is at step {start}: this {}-step run is already complete",
+            config.steps
+        ));
+    }
+    if config.verbose {
+        println!("resumed at step {start}");
+    }
+    Ok(start)
+}
+
+/// "loss 2.0404 | accuracy 0.4320", as the progress lines print a validation.
+fn describe(e: &Evaluation) -> String {
+    let acc = e.accuracy.map_or(String::new(), |a| format!(" | accuracy {a:.4}"));
+    format!("loss {:.4}{acc}", e.loss)
 }
 
 /// The progress line over the updates of the last interval (printed if `verbose`), as a
