@@ -231,7 +231,7 @@ impl BpeTokenizer {
         let Some(count) = count else {
             return fail(2, "expected 'merges N'");
         };
-        let mut merges = Vec::with_capacity(count);
+        let mut merges = Vec::new(); // not with_capacity(count): the count is the file's word
         for (i, line) in lines.enumerate() {
             let line_no = i + 3;
             let pair: Vec<usize> = line.split(' ').filter_map(|t| t.parse().ok()).collect();
