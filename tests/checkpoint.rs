@@ -297,9 +297,7 @@ fn load_model_refuses_a_nan_or_infinite_model_tensor_naming_it() {
     ] {
         save_masked_lm(&path);
         rewrite(&path, |c| poison(c, name, x));
-        let e = MaskedLm::load(&path)
-            .err()
-            .expect("a non-finite tensor must be refused");
+        let e = MaskedLm::load(&path).expect_err("a non-finite tensor must be refused");
         assert!(e.contains(name) && e.contains(&x.to_string()), "{e}");
     }
     std::fs::remove_dir_all(dir).unwrap();
@@ -340,9 +338,7 @@ fn a_tokenizer_with_more_ids_than_the_vocabulary_is_refused_on_load() {
     // 12 characters + 5 specials = 17 ids, but config.vocab_size is 13.
     meta.extend(Tokenizer::Char(CharTokenizer::from_text("abcdefghijkl")).to_metadata());
     checkpoint::save(&path, &params, &meta).unwrap();
-    let e = CausalLm::load(&path)
-        .err()
-        .expect("17 ids for 13 embeddings must be refused");
+    let e = CausalLm::load(&path).expect_err("17 ids for 13 embeddings must be refused");
     assert!(e.contains("17 ids") && e.contains("config.vocab_size is 13"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -362,7 +358,7 @@ fn load_model_refuses_a_tensor_that_is_neither_parameter_nor_optimizer_state() {
         c.tensors
             .insert("evil.extra.weight".into(), Tensor::from_elem(vec![2], 1.0));
     });
-    let e = MaskedLm::load(&path).err().expect("an unknown tensor must be refused");
+    let e = MaskedLm::load(&path).expect_err("an unknown tensor must be refused");
     assert!(e.contains("'evil.extra.weight'"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }

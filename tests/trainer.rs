@@ -504,8 +504,7 @@ fn an_overflowing_learning_rate_ends_in_an_error_not_a_nan_validation() {
         loss_of_step(&model, None),
         |p: &Params| model.evaluate(p, &val),
     )
-    .err()
-    .expect("lr = 3e38 must not end in success");
+    .expect_err("lr = 3e38 must not end in success");
     assert!(e.contains("step 1"), "{e}");
     assert!(!cfg.checkpoint_path().exists(), "nothing may be saved: {e}");
 }
