@@ -15,8 +15,13 @@
 //! - Saving writes a temporary file beside the target and renames it over the target, so an
 //!   interrupted save leaves the previous checkpoint intact.
 //! - Loading checks names, shapes and dtype against the parameters a freshly built model
-//!   expects; every error names the file and the offending tensor. A truncated, corrupt or
-//!   hostile file is an error, never a panic.
+//!   expects, and refuses NaN or infinite values and any tensor that is neither a parameter nor
+//!   optimizer state; every error names the file and the offending tensor. A truncated, corrupt
+//!   or hostile file is an error, never a panic.
+//! - [`load_model`] checks the config's bounds, the tokenizer's vocabulary and the tensors'
+//!   shapes against the config before it builds anything; [`load_training`] requires the
+//!   optimizer's state to be complete (see [`WITHOUT_STATE_KEY`]).
+//! - A save first removes temporary files that killed saves of the same target left behind.
 
 use crate::nn::TransformerConfig;
 use crate::optim::Optimizer;
