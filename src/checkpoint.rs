@@ -15,8 +15,13 @@
 //! - Saving writes a temporary file beside the target and renames it over the target, so an
 //!   interrupted save leaves the previous checkpoint intact.
 //! - Loading checks names, shapes and dtype against the parameters a freshly built model
-//!   expects; every error names the file and the offending tensor. A truncated, corrupt or
-//!   hostile file is an error, never a panic.
+//!   expects, and refuses NaN or infinite values and any tensor that is neither a parameter nor
+//!   optimizer state; every error names the file and the offending tensor. A truncated, corrupt
+//!   or hostile file is an error, never a panic.
+//! - [`load_model`] checks the config's bounds, the tokenizer's vocabulary and the tensors'
+//!   shapes against the config before it builds anything; [`load_training`] requires the
+//!   optimizer's state to be complete (see [`WITHOUT_STATE_KEY`]).
+//! - A save first removes temporary files that killed saves of the same target left behind.
 
 use crate::nn::TransformerConfig;
 use crate::optim::Optimizer;
@@ -74,6 +79,7 @@ pub fn save(path: &Path, params: &Params, metadata: &BTreeMap<String, String>) -
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    remove_stale_temporaries(path, &file_name);
     let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -86,6 +92,39 @@ pub fn save(path: &Path, params: &Params, metadata: &BTreeMap<String, String>) -
         return err(path, format!("cannot write: {e}"));
     }
     Ok(())
+}
+
+/// Remove the `.{file_name}.tmp*` files an earlier save of the same target left behind when it
+/// was killed between writing and renaming. Only files of exactly that pattern, in the target's
+/// folder, are touched; a failure to list or remove is ignored (the save itself still works).
+fn remove_stale_temporaries(path: &Path, file_name: &str) {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{file_name}.tmp");
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_stale = name.to_str().is_some_and(|n| n.starts_with(&prefix));
+        if is_stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether `name` is an optimizer's state tensor (`adamw.*` or `sgd.*`, see
+/// [`Optimizer::state`]) rather than a model parameter.
+pub fn is_optimizer_state(name: &str) -> bool {
+    name.starts_with("adamw.") || name.starts_with("sgd.")
+}
+
+/// Refuse a tensor holding NaN or an infinity, naming it and the first bad element's index.
+fn check_finite(path: &Path, name: &str, t: &Tensor) -> Result<(), CheckpointError> {
+    match t.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        None => Ok(()),
+        Some((i, x)) => err(path, format!("tensor '{name}' holds {x} at flat index {i}")),
+    }
 }
 
 /// Everything in a checkpoint: tensors by name, and the metadata strings.
@@ -143,7 +182,7 @@ pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
 
 /// Load a checkpoint into `params`, whose names and shapes (from a model built with the
 /// checkpoint's config) say what must be there. Every parameter must be present with its exact
-/// shape, and the file may hold nothing else. On error `params` is unchanged.
+/// shape and finite values (no NaN, no infinity), and the file may hold nothing else. On error `params` is unchanged.
 pub fn load_into(path: &Path, params: &mut Params) -> Result<BTreeMap<String, String>, CheckpointError> {
     assign(path, read(path)?, params)
 }
@@ -169,7 +208,7 @@ pub fn assign(
                     ),
                 )
             }
-            Some(_) => {}
+            Some(t) => check_finite(path, name, t)?,
         }
     }
     if let Some(extra) = ckpt.tensors.keys().find(|n| params.find(n).is_none()) {
@@ -183,8 +222,13 @@ pub fn assign(
     Ok(ckpt.metadata)
 }
 
+/// The metadata key listing (comma-separated) the parameters that had no optimizer state when
+/// the checkpoint was saved, because they had not received a gradient yet.
+pub const WITHOUT_STATE_KEY: &str = "optim.without_state";
+
 /// Save a training run to `path` (atomically): the parameters, the optimizer's state (named
-/// `adamw.*` or `sgd.*`), `train.step` and `metadata`, which holds every setting of the run.
+/// `adamw.*` or `sgd.*`), `train.step`, [`WITHOUT_STATE_KEY`] and `metadata`, which holds every
+/// setting of the run.
 pub fn save_training(
     path: &Path,
     params: &Params,
@@ -198,12 +242,18 @@ pub fn save_training(
     }
     let mut meta = metadata.clone();
     meta.insert("train.step".into(), step.to_string());
+    meta.insert(WITHOUT_STATE_KEY.into(), optimizer.without_state(params).join(","));
     save(path, &all, &meta).map_err(|e| e.to_string())
 }
 
 /// Restore a run written by [`save_training`] into `params` and `optimizer`, after checking
 /// that every entry of `expected` (the settings this run asks for) equals the checkpoint's; the
 /// error lists every difference. Returns the step to continue from.
+///
+/// Every tensor must be a parameter or optimizer state ([`is_optimizer_state`]), and finite.
+/// The optimizer's state must be complete: every parameter not listed under
+/// [`WITHOUT_STATE_KEY`] must have all its state tensors ([`Optimizer::state_names`]), so a lost
+/// moment is an error rather than a silent restart from zero.
 pub fn load_training(
     path: &Path,
     params: &mut Params,
@@ -212,27 +262,61 @@ pub fn load_training(
 ) -> Result<usize, String> {
     let ckpt = read(path).map_err(|e| e.to_string())?;
     check_metadata(path, &ckpt.metadata, expected)?;
+    let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
     let raw = ckpt
         .metadata
         .get("train.step")
-        .ok_or_else(|| format!("checkpoint {}: no 'train.step' in its metadata", path.display()))?;
-    let step: usize = raw
-        .parse()
-        .map_err(|e| format!("checkpoint {}: train.step {raw:?}: {e}", path.display()))?;
-    // Model tensors are the ones the parameter store names; the rest are optimizer state.
+        .ok_or_else(|| in_file("no 'train.step' in its metadata".into()))?;
+    let step: usize = raw.parse().map_err(|e| in_file(format!("train.step {raw:?}: {e}")))?;
+    // Model tensors are the ones the parameter store names; optimizer state is `adamw.*` or
+    // `sgd.*`; anything else is refused.
     let (model, state): (BTreeMap<_, _>, BTreeMap<_, _>) = ckpt
         .tensors
         .into_iter()
         .partition(|(name, _)| params.find(name).is_some());
+    if let Some(extra) = state.keys().find(|n| !is_optimizer_state(n)) {
+        return Err(in_file(format!(
+            "tensor '{extra}' is neither a parameter of this model nor optimizer state"
+        )));
+    }
+    for (name, t) in &state {
+        check_finite(path, name, t).map_err(|e| e.to_string())?;
+    }
+    check_state_complete(params, optimizer, &ckpt.metadata, &state).map_err(in_file)?;
     let model = Checkpoint {
         tensors: model,
         metadata: ckpt.metadata,
     };
     assign(path, model, params).map_err(|e| e.to_string())?;
-    optimizer
-        .load_state(params, step as u64, &state)
-        .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
+    optimizer.load_state(params, step as u64, &state).map_err(in_file)?;
     Ok(step)
+}
+
+/// Every parameter not listed under [`WITHOUT_STATE_KEY`] has all its state tensors in `state`.
+fn check_state_complete(
+    params: &Params,
+    optimizer: &Optimizer,
+    metadata: &BTreeMap<String, String>,
+    state: &BTreeMap<String, Tensor>,
+) -> Result<(), String> {
+    let Some(listed) = metadata.get(WITHOUT_STATE_KEY) else {
+        return Err(format!(
+            "no '{WITHOUT_STATE_KEY}' in its metadata, so its optimizer state cannot be checked"
+        ));
+    };
+    let without: Vec<&str> = listed.split(',').filter(|n| !n.is_empty()).collect();
+    for id in params.ids() {
+        let name = params.name(id);
+        if without.contains(&name) {
+            continue;
+        }
+        if let Some(missing) = optimizer.state_names(name).into_iter().find(|s| !state.contains_key(s)) {
+            return Err(format!(
+                "optimizer state '{missing}' is missing, and '{WITHOUT_STATE_KEY}' does not list '{name}' as a parameter without state"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Refuse a checkpoint whose metadata disagrees with `expected` on any key; the error lists
@@ -262,9 +346,10 @@ pub fn check_metadata(
 }
 
 /// Rebuild a trained model for inference: read the checkpoint, rebuild its config and tokenizer
-/// from the metadata, let `build(config, tokenizer, metadata, params)` register the model's
-/// parameters, then fill them from the file (the optimizer's state in it is skipped). Every
-/// error names the file.
+/// from the metadata, check that they agree with each other and with the tensors' shapes
+/// ([`check_config_against_tensors`]), let `build(config, tokenizer, metadata, params)`
+/// register the model's parameters, then fill them from the file. Optimizer state in the file
+/// is skipped; any other tensor that is not a parameter is refused. Every error names the file.
 pub fn load_model<M>(
     path: &Path,
     build: impl FnOnce(&TransformerConfig, &Tokenizer, &BTreeMap<String, String>, &mut Params) -> Result<M, String>,
@@ -273,9 +358,69 @@ pub fn load_model<M>(
     let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
     let config = TransformerConfig::from_metadata(&ckpt.metadata).map_err(in_file)?;
     let tokenizer = Tokenizer::from_metadata(&ckpt.metadata).map_err(in_file)?;
+    if tokenizer.vocab_size() != config.vocab_size {
+        return Err(in_file(format!(
+            "the tokenizer in the metadata has {} ids, but config.vocab_size is {}",
+            tokenizer.vocab_size(),
+            config.vocab_size
+        )));
+    }
+    check_config_against_tensors(&config, &ckpt.tensors).map_err(in_file)?;
     let mut params = Params::new();
     let model = build(&config, &tokenizer, &ckpt.metadata, &mut params).map_err(in_file)?;
+    if let Some(extra) = ckpt
+        .tensors
+        .keys()
+        .find(|n| params.find(n).is_none() && !is_optimizer_state(n))
+    {
+        return Err(in_file(format!(
+            "tensor '{extra}' is neither a parameter of this model nor optimizer state"
+        )));
+    }
     ckpt.tensors.retain(|name, _| params.find(name).is_some()); // skip the optimizer's state
     assign(path, ckpt, &mut params).map_err(|e| e.to_string())?;
     Ok((model, params, tokenizer))
+}
+
+/// Before a model is built from `config`: every `*.token_embedding.weight` in `tensors` must have
+/// shape [vocab_size, d_model], and every stack (`{stack}.layers.{i}.*`) must hold exactly the
+/// layers 0..config.layers. The error names the config field and the tensor.
+pub fn check_config_against_tensors(
+    config: &TransformerConfig,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Result<(), String> {
+    let want = [config.vocab_size, config.d_model];
+    for (name, t) in tensors.iter().filter(|(n, _)| n.ends_with("token_embedding.weight")) {
+        if t.shape() != want {
+            return Err(format!(
+                "config.vocab_size = {} and config.d_model = {} call for shape {want:?}, but tensor '{name}' has shape {:?}",
+                config.vocab_size,
+                config.d_model,
+                t.shape()
+            ));
+        }
+    }
+    // Layer indices per stack prefix ("encoder", "decoder", ...).
+    let mut stacks: BTreeMap<&str, std::collections::BTreeSet<usize>> = BTreeMap::new();
+    for name in tensors.keys().filter(|n| !is_optimizer_state(n)) {
+        if let Some((stack, rest)) = name.split_once(".layers.") {
+            let index = rest.split('.').next().and_then(|i| i.parse::<usize>().ok());
+            let Some(index) = index else {
+                return Err(format!("tensor '{name}' has no layer number after '.layers.'"));
+            };
+            stacks.entry(stack).or_default().insert(index);
+        }
+    }
+    for (stack, indices) in stacks {
+        let expected: std::collections::BTreeSet<usize> = (0..config.layers).collect();
+        if indices != expected {
+            let found: Vec<String> = indices.iter().map(|i| i.to_string()).collect();
+            return Err(format!(
+                "config.layers = {}, but the tensors '{stack}.layers.{{i}}.*' hold layers {}",
+                config.layers,
+                found.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }

@@ -215,7 +215,48 @@ fn update(
         return Err(format!("the gradient norm is {grad_norm} at step {}; {kept}", step + 1));
     }
     optimizer.step(params, &grads); // θ = optimizer(θ, g, lr_s)
+    check_finite_params(params, step + 1)?;
     Ok(Update { loss, grad_norm, lr })
+}
+
+/// Every parameter holds only finite values after update `step` (1-based); otherwise an error
+/// naming the first bad parameter and the update. The loop calls it after each update and
+/// before each save, so a checkpoint never holds NaN or an infinity.
+fn check_finite_params(params: &Params, step: usize) -> Result<(), String> {
+    for id in params.ids() {
+        if let Some(x) = params.value(id).iter().find(|x| !x.is_finite()) {
+            return Err(format!(
+                "parameter '{}' holds {x} after the update of step {step}; stopped without saving, so the last good checkpoint is kept",
+                params.name(id)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validate at `step`, log the result and refuse a non-finite validation loss (the parameters
+/// are finite but so large that the model's outputs overflow), naming the step.
+fn validate_at(
+    config: &TrainConfig,
+    step: usize,
+    log: &mut MetricsLog,
+    t0: Instant,
+    evaluate: &mut impl FnMut(&Params) -> Evaluation,
+    params: &Params,
+) -> Result<Evaluation, String> {
+    let e = evaluate(params);
+    record_eval(log, step, e, t0.elapsed().as_secs_f64());
+    if config.verbose {
+        println!("validation at step {step}: {}", describe(&e));
+    }
+    log.write()?;
+    if !e.loss.is_finite() {
+        return Err(format!(
+            "the validation loss is {} at step {step}; stopped without saving, so the last good checkpoint is kept",
+            e.loss
+        ));
+    }
+    Ok(e)
 }
 
 /// Train to `config.steps`, from update 0 or from `config.resume`.
@@ -227,7 +268,9 @@ fn update(
 ///   ([`run_settings`]), and a resume refuses a checkpoint whose settings differ in any entry.
 ///
 /// A non-finite loss or gradient norm stops the run with an error naming the update, before
-/// anything is changed or saved, so the last good checkpoint stays as it was.
+/// anything is changed or saved, so the last good checkpoint stays as it was. So does a
+/// non-finite parameter after an update (naming the parameter) and a non-finite validation
+/// loss: validation at a step runs before that step's save.
 pub fn train(
     config: &TrainConfig,
     params: &mut Params,
@@ -254,21 +297,13 @@ pub fn train(
     let mut last_eval = None;
     let mut step = start;
     let save = |params: &Params, optimizer: &Optimizer, step: usize| {
+        check_finite_params(params, step)?;
         checkpoint::save_training(&config.checkpoint_path(), params, optimizer, step, &settings)
     };
-    loop {
-        if step % config.eval_every == 0 || step == config.steps {
-            let e = evaluate(params);
-            record_eval(&mut log, step, e, t0.elapsed().as_secs_f64());
-            if config.verbose {
-                println!("validation at step {step}: {}", describe(&e));
-            }
-            last_eval = Some(e);
-            log.write()?;
-        }
-        if step == config.steps {
-            break;
-        }
+    if step % config.eval_every == 0 {
+        last_eval = Some(validate_at(config, step, &mut log, t0, &mut evaluate, params)?);
+    }
+    while step < config.steps {
         let ts = Instant::now();
         let u = update(config, step, params, optimizer, &mut loss_of_step)?;
         step += 1;
@@ -284,6 +319,11 @@ pub fn train(
             interval_s = 0.0;
         }
         let interrupted = stop_requested();
+        // Validation comes before the save, so a run whose outputs overflow saves nothing; an
+        // interrupted run validates this step when it resumes instead.
+        if !interrupted && (step % config.eval_every == 0 || step == config.steps) {
+            last_eval = Some(validate_at(config, step, &mut log, t0, &mut evaluate, params)?);
+        }
         if step % config.checkpoint_every == 0 || step == config.steps || interrupted {
             save(params, optimizer, step)?;
         }

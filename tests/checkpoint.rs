@@ -2,6 +2,8 @@
 
 use microlm::checkpoint::{self, Checkpoint};
 use microlm::nn::{Encoder, TransformerConfig};
+use microlm::objectives::{CausalLm, MaskedLm};
+use microlm::tokenizer::{CharTokenizer, Tokenizer};
 use microlm::{Params, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -221,4 +223,164 @@ fn config_metadata_errors_name_the_field() {
     let mut m = tiny_config().to_metadata();
     m.insert("config.d_model".into(), "9".into()); // not divisible by 2 heads
     assert!(TransformerConfig::from_metadata(&m).unwrap_err().contains("d_model"));
+}
+
+/// 8 characters + 5 specials = 13 ids, the vocabulary of `tiny_config`.
+fn tiny_tokenizer() -> Tokenizer {
+    Tokenizer::Char(CharTokenizer::from_text("abcdefgh"))
+}
+
+/// Save a freshly built MaskedLm of `tiny_config` with its metadata, as an inference checkpoint.
+fn save_masked_lm(path: &Path) {
+    let mut params = Params::new();
+    let model = MaskedLm::new(
+        &mut params,
+        &tiny_config(),
+        &tiny_tokenizer(),
+        true,
+        &mut StdRng::seed_from_u64(0),
+    )
+    .unwrap();
+    let mut meta = model.metadata();
+    meta.extend(tiny_tokenizer().to_metadata());
+    checkpoint::save(path, &params, &meta).unwrap();
+}
+
+/// Read `path`, let `edit` change it, and write it back.
+fn rewrite(path: &Path, edit: impl FnOnce(&mut Checkpoint)) {
+    let mut ckpt = checkpoint::read(path).unwrap();
+    edit(&mut ckpt);
+    let mut all = Params::new();
+    for (name, t) in &ckpt.tensors {
+        all.add(name.clone(), t.clone());
+    }
+    checkpoint::save(path, &all, &ckpt.metadata).unwrap();
+}
+
+/// Set the first element of tensor `name` to `x`.
+fn poison(ckpt: &mut Checkpoint, name: &str, x: f32) {
+    let t = ckpt.tensors.get_mut(name).unwrap();
+    *t.iter_mut().next().unwrap() = x;
+}
+
+#[test]
+fn config_fields_beyond_their_maximum_are_refused_naming_the_field() {
+    for (field, value) in [
+        ("layers", "1000000000"),
+        ("max_len", "1000000000000"),
+        ("vocab_size", "1000000000"),
+        ("d_model", "1048576"),
+        ("d_ff", "1000000000"),
+        ("heads", "1048576"),
+        ("type_vocab_size", "1000000000"),
+    ] {
+        let mut m = tiny_config().to_metadata();
+        m.insert(format!("config.{field}"), value.into());
+        let e = TransformerConfig::from_metadata(&m).unwrap_err();
+        assert!(e.contains(field) && e.contains("maximum"), "{field}: {e}");
+    }
+    // Each field within its bound, but 2^20 x 2^14 embedding entries (64 GiB) in all.
+    let mut m = tiny_config().to_metadata();
+    m.insert("config.vocab_size".into(), (1usize << 20).to_string());
+    m.insert("config.d_model".into(), (1usize << 14).to_string());
+    let e = TransformerConfig::from_metadata(&m).unwrap_err();
+    assert!(e.contains("parameters"), "{e}");
+}
+
+#[test]
+fn load_model_refuses_a_nan_or_infinite_model_tensor_naming_it() {
+    let dir = tmp_dir("nan_model");
+    let path = dir.join("model.safetensors");
+    for (name, x) in [
+        ("encoder.layers.0.self_attn.q_proj.weight", f32::NAN),
+        ("encoder.token_embedding.weight", f32::INFINITY),
+    ] {
+        save_masked_lm(&path);
+        rewrite(&path, |c| poison(c, name, x));
+        let e = MaskedLm::load(&path).expect_err("a non-finite tensor must be refused");
+        assert!(e.contains(name) && e.contains(&x.to_string()), "{e}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn load_model_refuses_a_config_that_disagrees_with_the_tensors_naming_both() {
+    let dir = tmp_dir("config_vs_tensors");
+    let path = dir.join("model.safetensors");
+    save_masked_lm(&path);
+    rewrite(&path, |c| {
+        c.metadata.insert("config.d_model".into(), "16".into());
+    });
+    let e = MaskedLm::load(&path).err().unwrap();
+    assert!(
+        e.contains("config.d_model = 16") && e.contains("'encoder.token_embedding.weight' has shape [13, 8]"),
+        "{e}"
+    );
+    save_masked_lm(&path);
+    rewrite(&path, |c| {
+        c.metadata.insert("config.layers".into(), "1".into());
+    });
+    let e = MaskedLm::load(&path).err().unwrap();
+    assert!(
+        e.contains("config.layers = 1") && e.contains("'encoder.layers.{i}.*' hold layers 0, 1"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_tokenizer_with_more_ids_than_the_vocabulary_is_refused_on_load() {
+    let dir = tmp_dir("tokenizer_vocab");
+    let path = dir.join("model.safetensors");
+    let mut params = Params::new();
+    let model = CausalLm::new(&mut params, &tiny_config(), &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut meta = model.metadata();
+    // 12 characters + 5 specials = 17 ids, but config.vocab_size is 13.
+    meta.extend(Tokenizer::Char(CharTokenizer::from_text("abcdefghijkl")).to_metadata());
+    checkpoint::save(&path, &params, &meta).unwrap();
+    let e = CausalLm::load(&path).expect_err("17 ids for 13 embeddings must be refused");
+    assert!(e.contains("17 ids") && e.contains("config.vocab_size is 13"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn load_model_refuses_a_tensor_that_is_neither_parameter_nor_optimizer_state() {
+    let dir = tmp_dir("extra_tensor");
+    let path = dir.join("model.safetensors");
+    save_masked_lm(&path);
+    // Optimizer state is allowed (and skipped).
+    rewrite(&path, |c| {
+        let t = c.tensors["encoder.final_norm.weight"].clone();
+        c.tensors.insert("adamw.m.encoder.final_norm.weight".into(), t);
+    });
+    MaskedLm::load(&path).unwrap();
+    rewrite(&path, |c| {
+        c.tensors
+            .insert("evil.extra.weight".into(), Tensor::from_elem(vec![2], 1.0));
+    });
+    let e = MaskedLm::load(&path).expect_err("an unknown tensor must be refused");
+    assert!(e.contains("'evil.extra.weight'"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_save_removes_stale_temporaries_of_the_same_target_only() {
+    let dir = tmp_dir("stale_tmp");
+    let path = dir.join("model.safetensors");
+    // What killed saves left behind: two of this target (other pids), one of another target.
+    let stale = [".model.safetensors.tmp4242", ".model.safetensors.tmp7"];
+    for name in stale {
+        std::fs::write(dir.join(name), b"half a file").unwrap();
+    }
+    let other = dir.join(".other.safetensors.tmp4242");
+    std::fs::write(&other, b"not ours").unwrap();
+    let mut params = Params::new();
+    params.add("w", Tensor::from_elem(vec![3], 1.0));
+    checkpoint::save(&path, &params, &Default::default()).unwrap();
+    for name in stale {
+        assert!(!dir.join(name).exists(), "{name} was left behind");
+    }
+    assert!(other.exists(), "another target's temporary file must stay");
+    assert!(path.exists());
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -426,3 +426,164 @@ fn a_trained_checkpoint_loads_for_inference_with_the_same_predictions() {
     let got = loaded.probabilities(&loaded_params, &x, &[2, 9]);
     assert_eq!(want, got);
 }
+
+/// Read `path`, let `edit` change it, and write it back.
+fn rewrite(path: &std::path::Path, edit: impl FnOnce(&mut checkpoint::Checkpoint)) {
+    let mut ckpt = checkpoint::read(path).unwrap();
+    edit(&mut ckpt);
+    let mut all = Params::new();
+    for (name, t) in &ckpt.tensors {
+        all.add(name.clone(), t.clone());
+    }
+    checkpoint::save(path, &all, &ckpt.metadata).unwrap();
+}
+
+/// A run of 2 updates with a checkpoint, and the settings a resume of it compares.
+fn trained_checkpoint(name: &str, sgd: bool) -> (PathBuf, TrainConfig, BTreeMap<String, String>) {
+    let (mut params, model, mut opt, meta) = setup(sgd);
+    let dir = out_dir(name);
+    let cfg = train_config(2, dir.clone());
+    train(&cfg, &mut params, &mut opt, &meta, loss_of_step(&model, None), no_eval).unwrap();
+    let (p, _, o, _) = setup(sgd);
+    let settings = microlm::trainer::run_settings(&cfg, &o, &p, &meta);
+    (dir.join("checkpoint.safetensors"), cfg, settings)
+}
+
+/// `load_training` of `path` into a fresh model and optimizer: its error.
+fn resume_err(path: &std::path::Path, sgd: bool, settings: &BTreeMap<String, String>) -> String {
+    let (mut p, _, mut o, _) = setup(sgd);
+    checkpoint::load_training(path, &mut p, &mut o, settings).unwrap_err()
+}
+
+#[test]
+fn a_nan_moment_stops_the_run_naming_the_parameter_and_keeps_the_last_good_checkpoint() {
+    let (path, cfg, _) = trained_checkpoint("nan_moment", false);
+    let good = std::fs::read(&path).unwrap();
+    // A fresh run into the same folder, with a NaN planted in one first moment.
+    let (mut params, model, mut opt, meta) = setup(false);
+    let name = "encoder.layers.1.feed_forward.linear1.weight";
+    let shape = params.value(params.find(name).unwrap()).shape().to_vec();
+    let mut state = BTreeMap::new();
+    state.insert(
+        format!("adamw.m.{name}"),
+        microlm::Tensor::from_elem(shape.clone(), f32::NAN),
+    );
+    state.insert(format!("adamw.v.{name}"), microlm::Tensor::from_elem(shape, 0.0));
+    opt.load_state(&params, 0, &state).unwrap();
+    let mut cfg = TrainConfig { steps: 4, ..cfg };
+    cfg.checkpoint_every = 1;
+    let e = train(&cfg, &mut params, &mut opt, &meta, loss_of_step(&model, None), no_eval).unwrap_err();
+    assert!(
+        e.contains(&format!("parameter '{name}' holds NaN")) && e.contains("step 1"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the last good checkpoint must stay"
+    );
+}
+
+#[test]
+fn an_overflowing_learning_rate_ends_in_an_error_not_a_nan_validation() {
+    let (mut params, model, mut opt, meta) = setup(false);
+    let mut cfg = train_config(1, out_dir("huge_lr"));
+    cfg.schedule = LrSchedule {
+        peak: 3e38,
+        warmup: 1,
+        total: 1,
+        floor: 0.0,
+        decay: Decay::Cosine,
+    };
+    let val = vec![counting_batch(&mut StdRng::seed_from_u64(7))];
+    let e = train(
+        &cfg,
+        &mut params,
+        &mut opt,
+        &meta,
+        loss_of_step(&model, None),
+        |p: &Params| model.evaluate(p, &val),
+    )
+    .expect_err("lr = 3e38 must not end in success");
+    assert!(e.contains("step 1"), "{e}");
+    assert!(!cfg.checkpoint_path().exists(), "nothing may be saved: {e}");
+}
+
+#[test]
+fn load_training_refuses_a_nan_tensor_or_an_unknown_tensor_naming_it() {
+    let (path, _, settings) = trained_checkpoint("load_training_strict", false);
+    let good = std::fs::read(&path).unwrap();
+    for name in [
+        "encoder.layers.0.self_attn.v_proj.bias",
+        "adamw.v.encoder.layers.0.self_attn.v_proj.bias",
+    ] {
+        std::fs::write(&path, &good).unwrap();
+        rewrite(&path, |c| {
+            *c.tensors.get_mut(name).unwrap().iter_mut().next().unwrap() = f32::NAN;
+        });
+        let e = resume_err(&path, false, &settings);
+        assert!(e.contains(&format!("'{name}' holds NaN")), "{e}");
+    }
+    std::fs::write(&path, &good).unwrap();
+    rewrite(&path, |c| {
+        c.tensors
+            .insert("evil.extra.weight".into(), microlm::Tensor::from_elem(vec![2], 1.0));
+    });
+    let e = resume_err(&path, false, &settings);
+    assert!(e.contains("'evil.extra.weight' is neither"), "{e}");
+}
+
+#[test]
+fn a_resume_with_missing_optimizer_state_is_refused_naming_the_tensor() {
+    let name = "encoder.layers.1.self_attn.out_proj.weight";
+    for (sgd, missing) in [
+        (false, format!("adamw.m.{name}")),
+        (false, format!("adamw.v.{name}")),
+        (true, format!("sgd.momentum.{name}")),
+    ] {
+        let (path, _, settings) = trained_checkpoint("missing_state", sgd);
+        // Complete, it resumes.
+        let (mut p, _, mut o, _) = setup(sgd);
+        checkpoint::load_training(&path, &mut p, &mut o, &settings).unwrap();
+        rewrite(&path, |c| {
+            c.tensors.remove(&missing).unwrap();
+        });
+        let e = resume_err(&path, sgd, &settings);
+        assert!(
+            e.contains("is missing") && e.contains(&missing[..missing.len() - name.len()]),
+            "{e}"
+        );
+        assert!(e.contains(name), "{e}");
+    }
+}
+
+#[test]
+fn a_parameter_that_never_had_a_gradient_resumes_without_state() {
+    // Two parameters, only `used` in the loss: `unused` has no moments, legitimately.
+    let mut params = Params::new();
+    let used = params.add("used", microlm::Tensor::from_elem(vec![3], 1.0));
+    params.add("unused", microlm::Tensor::from_elem(vec![3], 1.0));
+    let mut opt = Optimizer::AdamW(AdamW::new(&params, 1e-2));
+    let loss = |tape: &mut Tape, params: &Params, _: &mut StdRng| {
+        let w = tape.param(params, used);
+        let sq = tape.mul(w, w);
+        let l = tape.sum_all(sq);
+        CrossEntropy {
+            mean: l,
+            sum: l,
+            count: 1,
+        }
+    };
+    let cfg = train_config(2, out_dir("unused_param"));
+    train(&cfg, &mut params, &mut opt, &BTreeMap::new(), loss, no_eval).unwrap();
+    let settings = microlm::trainer::run_settings(&cfg, &opt, &params, &BTreeMap::new());
+    let ckpt = checkpoint::read(&cfg.checkpoint_path()).unwrap();
+    assert_eq!(ckpt.metadata["optim.without_state"], "unused");
+    assert!(!ckpt.tensors.contains_key("adamw.m.unused"));
+    let mut p2 = params.clone();
+    let mut o2 = Optimizer::AdamW(AdamW::new(&params, 1e-2));
+    assert_eq!(
+        checkpoint::load_training(&cfg.checkpoint_path(), &mut p2, &mut o2, &settings),
+        Ok(2)
+    );
+}

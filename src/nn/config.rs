@@ -62,6 +62,28 @@ impl Activation {
     }
 }
 
+/// Upper bounds [`TransformerConfig::validate`] enforces, so that a hostile or mistyped config
+/// (from a checkpoint's metadata, say) is an error naming the field rather than an attempt to
+/// allocate terabytes. Each is far above anything this CPU-only crate can train.
+pub mod limits {
+    /// Most token ids: 2^20 (BPE vocabularies of real models are 30k to 260k).
+    pub const MAX_VOCAB_SIZE: usize = 1 << 20;
+    /// Widest hidden state: 2^14 (GPT-3 175B has 12288).
+    pub const MAX_D_MODEL: usize = 1 << 14;
+    /// Most attention heads: 2^10.
+    pub const MAX_HEADS: usize = 1 << 10;
+    /// Most layers per stack: 2^10 (GPT-3 175B has 96).
+    pub const MAX_LAYERS: usize = 1 << 10;
+    /// Widest feed-forward layer: 2^16.
+    pub const MAX_D_FF: usize = 1 << 16;
+    /// Longest sequence: 2^16 positions.
+    pub const MAX_LEN: usize = 1 << 16;
+    /// Most segment ids: 2^10.
+    pub const MAX_TYPE_VOCAB_SIZE: usize = 1 << 10;
+    /// Most parameters in all (an estimate from the fields): 2^31, 8 GiB of f32.
+    pub const MAX_PARAMETERS: u128 = 1 << 31;
+}
+
 /// The shape of a Transformer. [`TransformerConfig::toy`] gives the defaults this crate trains on
 /// a laptop.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,9 +146,11 @@ impl TransformerConfig {
         self
     }
 
-    /// Check every field; the error names the field and says what is wrong.
+    /// Check every field against its bounds (at least 1, at most the maximum in [`limits`]), then
+    /// the estimated parameter count; the error names the field and says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         let fail = |field: &str, why: String| Err(format!("invalid TransformerConfig: {field}: {why}"));
+        self.check_maxima()?;
         if self.vocab_size == 0 {
             return fail("vocab_size", "must be at least 1".into());
         }
@@ -160,7 +184,54 @@ impl TransformerConfig {
                 format!("{} must be positive and finite", self.layer_norm_eps),
             );
         }
+        let n = self.estimated_parameters();
+        if n > limits::MAX_PARAMETERS {
+            return fail(
+                "layers",
+                format!(
+                    "about {n} parameters in all, more than the maximum {}",
+                    limits::MAX_PARAMETERS
+                ),
+            );
+        }
         Ok(())
+    }
+
+    /// Every size field at most its maximum in [`limits`]; the error names the field.
+    fn check_maxima(&self) -> Result<(), String> {
+        use limits::*;
+        for (field, value, max) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB_SIZE),
+            ("d_model", self.d_model, MAX_D_MODEL),
+            ("heads", self.heads, MAX_HEADS),
+            ("layers", self.layers, MAX_LAYERS),
+            ("d_ff", self.d_ff, MAX_D_FF),
+            ("max_len", self.max_len, MAX_LEN),
+            ("type_vocab_size", self.type_vocab_size, MAX_TYPE_VOCAB_SIZE),
+        ] {
+            if value > max {
+                return Err(format!(
+                    "invalid TransformerConfig: {field}: {value} is more than the maximum {max}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Roughly how many parameters one stack of this shape has (embeddings, positions, and per
+    /// layer 4 d^2 for attention plus 2 d d_ff for the feed-forward network), in u128 so that
+    /// no product overflows.
+    pub fn estimated_parameters(&self) -> u128 {
+        let [v, d, l, f, t, s] = [
+            self.vocab_size,
+            self.d_model,
+            self.layers,
+            self.d_ff,
+            self.max_len,
+            self.type_vocab_size,
+        ]
+        .map(|x| x as u128);
+        (v + t + s) * d + l * (4 * d * d + 2 * d * f)
     }
 }
 

@@ -177,7 +177,9 @@ impl AdamW {
     /// optimizer state together. Parameters with no saved moments start again from zero moments.
     ///
     /// Errors (naming the tensor) if a tensor names no parameter, its shape differs from the
-    /// parameter's, or only one of m and v is present; also if `params` is not the store AdamW
+    /// parameter's, or only one of m and v is present (whether every moment that should be there is
+    /// there is [`crate::checkpoint::load_training`]'s check, which knows which parameters had
+    /// none when the checkpoint was saved); also if `params` is not the store AdamW
     /// was built for (a different number of parameters). On error, `self` is unchanged.
     pub fn load_state(&mut self, params: &Params, step: u64, tensors: &BTreeMap<String, Tensor>) -> Result<(), String> {
         let n = self.decay.len();

@@ -119,6 +119,30 @@ impl Optimizer {
         }
     }
 
+    /// The names of the state tensors [`Optimizer::state`] writes for the parameter `name` once
+    /// it has received a gradient: `adamw.m.{name}` and `adamw.v.{name}`, `sgd.momentum.{name}`,
+    /// or none for SGD without momentum.
+    pub fn state_names(&self, name: &str) -> Vec<String> {
+        match self {
+            Optimizer::AdamW(_) => vec![format!("adamw.m.{name}"), format!("adamw.v.{name}")],
+            Optimizer::Sgd(o) if o.momentum != 0.0 => vec![format!("sgd.momentum.{name}")],
+            Optimizer::Sgd(_) => Vec::new(),
+        }
+    }
+
+    /// The parameters that have no state yet because they never received a gradient (their
+    /// [`Optimizer::state_names`] are missing from [`Optimizer::state`]). A checkpoint records
+    /// them, so that a resume can tell a legitimately absent state from a lost one.
+    pub fn without_state(&self, params: &Params) -> Vec<String> {
+        let saved: std::collections::BTreeSet<String> = self.state(params).into_iter().map(|(n, _)| n).collect();
+        params
+            .ids()
+            .map(|id| params.name(id))
+            .filter(|name| self.state_names(name).iter().any(|s| !saved.contains(s)))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Restore state saved by [`Optimizer::state`] and set the step count to `step` (see
     /// [`AdamW::load_state`] and [`Sgd::load_state`]).
     pub fn load_state(&mut self, params: &Params, step: u64, tensors: &BTreeMap<String, Tensor>) -> Result<(), String> {
