@@ -13,13 +13,11 @@
 //! An `Ok` is checked to be usable: a loaded model runs a forward pass on text its tokenizer
 //! encodes, a loaded tokenizer round-trips text.
 //!
-//! Two cases are known to fail today and are kept out of the default strategies (the loader
-//! work fixes them; their own tests are `#[ignore]`d): a config with absurd `config.layers` or
-//! `config.max_len` (an allocation abort, which would kill this whole test binary, so mutated
-//! config numbers stay at or below 4096, and `d_model` at or below 512 to keep each case cheap),
-//! and a tokenizer with more ids than `config.vocab_size` in a causal LM checkpoint (loads, then
-//! panics in `src/ops/embedding.rs` on the first forward). Cases of the second kind are
-//! recognised and their forward pass skipped.
+//! Mutated config numbers stay at or below 4096 (and `d_model` at or below 512) to keep each
+//! case cheap. Absurd sizes, which once aborted the process on allocation, and a tokenizer with
+//! more ids than `config.vocab_size`, which once loaded and then panicked on the first forward,
+//! have explicit tests at the end; a loaded model whose tokenizer is larger than its vocabulary
+//! fails the property.
 //!
 //! Default case counts keep this binary to a few seconds in release; `PROPTEST_CASES` raises
 //! them.
@@ -210,7 +208,7 @@ fn smoke_batch(tokenizer: &Tokenizer, max_len: usize) -> Option<Batch> {
     })
 }
 
-/// The tokenizer has ids the model's embedding lacks: known to panic on the first forward.
+/// The tokenizer has ids the model's embedding lacks: a load must refuse it.
 fn tokenizer_too_large(tokenizer: &Tokenizer, config: &TransformerConfig) -> bool {
     tokenizer.vocab_size() > config.vocab_size
 }
@@ -236,15 +234,16 @@ fn check_mlm_load(path: &Path) -> Result<bool, TestCaseError> {
     Ok(true)
 }
 
-/// `CausalLm::load`, and a forward pass if it loaded (skipped in the known case of a tokenizer
-/// larger than the model's vocabulary).
+/// `CausalLm::load`, and a forward pass if it loaded.
 fn check_clm_load(path: &Path) -> Result<bool, TestCaseError> {
     let loaded = no_panic("CausalLm::load", || CausalLm::load(path))?;
     let Ok((model, params, tokenizer)) = loaded else {
         return Ok(false);
     };
     if tokenizer_too_large(&tokenizer, &model.decoder.config) {
-        return Ok(true); // known: panics in src/ops/embedding.rs; see the ignored test below
+        return Err(TestCaseError::fail(
+            "CausalLm::load accepted a tokenizer larger than the model",
+        ));
     }
     if let Some(x) = smoke_batch(&tokenizer, model.decoder.config.max_len) {
         no_panic("CausalLm::evaluate after a successful load", || {
@@ -731,14 +730,13 @@ fn mutated_corpora_never_panic_load_text_or_corpus_load() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known failures today, kept out of the default strategies.
+// Inputs that once aborted or panicked.
 
 #[test]
-#[ignore = "aborts today: absurd config.layers / config.max_len allocate without bound; fixed by the loader work"]
 fn a_checkpoint_with_absurd_config_sizes_is_an_error() {
     let b = bases();
     for (field, value) in [
-        // Single huge allocations first, so that today the binary aborts at once; `layers`
+        // Single huge allocations first (they aborted at once before the bounds check); `layers`
         // last, since a loop building a billion layers would fill the memory slowly.
         ("max_len", "1000000000000"),
         ("d_model", "4000000000"),
@@ -763,7 +761,6 @@ fn a_checkpoint_with_absurd_config_sizes_is_an_error() {
 }
 
 #[test]
-#[ignore = "panics today: a tokenizer larger than config.vocab_size loads, then panics in src/ops/embedding.rs; fixed by the loader work"]
 fn a_causal_lm_checkpoint_with_a_larger_tokenizer_is_an_error() {
     let b = bases();
     // One more merge than the model has ids for.
@@ -786,8 +783,8 @@ fn a_causal_lm_checkpoint_with_a_larger_tokenizer_is_an_error() {
     }
 }
 
-/// Found by this fuzzing (not one of the known cases): the count line `merges N` goes straight
-/// into `Vec::with_capacity(N)` in `BpeTokenizer::load`. With N = 2^64 - 1 that panics with
+/// Found by this fuzzing: the count line `merges N` goes straight
+/// into `Vec::with_capacity(N)` in `BpeTokenizer::load` (fixed). With N = 2^64 - 1 that panics with
 /// "capacity overflow"; with N = 10^12 it aborts the process ("memory allocation of
 /// 16000000000000 bytes failed"), which no `catch_unwind` can catch, so only the panicking
 /// value is tested here and the strategy above keeps the count line small.
