@@ -27,14 +27,12 @@ fn run() -> Result<(), String> {
         "the mlm example's checkpoint",
     )?;
     let top: usize = flags.arg("top", 5, "guesses to show per [MASK]")?;
+    flags.takes_positional(1, 1, "one sentence with [MASK] in it, quoted");
     if flags.help_or_finish("fill_mask \"a sentence with [MASK] in it\"")? {
         return Ok(());
     }
     check(top >= 1, "top", top, "must be at least 1")?;
-    let sentence = match flags.positional() {
-        [s] => s.clone(),
-        _ => return Err("give one sentence with [MASK] in it, e.g. \"To be, or not to b[MASK]\"".into()),
-    };
+    let sentence = flags.positional()[0].clone(); // exactly one, checked by help_or_finish
     let (model, params, tokenizer) = MaskedLm::load(Path::new(&path))
         .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example mlm)"))?;
     check(top <= tokenizer.vocab_size(), "top", top, "exceeds the vocabulary")?;

@@ -35,16 +35,14 @@ fn run() -> Result<(), String> {
     let greedy: bool = flags.arg("greedy", false, "always take the most probable")?;
     let no_cache: bool = flags.arg("no-cache", false, "recompute the context at every step")?;
     let seed: u64 = flags.arg("seed", 1337, "sampling seed")?;
+    flags.takes_positional(0, 1, "one prompt, quoted if it has spaces");
     if flags.help_or_finish("generate \"a prompt\"")? {
         return Ok(());
     }
     check(temperature > 0.0, "temperature", temperature, "must be positive")?;
     check(top_k >= 1, "top-k", top_k, "must be at least 1")?;
-    let prompt = match flags.positional() {
-        [p] => p.clone(),
-        [] => "\n".to_string(),
-        _ => return Err("give one prompt (quote it if it has spaces)".into()),
-    };
+    // One prompt at most (checked by help_or_finish); without one, start from a newline.
+    let prompt = flags.positional().first().cloned().unwrap_or_else(|| "\n".to_string());
 
     let (model, params, tokenizer) = CausalLm::load(Path::new(&path))
         .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example clm)"))?;

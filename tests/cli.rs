@@ -67,3 +67,34 @@ fn usage_lists_each_described_flag_with_the_default_in_force() {
         "--help: stop"
     );
 }
+
+#[test]
+fn stray_positional_words_are_refused_unless_declared() {
+    // A training example declares no positional words: `--steps 3 oops` is an error naming it.
+    let mut f = parse(&["--steps", "3", "oops"]).unwrap();
+    assert_eq!(f.arg("steps", 1usize, "updates").unwrap(), 3);
+    let e = f.finish().unwrap_err();
+    assert!(e.contains("\"oops\"") && e.contains("only flags"), "{e}");
+    assert!(f.help_or_finish("mlm").is_err());
+    // A program that takes exactly one word refuses none and two, and accepts one.
+    let one = |args: &[&str]| {
+        let mut f = parse(args).unwrap();
+        f.takes_positional(1, 1, "a sentence");
+        f.finish()
+    };
+    assert!(one(&["a b"]).is_ok());
+    let e = one(&[]).unwrap_err();
+    assert!(
+        e.contains("expected 1") && e.contains("a sentence") && e.contains("none"),
+        "{e}"
+    );
+    let e = one(&["a", "b"]).unwrap_err();
+    assert!(
+        e.contains("expected 1") && e.contains("got 2") && e.contains("\"b\""),
+        "{e}"
+    );
+    // Zero or one.
+    let mut f = parse(&[]).unwrap();
+    f.takes_positional(0, 1, "a prompt");
+    assert!(f.finish().is_ok());
+}
