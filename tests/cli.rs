@@ -98,3 +98,41 @@ fn stray_positional_words_are_refused_unless_declared() {
     f.takes_positional(0, 1, "a prompt");
     assert!(f.finish().is_ok());
 }
+
+/// The number before " GB" in the first place the message gives one.
+fn gb_in(message: &str) -> f64 {
+    let before = &message[..message.find(" GB").expect("an estimate in GB")];
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_memory_estimate_passes_the_toy_defaults_and_refuses_huge_flags() {
+    use microlm::recipe::Recipe;
+    let vocab = 70; // Tiny Shakespeare's characters and the 5 specials
+    let laptop = Some(8e9);
+    assert!(Recipe::default().check_memory(vocab, laptop).is_ok());
+    assert!(Recipe::nanogpt_cpu().check_memory(vocab, laptop).is_ok());
+    // The clm example's model: 811,334 parameters (what the example prints).
+    assert_eq!(Recipe::nanogpt_cpu().parameter_estimate(vocab), 811_334.0);
+
+    let big = Some(64e9);
+    // --seq-len 100000: the attention scores alone are batch * heads * seq_len^2 * layers f32s.
+    let long = Recipe {
+        seq_len: 100_000,
+        ..Recipe::default()
+    };
+    let e = long.check_memory(vocab, big).unwrap_err();
+    let scores_gb = 32.0 * 4.0 * 1e10 * 4.0 * 4.0 / 1e9;
+    assert!(gb_in(&e) >= scores_gb, "{e}");
+    assert!(e.contains("--seq-len 100000") && e.contains("64.0 GB"), "{e}");
+    // --batch 1000000: one d_model-wide f32 per token per layer alone is 262 GB.
+    let wide = Recipe {
+        batch: 1_000_000,
+        ..Recipe::default()
+    };
+    let e = wide.check_memory(vocab, big).unwrap_err();
+    assert!(gb_in(&e) >= 1e6 * 128.0 * 128.0 * 4.0 * 4.0 / 1e9, "{e}");
+    assert!(e.contains("--batch 1000000"), "{e}");
+    // Memory unknown: no check.
+    assert!(long.check_memory(vocab, None).is_ok());
+}
