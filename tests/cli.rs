@@ -136,3 +136,25 @@ fn the_memory_estimate_passes_the_toy_defaults_and_refuses_huge_flags() {
     // Memory unknown: no check.
     assert!(long.check_memory(vocab, None).is_ok());
 }
+
+#[test]
+fn prompt_characters_outside_the_vocabulary_are_named() {
+    use microlm::inspect::{special_ids, unknown_chars, unknown_chars_warning};
+    let tok = Tokenizer::Char(CharTokenizer::from_text("abc de"));
+    assert_eq!(unknown_chars(&tok, "bad cab"), Vec::<char>::new());
+    assert_eq!(unknown_chars(&tok, "aé z€zé"), vec!['é', 'z', '€']);
+    let w = unknown_chars_warning(&tok, "ax", "the prompt").unwrap();
+    assert!(
+        w.contains("the prompt") && w.contains("'x'") && w.contains("[UNK]"),
+        "{w}"
+    );
+    assert_eq!(unknown_chars_warning(&tok, "cab", "the prompt"), None);
+    // Byte-level BPE has a token for every byte: nothing is unknown.
+    let bpe = Tokenizer::Bpe(BpeTokenizer::train("abc de", 256 + 5 + 2));
+    assert!(unknown_chars(&bpe, "é€").is_empty());
+    // The five specials, whatever their ids.
+    for t in [&tok, &bpe] {
+        let names: Vec<String> = special_ids(t).iter().map(|&id| t.decode(&[id])).collect();
+        assert_eq!(names, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]);
+    }
+}
