@@ -69,7 +69,7 @@ fn run() -> Result<(), String> {
 
     // Each token is printed as soon as it is drawn.
     let mut out = Printer::new(&tokenizer);
-    out.print(&prompt);
+    out.print(&prompt)?;
     let t = Instant::now();
     let mut rng = StdRng::seed_from_u64(seed);
     stream(
@@ -91,12 +91,10 @@ fn run() -> Result<(), String> {
 }
 
 /// Prints tokens to stdout as they come, flushing each. A byte-level BPE token can end inside
-/// a multi-byte character; such a token waits (up to 4 tokens) for the rest of it. The first
-/// write error (a closed pipe) stops the printing and is returned by [`Printer::finish`].
+/// a multi-byte character; such a token waits (up to 4 tokens) for the rest of it.
 struct Printer<'a> {
     tokenizer: &'a Tokenizer,
     pending: Vec<usize>,
-    error: Option<std::io::Error>,
 }
 
 impl<'a> Printer<'a> {
@@ -104,37 +102,32 @@ impl<'a> Printer<'a> {
         Printer {
             tokenizer,
             pending: Vec::new(),
-            error: None,
         }
     }
 
-    /// Write `text` and flush, unless an earlier write failed.
-    fn print(&mut self, text: &str) {
-        if self.error.is_none() {
-            let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
-                self.error = Some(e);
-            }
-        }
+    /// Write `text` and flush; a failed write (a closed pipe) is an error that stops generation.
+    fn print(&mut self, text: &str) -> Result<(), String> {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|_| stdout.flush())
+            .map_err(|e| format!("writing the text: {e}"))
     }
 
     /// Print one new token (or hold it while it ends inside a character).
-    fn token(&mut self, id: usize) {
+    fn token(&mut self, id: usize) -> Result<(), String> {
         self.pending.push(id);
         let text = self.tokenizer.decode(&self.pending);
-        if !text.ends_with(char::REPLACEMENT_CHARACTER) || self.pending.len() >= 4 {
-            self.pending.clear();
-            self.print(&text);
+        if text.ends_with(char::REPLACEMENT_CHARACTER) && self.pending.len() < 4 {
+            return Ok(());
         }
+        self.pending.clear();
+        self.print(&text)
     }
 
     /// Print what is held, and a newline.
     fn finish(mut self) -> Result<(), String> {
         let rest = self.tokenizer.decode(&self.pending);
-        self.print(&format!("{rest}\n"));
-        match self.error {
-            Some(e) => Err(format!("writing the text: {e}")),
-            None => Ok(()),
-        }
+        self.print(&format!("{rest}\n"))
     }
 }

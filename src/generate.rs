@@ -279,14 +279,16 @@ pub fn generate(
     stream(model, params, prompt, &settings, rng, |token, logits| {
         out.tokens.push(token);
         out.logits.push(logits.to_vec());
+        Ok(())
     })?;
     Ok(out)
 }
 
 /// Generate `settings.new_tokens` tokens after `prompt`, handing each to `on_token` (with the
 /// logits `[V]` it was drawn from) as soon as it is drawn, so that a caller can print it at
-/// once. Nothing is kept here: memory does not grow with the number of tokens. See the module
-/// docs for the context window and sampling rules. Errors: an empty prompt (or source), an id
+/// once; an error from `on_token` (a closed pipe, say) stops generation and is returned.
+/// Nothing is kept here: memory does not grow with the number of tokens. See the module docs
+/// for the context window and sampling rules. Errors: an empty prompt (or source), an id
 /// outside the vocabulary, bad sampling settings, a model with segment embeddings, every id
 /// banned.
 pub fn stream(
@@ -295,7 +297,7 @@ pub fn stream(
     prompt: &[usize],
     settings: &Settings,
     rng: &mut impl Rng,
-    mut on_token: impl FnMut(usize, &[f32]),
+    mut on_token: impl FnMut(usize, &[f32]) -> Result<(), String>,
 ) -> Result<(), String> {
     let Settings {
         new_tokens,
@@ -316,7 +318,7 @@ pub fn stream(
     let mut logits = runner.logits(&context, use_cache.then_some(&mut cache)); // prefill
     for i in 0..new_tokens {
         let token = sampling.sample_excluding(&logits, banned, rng)?;
-        on_token(token, &logits);
+        on_token(token, &logits)?;
         if i + 1 == new_tokens {
             break; // the last token's own logits are not needed
         }
