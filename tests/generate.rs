@@ -413,7 +413,8 @@ fn banned_ids_are_never_drawn_even_when_favoured() {
                 &mut StdRng::seed_from_u64(1),
                 |t, logits| {
                     assert_eq!(logits.len(), VOCAB);
-                    seen.push(t)
+                    seen.push(t);
+                    Ok(())
                 },
             )
             .unwrap();
