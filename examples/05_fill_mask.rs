@@ -6,12 +6,12 @@
 //!   cargo run --release --example fill_mask -- "To be, or not to b[MASK]: that is the qu[MASK]stion."
 //!   cargo run --release --example fill_mask -- --checkpoint other/checkpoint.safetensors --top 10 "..."
 //!
-//! For each `[MASK]` it prints the model's top guesses with their probabilities, then the
-//! sentence with every mask replaced by its most probable token.
+//! For each `[MASK]` it prints the model's top guesses (special tokens left out) with their
+//! probabilities, then the sentence with every mask replaced by its most probable token.
 
 use microlm::cli::{check, Flags};
 use microlm::data::Batch;
-use microlm::inspect::top_k;
+use microlm::inspect::{special_ids, top_k_excluding, unknown_chars_warning};
 use microlm::objectives::MaskedLm;
 use std::path::Path;
 
@@ -27,17 +27,20 @@ fn run() -> Result<(), String> {
         "the mlm example's checkpoint",
     )?;
     let top: usize = flags.arg("top", 5, "guesses to show per [MASK]")?;
+    flags.takes_positional(1, 1, "one sentence with [MASK] in it, quoted");
     if flags.help_or_finish("fill_mask \"a sentence with [MASK] in it\"")? {
         return Ok(());
     }
     check(top >= 1, "top", top, "must be at least 1")?;
-    let sentence = match flags.positional() {
-        [s] => s.clone(),
-        _ => return Err("give one sentence with [MASK] in it, e.g. \"To be, or not to b[MASK]\"".into()),
-    };
+    let sentence = flags.positional()[0].clone(); // exactly one, checked by help_or_finish
     let (model, params, tokenizer) = MaskedLm::load(Path::new(&path))
         .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example mlm)"))?;
     check(top <= tokenizer.vocab_size(), "top", top, "exceeds the vocabulary")?;
+
+    let text = sentence.replace("[MASK]", "");
+    if let Some(warning) = unknown_chars_warning(&tokenizer, &text, "the sentence") {
+        eprintln!("{warning}");
+    }
 
     // The text between the masks is tokenized as usual; each [MASK] becomes the mask id.
     let mask = tokenizer.special("[MASK]");
@@ -62,9 +65,10 @@ fn run() -> Result<(), String> {
     }
     let n = ids.len();
     let probs = model.probabilities(&params, &Batch::new(ids.clone(), 1, n), &positions);
+    let specials = special_ids(&tokenizer); // never suggested: [PAD] [UNK] [CLS] [SEP] [MASK]
     let mut filled = ids.clone();
     for (k, (&p, row)) in positions.iter().zip(&probs).enumerate() {
-        let order = top_k(row, top);
+        let order = top_k_excluding(row, top, &specials);
         let guesses: Vec<String> = order
             .iter()
             .map(|&v| format!("{:?} {:.3}", tokenizer.decode(&[v]), row[v]))

@@ -11,10 +11,13 @@
 //! same text, slower). Past the model's context length the window slides (see `src/generate.rs`).
 
 use microlm::cli::{check, Flags};
-use microlm::generate::Sampling;
+use microlm::generate::{stream, Model, Sampling, Settings};
+use microlm::inspect::{special_ids, unknown_chars_warning};
 use microlm::objectives::CausalLm;
+use microlm::tokenizer::Tokenizer;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -35,16 +38,14 @@ fn run() -> Result<(), String> {
     let greedy: bool = flags.arg("greedy", false, "always take the most probable")?;
     let no_cache: bool = flags.arg("no-cache", false, "recompute the context at every step")?;
     let seed: u64 = flags.arg("seed", 1337, "sampling seed")?;
+    flags.takes_positional(0, 1, "one prompt, quoted if it has spaces");
     if flags.help_or_finish("generate \"a prompt\"")? {
         return Ok(());
     }
     check(temperature > 0.0, "temperature", temperature, "must be positive")?;
     check(top_k >= 1, "top-k", top_k, "must be at least 1")?;
-    let prompt = match flags.positional() {
-        [p] => p.clone(),
-        [] => "\n".to_string(),
-        _ => return Err("give one prompt (quote it if it has spaces)".into()),
-    };
+    // One prompt at most (checked by help_or_finish); without one, start from a newline.
+    let prompt = flags.positional().first().cloned().unwrap_or_else(|| "\n".to_string());
 
     let (model, params, tokenizer) = CausalLm::load(Path::new(&path))
         .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example clm)"))?;
@@ -54,22 +55,79 @@ fn run() -> Result<(), String> {
     } else {
         Sampling::TopK { k: top_k, temperature }
     };
+    if let Some(warning) = unknown_chars_warning(&tokenizer, &prompt, "the prompt") {
+        eprintln!("{warning}");
+    }
     let prompt_ids = tokenizer.encode(&prompt);
+    let specials = special_ids(&tokenizer); // never drawn: [PAD] [UNK] [CLS] [SEP] [MASK]
+    let settings = Settings {
+        new_tokens: tokens,
+        sampling,
+        use_cache: !no_cache,
+        banned: &specials,
+    };
+
+    // Each token is printed as soon as it is drawn.
+    let mut out = Printer::new(&tokenizer);
+    out.print(&prompt)?;
     let t = Instant::now();
-    let g = model.generate(
+    let mut rng = StdRng::seed_from_u64(seed);
+    stream(
+        Model::Decoder(&model.decoder),
         &params,
         &prompt_ids,
-        tokens,
-        &sampling,
-        !no_cache,
-        &mut StdRng::seed_from_u64(seed),
+        &settings,
+        &mut rng,
+        |token, _| out.token(token),
     )?;
+    out.finish()?;
     let seconds = t.elapsed().as_secs_f64();
-    println!("{prompt}{}", tokenizer.decode(&g.tokens));
     eprintln!(
         "\n({tokens} tokens in {seconds:.2} s, {:.0} tokens/s, {})",
         tokens as f64 / seconds,
         if no_cache { "no cache" } else { "KV cache" }
     );
     Ok(())
+}
+
+/// Prints tokens to stdout as they come, flushing each. A byte-level BPE token can end inside
+/// a multi-byte character; such a token waits (up to 4 tokens) for the rest of it.
+struct Printer<'a> {
+    tokenizer: &'a Tokenizer,
+    pending: Vec<usize>,
+}
+
+impl<'a> Printer<'a> {
+    fn new(tokenizer: &'a Tokenizer) -> Printer<'a> {
+        Printer {
+            tokenizer,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Write `text` and flush; a failed write (a closed pipe) is an error that stops generation.
+    fn print(&mut self, text: &str) -> Result<(), String> {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|_| stdout.flush())
+            .map_err(|e| format!("writing the text: {e}"))
+    }
+
+    /// Print one new token (or hold it while it ends inside a character).
+    fn token(&mut self, id: usize) -> Result<(), String> {
+        self.pending.push(id);
+        let text = self.tokenizer.decode(&self.pending);
+        if text.ends_with(char::REPLACEMENT_CHARACTER) && self.pending.len() < 4 {
+            return Ok(());
+        }
+        self.pending.clear();
+        self.print(&text)
+    }
+
+    /// Print what is held, and a newline.
+    fn finish(mut self) -> Result<(), String> {
+        let rest = self.tokenizer.decode(&self.pending);
+        self.print(&format!("{rest}\n"))
+    }
 }

@@ -8,8 +8,9 @@
 //! assert_eq!(flags.get("steps", 100usize).unwrap(), 20);
 //! assert_eq!(flags.get("lr", 1e-3f32).unwrap(), 0.5);
 //! assert_eq!(flags.get("seed", 0u64).unwrap(), 0); // default
+//! flags.takes_positional(1, 1, "a greeting"); // this program reads exactly one word
 //! assert_eq!(flags.positional(), &["hello".to_string()]);
-//! flags.finish().unwrap(); // every flag given was read
+//! flags.finish().unwrap(); // every flag given was read, and one word as declared
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ pub struct Flags {
     /// (flag, default, what it does) of each flag read with [`Flags::arg`], for `--help`.
     described: Vec<(String, String, String)>,
     help: bool,
+    /// How many positional words the program takes (at least, at most) and what they are,
+    /// declared with [`Flags::takes_positional`]; none unless declared.
+    positional_wanted: (usize, usize, String),
 }
 
 impl Flags {
@@ -131,20 +135,54 @@ impl Flags {
         self.help
     }
 
+    /// Declare that the program takes `min` to `max` positional words, described as `what`
+    /// (`"a prompt"`), for [`Flags::finish`] to check. Without this, any word that is not a
+    /// flag is an error: a stray word is usually a typo, and ignoring it would hide it.
+    pub fn takes_positional(&mut self, min: usize, max: usize, what: &str) {
+        self.positional_wanted = (min, max, what.to_string());
+    }
+
     /// The words that were not flags.
     pub fn positional(&self) -> &[String] {
         &self.positional
     }
 
-    /// Fail on any flag that no [`Flags::get`] asked for (a typo, usually), listing the known ones.
+    /// Fail on any flag that no [`Flags::get`] asked for (a typo, usually), listing the known
+    /// ones, and on positional words the program did not declare with
+    /// [`Flags::takes_positional`] (too many, or too few).
     pub fn finish(&self) -> Result<(), String> {
-        match self.values.keys().find(|k| !self.read.contains(k)) {
-            None => Ok(()),
-            Some(unknown) => {
-                let known: Vec<String> = self.read.iter().map(|k| format!("--{k}")).collect();
-                Err(format!("unknown flag --{unknown}; the flags are {}", known.join(" ")))
-            }
+        if let Some(unknown) = self.values.keys().find(|k| !self.read.contains(k)) {
+            let known: Vec<String> = self.read.iter().map(|k| format!("--{k}")).collect();
+            return Err(format!("unknown flag --{unknown}; the flags are {}", known.join(" ")));
         }
+        self.check_positional()
+    }
+
+    /// The positional words' count against what [`Flags::takes_positional`] declared.
+    fn check_positional(&self) -> Result<(), String> {
+        let (min, max, what) = &self.positional_wanted;
+        let n = self.positional.len();
+        if (*min..=*max).contains(&n) {
+            return Ok(());
+        }
+        let words: Vec<String> = self.positional.iter().map(|w| format!("{w:?}")).collect();
+        if *max == 0 {
+            return Err(format!(
+                "unexpected argument {}: this program takes only flags (--name value)",
+                words.join(" ")
+            ));
+        }
+        let wanted = if min == max {
+            format!("{min}")
+        } else {
+            format!("{min} to {max}")
+        };
+        let got = if n == 0 {
+            "none".to_string()
+        } else {
+            format!("{n}: {}", words.join(" "))
+        };
+        Err(format!("expected {wanted} positional argument(s) ({what}), got {got}"))
     }
 }
 

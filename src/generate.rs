@@ -32,7 +32,15 @@
 //! be > 0 and k >= 1 (k above the vocabulary size means the whole vocabulary). A sample is one
 //! uniform draw u in [0, 1) taken through the inverse CDF, computed in f64: the first candidate
 //! (highest logit first) whose cumulative probability exceeds u. Runs that see the same logits
-//! and the same rng therefore draw the same token.
+//! and the same rng therefore draw the same token. Banned ids (`Settings::banned`, e.g. the
+//! tokenizer's special tokens) are left out before any of this, as if their logits were -inf.
+//!
+//! ## Streaming
+//!
+//! [`stream`] hands each token to a callback as soon as it is drawn and keeps nothing, so a
+//! program can print as it goes and memory does not grow with the number of tokens (the
+//! context and the cache never exceed max_len). [`generate`] collects the tokens and every
+//! step's logits, for tests and analysis.
 
 use crate::data::Batch;
 use crate::nn::{Cache, Decoder, EncoderDecoder};
@@ -82,14 +90,30 @@ impl Sampling {
 
     /// Choose a token id from `logits` `[V]` (see the module docs for the rule).
     pub fn sample(&self, logits: &[f32], rng: &mut impl Rng) -> Result<usize, String> {
+        self.sample_excluding(logits, &[], rng)
+    }
+
+    /// [`Sampling::sample`] as if the logits of the `banned` ids were -inf: they are never
+    /// chosen, and the others keep their relative probabilities. Used to keep special tokens
+    /// (`[PAD]`, `[MASK]`, ...) out of generated text. An error if every id is banned.
+    pub fn sample_excluding(&self, logits: &[f32], banned: &[usize], rng: &mut impl Rng) -> Result<usize, String> {
         self.validate()?;
-        assert!(!logits.is_empty(), "sample: no logits");
         let (k, temperature) = match *self {
-            Sampling::Greedy => return Ok(top_ids(logits, 1)[0]),
+            Sampling::Greedy => (1, 1.0),
             Sampling::Temperature(t) => (logits.len(), t),
             Sampling::TopK { k, temperature } => (k, temperature),
         };
-        let candidates = top_ids(logits, k);
+        let candidates = top_ids_excluding(logits, k, banned);
+        if candidates.is_empty() {
+            return Err(format!(
+                "sampling: no id left to draw ({} logits, {} banned)",
+                logits.len(),
+                banned.len()
+            ));
+        }
+        if *self == Sampling::Greedy {
+            return Ok(candidates[0]);
+        }
         let t = temperature as f64;
         let z = |i: usize| logits[i] as f64 / t; // z_i = logit_i / T
         let z_max = z(candidates[0]); // subtracted for a stable exp
@@ -106,9 +130,9 @@ impl Sampling {
     }
 }
 
-/// The ids of the k highest logits, highest first, ties to the lower id.
-fn top_ids(logits: &[f32], k: usize) -> Vec<usize> {
-    let mut ids: Vec<usize> = (0..logits.len()).collect();
+/// The ids of the k highest logits, highest first, ties to the lower id, leaving out `banned`.
+pub fn top_ids_excluding(logits: &[f32], k: usize, banned: &[usize]) -> Vec<usize> {
+    let mut ids: Vec<usize> = (0..logits.len()).filter(|i| !banned.contains(i)).collect();
     ids.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
     ids.truncate(k.min(logits.len()));
     ids
@@ -221,9 +245,21 @@ fn check_inputs(model: Model, prompt: &[usize]) -> Result<(), String> {
     Ok(())
 }
 
-/// Generate `new_tokens` tokens after `prompt`, with or without the KV cache; see the module
-/// docs for the context window and sampling rules. Errors: an empty prompt (or source), an id
-/// outside the vocabulary, bad sampling settings, a model with segment embeddings.
+/// What [`stream`] is asked for, besides the model, the prompt and the rng.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings<'a> {
+    /// How many tokens to generate.
+    pub new_tokens: usize,
+    /// How each is chosen.
+    pub sampling: Sampling,
+    /// Use the KV cache (the same tokens, faster).
+    pub use_cache: bool,
+    /// Ids never drawn (as if their logits were -inf), e.g. the tokenizer's special tokens.
+    pub banned: &'a [usize],
+}
+
+/// Generate `new_tokens` tokens after `prompt`, with or without the KV cache, keeping every
+/// token and the logits it was drawn from; see [`stream`], which this calls with no banned ids.
 pub fn generate(
     model: Model,
     params: &Params,
@@ -233,6 +269,42 @@ pub fn generate(
     use_cache: bool,
     rng: &mut impl Rng,
 ) -> Result<Generation, String> {
+    let settings = Settings {
+        new_tokens,
+        sampling: *sampling,
+        use_cache,
+        banned: &[],
+    };
+    let mut out = Generation::default();
+    stream(model, params, prompt, &settings, rng, |token, logits| {
+        out.tokens.push(token);
+        out.logits.push(logits.to_vec());
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Generate `settings.new_tokens` tokens after `prompt`, handing each to `on_token` (with the
+/// logits `[V]` it was drawn from) as soon as it is drawn, so that a caller can print it at
+/// once; an error from `on_token` (a closed pipe, say) stops generation and is returned.
+/// Nothing is kept here: memory does not grow with the number of tokens. See the module docs
+/// for the context window and sampling rules. Errors: an empty prompt (or source), an id
+/// outside the vocabulary, bad sampling settings, a model with segment embeddings, every id
+/// banned.
+pub fn stream(
+    model: Model,
+    params: &Params,
+    prompt: &[usize],
+    settings: &Settings,
+    rng: &mut impl Rng,
+    mut on_token: impl FnMut(usize, &[f32]) -> Result<(), String>,
+) -> Result<(), String> {
+    let Settings {
+        new_tokens,
+        sampling,
+        use_cache,
+        banned,
+    } = *settings;
     sampling.validate()?;
     check_inputs(model, prompt)?;
     let runner = Runner::new(model, params);
@@ -244,11 +316,9 @@ pub fn generate(
     let mut context = prompt[prompt.len().saturating_sub(max_len)..].to_vec();
     let mut cache = runner.new_cache();
     let mut logits = runner.logits(&context, use_cache.then_some(&mut cache)); // prefill
-    let mut out = Generation::default();
     for i in 0..new_tokens {
-        let token = sampling.sample(&logits, rng)?;
-        out.tokens.push(token);
-        out.logits.push(logits);
+        let token = sampling.sample_excluding(&logits, banned, rng)?;
+        on_token(token, &logits)?;
         if i + 1 == new_tokens {
             break; // the last token's own logits are not needed
         }
@@ -266,5 +336,5 @@ pub fn generate(
             (false, _) => runner.logits(&context, None),
         };
     }
-    Ok(out)
+    Ok(())
 }

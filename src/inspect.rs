@@ -16,9 +16,49 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
     order
 }
 
+/// The ids of the tokenizer's five special tokens (`[PAD]` `[UNK]` `[CLS]` `[SEP]` `[MASK]`):
+/// never text a model should produce, so never sampled or suggested.
+pub fn special_ids(tokenizer: &Tokenizer) -> Vec<usize> {
+    let s = tokenizer.specials();
+    vec![s.pad, s.unk, s.cls, s.sep, s.mask]
+}
+
+/// [`top_k`] leaving out the `banned` ids (for example [`special_ids`]).
+pub fn top_k_excluding(row: &[f32], k: usize, banned: &[usize]) -> Vec<usize> {
+    crate::generate::top_ids_excluding(row, k, banned)
+}
+
+/// The characters of `text` the tokenizer has no token for (each becomes `[UNK]`), in order
+/// of first appearance, each once. Always empty for byte-level BPE, which encodes every byte.
+pub fn unknown_chars(tokenizer: &Tokenizer, text: &str) -> Vec<char> {
+    let unk = tokenizer.specials().unk;
+    let mut unknown = Vec::new();
+    for c in text.chars() {
+        if !unknown.contains(&c) && tokenizer.encode(c.encode_utf8(&mut [0; 4])).contains(&unk) {
+            unknown.push(c);
+        }
+    }
+    unknown
+}
+
+/// A warning for stderr if `text` has characters outside the vocabulary, naming them; `what`
+/// is what the text is ("the prompt").
+pub fn unknown_chars_warning(tokenizer: &Tokenizer, text: &str, what: &str) -> Option<String> {
+    let unknown = unknown_chars(tokenizer, text);
+    if unknown.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
+    Some(format!(
+        "warning: {what} has characters outside the model's vocabulary, read as [UNK]: {}",
+        listed.join(" ")
+    ))
+}
+
 /// For `lines` validation lines of at least 24 characters: mask 3 of their letters, give the
 /// model the line with the text before it as context (`seq_len` tokens in all), and print its
-/// top 5 guesses at each masked position, `*` marking the right answer.
+/// top 5 guesses at each masked position (special tokens left out), `*` marking the right
+/// answer.
 pub fn show_fill_mask(
     model: &MaskedLm,
     params: &Params,
@@ -29,6 +69,7 @@ pub fn show_fill_mask(
 ) {
     println!("\nfill-mask on validation lines (_ = masked; top 5 guesses, * = the right answer):");
     let mut rng = StdRng::seed_from_u64(7);
+    let specials = special_ids(tokenizer);
     let candidates: Vec<(usize, &str)> = val_text
         .match_indices('\n')
         .zip(val_text.split('\n').skip(1))
@@ -74,14 +115,14 @@ pub fn show_fill_mask(
         let probs = model.probabilities(params, &Batch::new(x_masked, 1, n), &positions);
         for (&p, row) in positions.iter().zip(&probs) {
             let original = ids[p];
-            let guesses: Vec<String> = top_k(row, 5)
+            let guesses: Vec<String> = top_k_excluding(row, 5, &specials)
                 .iter()
                 .map(|&v| {
                     let mark = if v == original { "*" } else { "" };
                     format!("{mark}{:?} {:.2}", tokenizer.decode(&[v]), row[v])
                 })
                 .collect();
-            let rank = top_k(row, row.len())
+            let rank = top_k_excluding(row, row.len(), &specials)
                 .iter()
                 .position(|&v| v == original)
                 .expect("every id is ranked")

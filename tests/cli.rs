@@ -67,3 +67,94 @@ fn usage_lists_each_described_flag_with_the_default_in_force() {
         "--help: stop"
     );
 }
+
+#[test]
+fn stray_positional_words_are_refused_unless_declared() {
+    // A training example declares no positional words: `--steps 3 oops` is an error naming it.
+    let mut f = parse(&["--steps", "3", "oops"]).unwrap();
+    assert_eq!(f.arg("steps", 1usize, "updates").unwrap(), 3);
+    let e = f.finish().unwrap_err();
+    assert!(e.contains("\"oops\"") && e.contains("only flags"), "{e}");
+    assert!(f.help_or_finish("mlm").is_err());
+    // A program that takes exactly one word refuses none and two, and accepts one.
+    let one = |args: &[&str]| {
+        let mut f = parse(args).unwrap();
+        f.takes_positional(1, 1, "a sentence");
+        f.finish()
+    };
+    assert!(one(&["a b"]).is_ok());
+    let e = one(&[]).unwrap_err();
+    assert!(
+        e.contains("expected 1") && e.contains("a sentence") && e.contains("none"),
+        "{e}"
+    );
+    let e = one(&["a", "b"]).unwrap_err();
+    assert!(
+        e.contains("expected 1") && e.contains("got 2") && e.contains("\"b\""),
+        "{e}"
+    );
+    // Zero or one.
+    let mut f = parse(&[]).unwrap();
+    f.takes_positional(0, 1, "a prompt");
+    assert!(f.finish().is_ok());
+}
+
+/// The number before " GB" in the first place the message gives one.
+fn gb_in(message: &str) -> f64 {
+    let before = &message[..message.find(" GB").expect("an estimate in GB")];
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_memory_estimate_passes_the_toy_defaults_and_refuses_huge_flags() {
+    use microlm::recipe::Recipe;
+    let vocab = 70; // Tiny Shakespeare's characters and the 5 specials
+    let laptop = Some(8e9);
+    assert!(Recipe::default().check_memory(vocab, laptop).is_ok());
+    assert!(Recipe::nanogpt_cpu().check_memory(vocab, laptop).is_ok());
+    // The clm example's model: 811,334 parameters (what the example prints).
+    assert_eq!(Recipe::nanogpt_cpu().parameter_estimate(vocab), 811_334.0);
+
+    let big = Some(64e9);
+    // --seq-len 100000: the attention scores alone are batch * heads * seq_len^2 * layers f32s.
+    let long = Recipe {
+        seq_len: 100_000,
+        ..Recipe::default()
+    };
+    let e = long.check_memory(vocab, big).unwrap_err();
+    let scores_gb = 32.0 * 4.0 * 1e10 * 4.0 * 4.0 / 1e9;
+    assert!(gb_in(&e) >= scores_gb, "{e}");
+    assert!(e.contains("--seq-len 100000") && e.contains("64.0 GB"), "{e}");
+    // --batch 1000000: one d_model-wide f32 per token per layer alone is 262 GB.
+    let wide = Recipe {
+        batch: 1_000_000,
+        ..Recipe::default()
+    };
+    let e = wide.check_memory(vocab, big).unwrap_err();
+    assert!(gb_in(&e) >= 1e6 * 128.0 * 128.0 * 4.0 * 4.0 / 1e9, "{e}");
+    assert!(e.contains("--batch 1000000"), "{e}");
+    // Memory unknown: no check.
+    assert!(long.check_memory(vocab, None).is_ok());
+}
+
+#[test]
+fn prompt_characters_outside_the_vocabulary_are_named() {
+    use microlm::inspect::{special_ids, unknown_chars, unknown_chars_warning};
+    let tok = Tokenizer::Char(CharTokenizer::from_text("abc de"));
+    assert_eq!(unknown_chars(&tok, "bad cab"), Vec::<char>::new());
+    assert_eq!(unknown_chars(&tok, "aé z€zé"), vec!['é', 'z', '€']);
+    let w = unknown_chars_warning(&tok, "ax", "the prompt").unwrap();
+    assert!(
+        w.contains("the prompt") && w.contains("'x'") && w.contains("[UNK]"),
+        "{w}"
+    );
+    assert_eq!(unknown_chars_warning(&tok, "cab", "the prompt"), None);
+    // Byte-level BPE has a token for every byte: nothing is unknown.
+    let bpe = Tokenizer::Bpe(BpeTokenizer::train("abc de", 256 + 5 + 2));
+    assert!(unknown_chars(&bpe, "é€").is_empty());
+    // The five specials, whatever their ids.
+    for t in [&tok, &bpe] {
+        let names: Vec<String> = special_ids(t).iter().map(|&id| t.decode(&[id])).collect();
+        assert_eq!(names, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]);
+    }
+}

@@ -3,7 +3,7 @@
 //! its rules.
 
 use microlm::data::Batch;
-use microlm::generate::{generate, Generation, Model, Sampling};
+use microlm::generate::{generate, stream, Generation, Model, Sampling, Settings};
 use microlm::nn::{Cache, Decoder, EncoderDecoder, NormPlacement, TransformerConfig};
 use microlm::{Params, Tape};
 use rand::rngs::StdRng;
@@ -373,4 +373,67 @@ fn the_same_seed_gives_the_same_tokens() {
         assert_ne!(a.tokens, c.tokens, "another seed should draw other tokens");
     }
     assert_eq!(run(&d, &p, &[7], 0, &s, true, 1), Generation::default());
+}
+
+/// The decoder with its output bias raised at `favoured`, so that every step's logits favour it.
+fn favouring(favoured: usize) -> (Decoder, Params) {
+    let (d, mut p) = model(NormPlacement::Pre);
+    let bias = p.find("decoder.lm_head.bias").expect("the output bias");
+    p.value_mut(bias)[favoured] += 30.0;
+    (d, p)
+}
+
+#[test]
+fn banned_ids_are_never_drawn_even_when_favoured() {
+    let banned = [0, 1, 2, 3, 4]; // where a tokenizer keeps its special tokens
+    let (d, p) = favouring(3);
+    let samplings = [
+        Sampling::Greedy,
+        Sampling::Temperature(2.0),
+        Sampling::TopK { k: 3, temperature: 1.0 },
+    ];
+    for s in samplings {
+        // Unbanned, the model draws the favoured id every time...
+        let free = run(&d, &p, &[5, 6], 30, &s, true, 1);
+        assert!(free.tokens.iter().all(|&t| t == 3), "{s:?}: {:?}", free.tokens);
+        // ...banned, never, with or without the cache, and each token arrives as it is drawn.
+        for cache in [true, false] {
+            let settings = Settings {
+                new_tokens: 30,
+                sampling: s,
+                use_cache: cache,
+                banned: &banned,
+            };
+            let mut seen = Vec::new();
+            stream(
+                Model::Decoder(&d),
+                &p,
+                &[5, 6],
+                &settings,
+                &mut StdRng::seed_from_u64(1),
+                |t, logits| {
+                    assert_eq!(logits.len(), VOCAB);
+                    seen.push(t);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(seen.len(), 30);
+            assert!(
+                seen.iter().all(|t| !banned.contains(t)),
+                "{s:?} cache {cache}: {seen:?}"
+            );
+        }
+    }
+    // The sampler itself: logits that put nearly all the mass on id 1.
+    let logits = [0.0, 40.0, 1.0, 0.5];
+    let mut rng = StdRng::seed_from_u64(2);
+    for s in samplings {
+        for _ in 0..500 {
+            assert_ne!(s.sample_excluding(&logits, &[1], &mut rng).unwrap(), 1, "{s:?}");
+        }
+    }
+    assert_eq!(Sampling::Greedy.sample_excluding(&logits, &[1], &mut rng), Ok(2));
+    let all = Sampling::Greedy.sample_excluding(&logits, &[0, 1, 2, 3], &mut rng);
+    assert!(all.unwrap_err().contains("no id left"));
 }
