@@ -98,7 +98,7 @@ fn main() {
         |tape, params, rng| {
             let done = calls;
             calls += 1;
-            if done % every == 0 {
+            if done.is_multiple_of(every) {
                 if let Some(kb) = rss_kb() {
                     println!(
                         "step {done:>6}  RSS {:>8.1} MB  ({:.0} s)",

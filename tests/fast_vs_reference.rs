@@ -46,7 +46,7 @@ fn compare(what: &str, got: &T, want: &T, tol: impl Fn(&[usize]) -> f32) -> Resu
         } else {
             diff / t
         };
-        if worst.as_ref().map_or(true, |w| ratio > w.0) {
+        if worst.as_ref().is_none_or(|w| ratio > w.0) {
             worst = Some((ratio, idx, g, w, t));
         }
     }

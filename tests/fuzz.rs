@@ -336,7 +336,7 @@ fn mutate(base: &[u8], m: &Mutation) -> Vec<u8> {
             let meta = find(header, b"\"__metadata__\"").map(|s| (s, s + find(&header[s..], b"}").unwrap()));
             let runs: Vec<(usize, usize)> = digit_runs(header)
                 .into_iter()
-                .filter(|&(s, _)| meta.map_or(true, |(a, b)| s < a || s > b))
+                .filter(|&(s, _)| meta.is_none_or(|(a, b)| s < a || s > b))
                 .collect();
             if runs.is_empty() {
                 return out;

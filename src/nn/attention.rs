@@ -45,7 +45,7 @@ impl MultiHeadAttention {
     /// Register `{name}.{q,k,v,out}_proj.{weight,bias}`. d_model must be divisible by heads.
     pub fn new(params: &mut Params, name: &str, d_model: usize, heads: usize, rng: &mut impl Rng) -> Self {
         assert!(
-            heads > 0 && d_model % heads == 0,
+            heads > 0 && d_model.is_multiple_of(heads),
             "MultiHeadAttention: d_model {d_model} is not divisible by heads {heads}"
         );
         MultiHeadAttention {

@@ -160,7 +160,7 @@ impl TransformerConfig {
         if self.heads == 0 {
             return fail("heads", "must be at least 1".into());
         }
-        if self.d_model % self.heads != 0 {
+        if !self.d_model.is_multiple_of(self.heads) {
             return fail(
                 "d_model",
                 format!("{} is not divisible by heads = {}", self.d_model, self.heads),
