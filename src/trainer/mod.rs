@@ -24,108 +24,21 @@
 //! update s repeats exactly what an uninterrupted run does from s onwards. Validation must not
 //! draw from a generator that lives across updates: its batches are a function of fixed seeds.
 
+mod config;
+
+pub use config::{run_settings, TrainConfig};
+
 use crate::checkpoint;
 use crate::metrics::{MetricsLog, Record};
 use crate::objectives::Evaluation;
-use crate::optim::{clip_grad_norm, LrSchedule, Optimizer};
+use crate::optim::{clip_grad_norm, Optimizer};
 use crate::{CrossEntropy, Params, Tape};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-/// How to train; [`TrainConfig::validate`] checks it.
-#[derive(Clone, Debug)]
-pub struct TrainConfig {
-    /// Number of updates.
-    pub steps: usize,
-    /// Learning rate per update.
-    pub schedule: LrSchedule,
-    /// Clip the global gradient norm to this; `None` disables clipping.
-    pub grad_clip: Option<f32>,
-    /// Print a progress line every this many updates.
-    pub log_every: usize,
-    /// Validate every this many updates (and before the first and after the last).
-    pub eval_every: usize,
-    /// Save a checkpoint every this many updates (and after the last).
-    pub checkpoint_every: usize,
-    /// Seeds every update's random draws.
-    pub seed: u64,
-    /// Where `checkpoint.safetensors`, `metrics.csv` and `loss.svg` go.
-    pub out_dir: PathBuf,
-    /// Continue from this checkpoint instead of starting at update 0.
-    pub resume: Option<PathBuf>,
-    /// Tokens one update sees, for tokens/s.
-    pub tokens_per_step: usize,
-    /// Print progress lines (tests turn them off).
-    pub verbose: bool,
-}
-
-impl TrainConfig {
-    /// Check every field; the error names it.
-    pub fn validate(&self) -> Result<(), String> {
-        self.schedule.validate()?;
-        for (name, v) in [
-            ("steps", self.steps),
-            ("log_every", self.log_every),
-            ("eval_every", self.eval_every),
-            ("checkpoint_every", self.checkpoint_every),
-        ] {
-            if v == 0 {
-                return Err(format!("TrainConfig: {name} must be at least 1"));
-            }
-        }
-        if let Some(c) = self.grad_clip {
-            if !(c > 0.0 && c.is_finite()) {
-                return Err(format!("TrainConfig: grad_clip {c} must be positive and finite"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The checkpoint file in `out_dir`.
-    pub fn checkpoint_path(&self) -> PathBuf {
-        self.out_dir.join("checkpoint.safetensors")
-    }
-
-    /// The settings that shape the updates (`train.*`): steps, seed, schedule and clipping.
-    /// Logging, validation and checkpoint intervals do not change the run and are left out.
-    pub fn settings(&self) -> BTreeMap<String, String> {
-        let s = &self.schedule;
-        let clip = self.grad_clip.map_or("none".to_string(), |c| c.to_string());
-        [
-            ("train.steps", self.steps.to_string()),
-            ("train.seed", self.seed.to_string()),
-            ("train.lr", s.peak.to_string()),
-            ("train.warmup", s.warmup.to_string()),
-            ("train.schedule_total", s.total.to_string()),
-            ("train.min_lr", s.floor.to_string()),
-            ("train.decay", format!("{:?}", s.decay).to_lowercase()),
-            ("train.grad_clip", clip),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
-}
-
-/// Every setting of a run, as checkpoints store it and resume compares it: `metadata` (the
-/// model's config and objective settings, the tokenizer, the data settings) with the trainer's
-/// and the optimizer's own.
-pub fn run_settings(
-    config: &TrainConfig,
-    optimizer: &Optimizer,
-    params: &Params,
-    metadata: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut all = metadata.clone();
-    all.extend(config.settings());
-    all.extend(optimizer.settings(params));
-    all
-}
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq)]

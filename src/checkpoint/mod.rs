@@ -23,10 +23,13 @@
 //!   optimizer's state to be complete (see [`WITHOUT_STATE_KEY`]).
 //! - A save first removes temporary files that killed saves of the same target left behind.
 
-use crate::nn::TransformerConfig;
-use crate::optim::Optimizer;
+mod model;
+mod training;
+
+pub use model::{check_config_against_tensors, load_model};
+pub use training::{check_metadata, load_training, save_training, WITHOUT_STATE_KEY};
+
 use crate::tensor::Tensor;
-use crate::tokenizer::Tokenizer;
 use crate::Params;
 use ndarray::IxDyn;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -114,7 +117,7 @@ fn remove_stale_temporaries(path: &Path, file_name: &str) {
 }
 
 /// Whether `name` is an optimizer's state tensor (`adamw.*` or `sgd.*`, see
-/// [`Optimizer::state`]) rather than a model parameter.
+/// [`Optimizer::state`](crate::optim::Optimizer::state)) rather than a model parameter.
 pub fn is_optimizer_state(name: &str) -> bool {
     name.starts_with("adamw.") || name.starts_with("sgd.")
 }
@@ -220,207 +223,4 @@ pub fn assign(
         *params.value_mut(id) = t;
     }
     Ok(ckpt.metadata)
-}
-
-/// The metadata key listing (comma-separated) the parameters that had no optimizer state when
-/// the checkpoint was saved, because they had not received a gradient yet.
-pub const WITHOUT_STATE_KEY: &str = "optim.without_state";
-
-/// Save a training run to `path` (atomically): the parameters, the optimizer's state (named
-/// `adamw.*` or `sgd.*`), `train.step`, [`WITHOUT_STATE_KEY`] and `metadata`, which holds every
-/// setting of the run.
-pub fn save_training(
-    path: &Path,
-    params: &Params,
-    optimizer: &Optimizer,
-    step: usize,
-    metadata: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    let mut all = params.clone(); // shares storage, copies nothing
-    for (name, tensor) in optimizer.state(params) {
-        all.add(name, tensor);
-    }
-    let mut meta = metadata.clone();
-    meta.insert("train.step".into(), step.to_string());
-    meta.insert(WITHOUT_STATE_KEY.into(), optimizer.without_state(params).join(","));
-    save(path, &all, &meta).map_err(|e| e.to_string())
-}
-
-/// Restore a run written by [`save_training`] into `params` and `optimizer`, after checking
-/// that every entry of `expected` (the settings this run asks for) equals the checkpoint's; the
-/// error lists every difference. Returns the step to continue from.
-///
-/// Every tensor must be a parameter or optimizer state ([`is_optimizer_state`]), and finite.
-/// The optimizer's state must be complete: every parameter not listed under
-/// [`WITHOUT_STATE_KEY`] must have all its state tensors ([`Optimizer::state_names`]), so a lost
-/// moment is an error rather than a silent restart from zero.
-pub fn load_training(
-    path: &Path,
-    params: &mut Params,
-    optimizer: &mut Optimizer,
-    expected: &BTreeMap<String, String>,
-) -> Result<usize, String> {
-    let ckpt = read(path).map_err(|e| e.to_string())?;
-    check_metadata(path, &ckpt.metadata, expected)?;
-    let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
-    let raw = ckpt
-        .metadata
-        .get("train.step")
-        .ok_or_else(|| in_file("no 'train.step' in its metadata".into()))?;
-    let step: usize = raw.parse().map_err(|e| in_file(format!("train.step {raw:?}: {e}")))?;
-    // Model tensors are the ones the parameter store names; optimizer state is `adamw.*` or
-    // `sgd.*`; anything else is refused.
-    let (model, state): (BTreeMap<_, _>, BTreeMap<_, _>) = ckpt
-        .tensors
-        .into_iter()
-        .partition(|(name, _)| params.find(name).is_some());
-    if let Some(extra) = state.keys().find(|n| !is_optimizer_state(n)) {
-        return Err(in_file(format!(
-            "tensor '{extra}' is neither a parameter of this model nor optimizer state"
-        )));
-    }
-    for (name, t) in &state {
-        check_finite(path, name, t).map_err(|e| e.to_string())?;
-    }
-    check_state_complete(params, optimizer, &ckpt.metadata, &state).map_err(in_file)?;
-    let model = Checkpoint {
-        tensors: model,
-        metadata: ckpt.metadata,
-    };
-    assign(path, model, params).map_err(|e| e.to_string())?;
-    optimizer.load_state(params, step as u64, &state).map_err(in_file)?;
-    Ok(step)
-}
-
-/// Every parameter not listed under [`WITHOUT_STATE_KEY`] has all its state tensors in `state`.
-fn check_state_complete(
-    params: &Params,
-    optimizer: &Optimizer,
-    metadata: &BTreeMap<String, String>,
-    state: &BTreeMap<String, Tensor>,
-) -> Result<(), String> {
-    let Some(listed) = metadata.get(WITHOUT_STATE_KEY) else {
-        return Err(format!(
-            "no '{WITHOUT_STATE_KEY}' in its metadata, so its optimizer state cannot be checked"
-        ));
-    };
-    let without: Vec<&str> = listed.split(',').filter(|n| !n.is_empty()).collect();
-    for id in params.ids() {
-        let name = params.name(id);
-        if without.contains(&name) {
-            continue;
-        }
-        if let Some(missing) = optimizer.state_names(name).into_iter().find(|s| !state.contains_key(s)) {
-            return Err(format!(
-                "optimizer state '{missing}' is missing, and '{WITHOUT_STATE_KEY}' does not list '{name}' as a parameter without state"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Refuse a checkpoint whose metadata disagrees with `expected` on any key; the error lists
-/// every difference.
-pub fn check_metadata(
-    path: &Path,
-    found: &BTreeMap<String, String>,
-    expected: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    let differences: Vec<String> = expected
-        .iter()
-        .filter(|(key, want)| found.get(*key) != Some(*want))
-        .map(|(key, want)| match found.get(key) {
-            Some(have) => format!("{key} is {have} there, {want} here"),
-            None => format!("{key} is missing there, {want} here"),
-        })
-        .collect();
-    if differences.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "checkpoint {} was made with other settings than this run asks for: {}",
-            path.display(),
-            differences.join("; ")
-        ))
-    }
-}
-
-/// Rebuild a trained model for inference: read the checkpoint, rebuild its config and tokenizer
-/// from the metadata, check that they agree with each other and with the tensors' shapes
-/// ([`check_config_against_tensors`]), let `build(config, tokenizer, metadata, params)`
-/// register the model's parameters, then fill them from the file. Optimizer state in the file
-/// is skipped; any other tensor that is not a parameter is refused. Every error names the file.
-pub fn load_model<M>(
-    path: &Path,
-    build: impl FnOnce(&TransformerConfig, &Tokenizer, &BTreeMap<String, String>, &mut Params) -> Result<M, String>,
-) -> Result<(M, Params, Tokenizer), String> {
-    let mut ckpt = read(path).map_err(|e| e.to_string())?;
-    let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
-    let config = TransformerConfig::from_metadata(&ckpt.metadata).map_err(in_file)?;
-    let tokenizer = Tokenizer::from_metadata(&ckpt.metadata).map_err(in_file)?;
-    if tokenizer.vocab_size() != config.vocab_size {
-        return Err(in_file(format!(
-            "the tokenizer in the metadata has {} ids, but config.vocab_size is {}",
-            tokenizer.vocab_size(),
-            config.vocab_size
-        )));
-    }
-    check_config_against_tensors(&config, &ckpt.tensors).map_err(in_file)?;
-    let mut params = Params::new();
-    let model = build(&config, &tokenizer, &ckpt.metadata, &mut params).map_err(in_file)?;
-    if let Some(extra) = ckpt
-        .tensors
-        .keys()
-        .find(|n| params.find(n).is_none() && !is_optimizer_state(n))
-    {
-        return Err(in_file(format!(
-            "tensor '{extra}' is neither a parameter of this model nor optimizer state"
-        )));
-    }
-    ckpt.tensors.retain(|name, _| params.find(name).is_some()); // skip the optimizer's state
-    assign(path, ckpt, &mut params).map_err(|e| e.to_string())?;
-    Ok((model, params, tokenizer))
-}
-
-/// Before a model is built from `config`: every `*.token_embedding.weight` in `tensors` must have
-/// shape [vocab_size, d_model], and every stack (`{stack}.layers.{i}.*`) must hold exactly the
-/// layers 0..config.layers. The error names the config field and the tensor.
-pub fn check_config_against_tensors(
-    config: &TransformerConfig,
-    tensors: &BTreeMap<String, Tensor>,
-) -> Result<(), String> {
-    let want = [config.vocab_size, config.d_model];
-    for (name, t) in tensors.iter().filter(|(n, _)| n.ends_with("token_embedding.weight")) {
-        if t.shape() != want {
-            return Err(format!(
-                "config.vocab_size = {} and config.d_model = {} call for shape {want:?}, but tensor '{name}' has shape {:?}",
-                config.vocab_size,
-                config.d_model,
-                t.shape()
-            ));
-        }
-    }
-    // Layer indices per stack prefix ("encoder", "decoder", ...).
-    let mut stacks: BTreeMap<&str, std::collections::BTreeSet<usize>> = BTreeMap::new();
-    for name in tensors.keys().filter(|n| !is_optimizer_state(n)) {
-        if let Some((stack, rest)) = name.split_once(".layers.") {
-            let index = rest.split('.').next().and_then(|i| i.parse::<usize>().ok());
-            let Some(index) = index else {
-                return Err(format!("tensor '{name}' has no layer number after '.layers.'"));
-            };
-            stacks.entry(stack).or_default().insert(index);
-        }
-    }
-    for (stack, indices) in stacks {
-        let expected: std::collections::BTreeSet<usize> = (0..config.layers).collect();
-        if indices != expected {
-            let found: Vec<String> = indices.iter().map(|i| i.to_string()).collect();
-            return Err(format!(
-                "config.layers = {}, but the tensors '{stack}.layers.{{i}}.*' hold layers {}",
-                config.layers,
-                found.join(", ")
-            ));
-        }
-    }
-    Ok(())
 }
