@@ -14,7 +14,7 @@
 //!    positions chosen, 80% of those become `[MASK]`, 10% a random token, 10% unchanged; see
 //!    `src/objectives/mlm.rs`), and minimises the cross-entropy of the originals there.
 //! 3. AdamW (lr 1e-3, weight decay 0.01 except on biases, LayerNorm and embeddings), 100 warmup
-//!    steps then cosine decay to 1e-4, gradient norm clipped at 1 (`src/recipe.rs`).
+//!    steps then cosine decay to 1e-4, gradient norm clipped at 1 (`src/recipe/`).
 //! 4. Every 100 steps it measures the loss and masked-token accuracy on 50 fixed validation
 //!    batches (the same windows and masks every time, whatever the seed).
 //! 5. At the end it fills in masked characters of validation lines, showing its top 5 guesses.

@@ -2,9 +2,9 @@
 //! struct that owns the ids of its parameters and has a `forward` written with the tape's ops.
 //!
 //! Reading order: `init.rs`, `linear.rs`, `embedding.rs`, `layer_norm.rs`, `dropout.rs`,
-//! `positional.rs`, `attention.rs` (multi-head), `kv_cache.rs`, `feed_forward.rs`, `output.rs`, `mlm_head.rs`, `config.rs`,
-//! `encoder_layer.rs`, `decoder_layer.rs`, `encoder.rs`, `decoder.rs`, `encoder_decoder.rs`,
-//! then `checkpoint.rs`.
+//! `positional.rs`, `attention.rs` (multi-head), `kv_cache.rs`, `feed_forward.rs`, `output.rs`,
+//! `mlm_head.rs`, `config.rs`, `encoder_layer.rs`, `decoder_layer.rs`, `encoder.rs`, `decoder.rs`,
+//! `encoder_decoder.rs`.
 //!
 //! Every layer's `forward(&self, tape, params, ...)` takes the tape it records on and the
 //! parameter store its ids point into.
