@@ -114,6 +114,14 @@ pub struct TransformerConfig {
     /// Multiply token embeddings by sqrt(d_model) before adding positions, as the paper does
     /// (section 3.4).
     pub scale_embeddings: bool,
+    /// Standard deviation of the token embedding's initial values; `None` picks 1/sqrt(d_model)
+    /// under the sqrt(d) scale (so the scaled vectors have unit size) and 0.02 (BERT's) without it.
+    pub token_init_std: Option<f32>,
+    /// A LayerNorm on the embedding sum, before the first layer (BERT's `embeddings.LayerNorm`).
+    pub embedding_norm: bool,
+    /// A factor on the sinusoidal table: 1 adds the paper's PE; smaller values quieten the
+    /// positions relative to the token vectors.
+    pub position_scale: f32,
     /// LayerNorm's eps.
     pub layer_norm_eps: f32,
 }
@@ -135,6 +143,9 @@ impl TransformerConfig {
             tie_embeddings: true,
             type_vocab_size: 0,
             scale_embeddings: true,
+            token_init_std: None,
+            embedding_norm: false,
+            position_scale: 1.0,
             layer_norm_eps: 1e-5,
         }
     }
@@ -177,6 +188,17 @@ impl TransformerConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return fail("dropout", format!("{} is not in [0, 1)", self.dropout));
+        }
+        if let Some(std) = self.token_init_std {
+            if !(std > 0.0 && std.is_finite()) {
+                return fail("token_init_std", format!("{std} must be positive and finite"));
+            }
+        }
+        if !(self.position_scale >= 0.0 && self.position_scale.is_finite()) {
+            return fail(
+                "position_scale",
+                format!("{} must be finite and not negative", self.position_scale),
+            );
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
             return fail(
@@ -251,6 +273,12 @@ impl TransformerConfig {
             ("tie_embeddings", self.tie_embeddings.to_string()),
             ("type_vocab_size", self.type_vocab_size.to_string()),
             ("scale_embeddings", self.scale_embeddings.to_string()),
+            (
+                "token_init_std",
+                self.token_init_std.map_or("auto".into(), |s| s.to_string()),
+            ),
+            ("embedding_norm", self.embedding_norm.to_string()),
+            ("position_scale", self.position_scale.to_string()),
             ("layer_norm_eps", self.layer_norm_eps.to_string()),
         ];
         fields.into_iter().map(|(k, v)| (format!("config.{k}"), v)).collect()
@@ -260,7 +288,9 @@ impl TransformerConfig {
     /// field. The result is validated.
     ///
     /// `config.activation` may be missing: checkpoints written before it existed all used exact
-    /// GELU, so a missing key reads as [`Activation::Gelu`].
+    /// GELU, so a missing key reads as [`Activation::Gelu`]. Likewise a missing
+    /// `config.token_init_std` reads as automatic, `config.embedding_norm` as false and
+    /// `config.position_scale` as 1.
     pub fn from_metadata(m: &BTreeMap<String, String>) -> Result<TransformerConfig, String> {
         fn get<T: std::str::FromStr>(m: &BTreeMap<String, String>, field: &str) -> Result<T, String> {
             let key = format!("config.{field}");
@@ -270,12 +300,22 @@ impl TransformerConfig {
             raw.parse()
                 .map_err(|_| format!("checkpoint metadata '{key}' = {raw:?} is not a valid value"))
         }
+        fn get_or<T: std::str::FromStr>(m: &BTreeMap<String, String>, field: &str, default: T) -> Result<T, String> {
+            match m.contains_key(&format!("config.{field}")) {
+                true => get(m, field),
+                false => Ok(default),
+            }
+        }
         let norm: String = get(m, "norm")?;
         let activation = match m.get("config.activation") {
             None => Activation::Gelu,
             Some(a) => Activation::parse(a).ok_or_else(|| {
                 format!("checkpoint metadata 'config.activation' = {a:?} is not gelu, gelu_tanh or relu")
             })?,
+        };
+        let token_init_std = match m.get("config.token_init_std").map(String::as_str) {
+            None | Some("auto") => None,
+            Some(_) => Some(get(m, "token_init_std")?),
         };
         let config = TransformerConfig {
             vocab_size: get(m, "vocab_size")?,
@@ -291,6 +331,9 @@ impl TransformerConfig {
             tie_embeddings: get(m, "tie_embeddings")?,
             type_vocab_size: get(m, "type_vocab_size")?,
             scale_embeddings: get(m, "scale_embeddings")?,
+            token_init_std,
+            embedding_norm: get_or(m, "embedding_norm", false)?,
+            position_scale: get_or(m, "position_scale", 1.0)?,
             layer_norm_eps: get(m, "layer_norm_eps")?,
         };
         config.validate()?;

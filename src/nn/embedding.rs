@@ -4,6 +4,7 @@
 use super::config::TransformerConfig;
 use super::dropout::Dropout;
 use super::init::{normal, INIT_STD};
+use super::layer_norm::LayerNorm;
 use super::positional::sinusoidal_table;
 use crate::data::Batch;
 use crate::tensor::Tensor;
@@ -35,22 +36,25 @@ impl Embedding {
     }
 }
 
-/// The input side of every stack: x = E(ids) * s + S(segments) + PE(t0..t0+T), then dropout, where
-/// s = sqrt(d_model) if `scale_embeddings` (the paper's section 3.4) else 1, S the optional
-/// segment table and PE the fixed sinusoidal table.
+/// The input side of every stack: x = E(ids) * s + S(segments) + a PE(t0..t0+T), then the optional
+/// LayerNorm (`embedding_norm`, BERT's), then dropout, where s = sqrt(d_model) if
+/// `scale_embeddings` (the paper's section 3.4) else 1, S the optional segment table, PE the fixed
+/// sinusoidal table and a its `position_scale` (1 by default).
 ///
-/// Init: E ~ normal(0, 1/sqrt(d_model)) when scaled (so E * s starts at unit scale, as in
-/// fairseq), normal(0, 0.02) otherwise; S ~ normal(0, 0.02).
+/// Init: E ~ normal(0, `token_init_std`), which by default is 1/sqrt(d_model) when scaled (so
+/// E * s starts at unit scale, as in fairseq) and 0.02 otherwise; S ~ normal(0, 0.02).
 #[derive(Clone, Debug)]
 pub struct InputEmbedding {
     /// Token embeddings E, `{name}.token_embedding.weight` [vocab, d].
     pub token: Embedding,
     /// Segment embeddings S, `{name}.segment_embedding.weight` [type_vocab, d], if any.
     pub segment: Option<Embedding>,
-    /// The sinusoidal table [max_len, d] (not a parameter).
+    /// a PE: the sinusoidal table [max_len, d] times `position_scale` (not a parameter).
     pub positions: Tensor,
     /// s: sqrt(d_model) or 1.
     pub scale: f32,
+    /// LayerNorm on the sum, `{name}.embedding_norm.{weight,bias}`, if `embedding_norm`.
+    pub norm: Option<LayerNorm>,
     /// On the sum.
     pub dropout: Dropout,
 }
@@ -61,10 +65,10 @@ impl InputEmbedding {
         let d = config.d_model;
         // With the sqrt(d) scale, E starts at std 1/sqrt(d) so that E * sqrt(d) has unit scale,
         // like the positions it is added to (fairseq's choice); unscaled, BERT's 0.02.
-        let token_std = if config.scale_embeddings {
-            1.0 / (d as f32).sqrt()
-        } else {
-            INIT_STD
+        let token_std = match (config.token_init_std, config.scale_embeddings) {
+            (Some(std), _) => std,
+            (None, true) => 1.0 / (d as f32).sqrt(),
+            (None, false) => INIT_STD,
         };
         let token = Embedding {
             weight: params.add(
@@ -86,12 +90,15 @@ impl InputEmbedding {
         InputEmbedding {
             token,
             segment,
-            positions: sinusoidal_table(config.max_len, d),
+            positions: sinusoidal_table(config.max_len, d) * config.position_scale,
             scale: if config.scale_embeddings {
                 (d as f32).sqrt()
             } else {
                 1.0
             },
+            norm: config
+                .embedding_norm
+                .then(|| LayerNorm::new(params, &format!("{name}.embedding_norm"), d, config.layer_norm_eps)),
             dropout: Dropout { p: config.dropout },
         }
     }
@@ -125,6 +132,10 @@ impl InputEmbedding {
         pe.slice_axis_inplace(ndarray::Axis(0), ndarray::Slice::from(start..start + t)); // [T, D], a view
         let pe = tape.constant(pe);
         let x = tape.add(x, pe); // PE broadcasts over the batch
+        let x = match &self.norm {
+            Some(norm) => norm.forward(tape, params, x), // LN(E s + S + a PE)
+            None => x,
+        };
         self.dropout.forward(tape, x, rng)
     }
 }

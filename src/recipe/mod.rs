@@ -66,6 +66,15 @@ pub struct Recipe {
     pub dropout: f32,
     /// Tie the output projection to the token embedding.
     pub tie: bool,
+    /// Multiply token embeddings by sqrt(d_model) (`--scale-embeddings`).
+    pub scale_embeddings: bool,
+    /// Initial standard deviation of the token embeddings; `None` for the automatic choice
+    /// (`--embedding-std`, see [`TransformerConfig::token_init_std`]).
+    pub embedding_std: Option<f32>,
+    /// A LayerNorm on the embedding sum (`--embedding-norm`).
+    pub embedding_norm: bool,
+    /// A factor on the sinusoidal positions (`--position-scale`).
+    pub position_scale: f32,
     /// The feed-forward's activation: "gelu", "gelu_tanh" or "relu".
     pub activation: String,
     /// Peak learning rate.
@@ -110,6 +119,10 @@ impl Default for Recipe {
             batch: 32,
             dropout: 0.0,
             tie: true,
+            scale_embeddings: true,
+            embedding_std: None,
+            embedding_norm: false,
+            position_scale: 1.0,
             activation: "gelu".into(),
             lr: 1e-3,
             min_lr: 1e-4,
@@ -167,6 +180,16 @@ impl Recipe {
             batch: flags.arg("batch", d.batch, "sequences per update")?,
             dropout: flags.arg("dropout", d.dropout, "dropout probability")?,
             tie: flags.arg("tie", d.tie, "tie the output projection to the token embedding")?,
+            scale_embeddings: flags.arg(
+                "scale-embeddings",
+                d.scale_embeddings,
+                "multiply token vectors by sqrt(d-model)",
+            )?,
+            embedding_std: flags
+                .arg_opt("embedding-std", "token embedding init std (none: automatic)")?
+                .or(d.embedding_std),
+            embedding_norm: flags.arg("embedding-norm", d.embedding_norm, "LayerNorm on the embedding sum")?,
+            position_scale: flags.arg("position-scale", d.position_scale, "factor on the sinusoidal positions")?,
             activation: flags.arg("activation", d.activation, "gelu, gelu_tanh or relu")?,
             lr: flags.arg("lr", d.lr, "peak learning rate")?,
             min_lr: flags.arg("min-lr", d.min_lr, "cosine decay floor")?,
@@ -254,12 +277,16 @@ impl Recipe {
             max_len: self.seq_len,
             dropout: self.dropout,
             tie_embeddings: self.tie,
+            scale_embeddings: self.scale_embeddings,
+            token_init_std: self.embedding_std,
+            embedding_norm: self.embedding_norm,
+            position_scale: self.position_scale,
             activation: Activation::parse(&self.activation).expect("checked by Recipe::check"),
             ..TransformerConfig::toy(data.tokenizer.vocab_size()).with_d_model(self.d_model)
         };
-        config
-            .validate()
-            .map_err(|e| format!("{e} (check --d-model, --heads, --layers, --dropout)"))?;
+        config.validate().map_err(|e| {
+            format!("{e} (check --d-model, --heads, --layers, --dropout, --embedding-std, --position-scale)")
+        })?;
         Ok(config)
     }
 
