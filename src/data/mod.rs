@@ -5,11 +5,17 @@
 //!   tokenized and split.
 //! - `windows.rs`: [`Windows`], random windows of consecutive tokens.
 //! - `batch.rs`: [`Batch`], B sequences of token ids with optional lengths and segment ids.
+//! - `documents.rs`: documents and sentences cut from the text, for sentence-pair objectives.
+//! - `pairs.rs`: next-sentence-prediction pairs built from documents, and their batches.
 
 pub mod batch;
 pub mod corpus;
+pub mod documents;
+pub mod pairs;
 pub mod windows;
 
 pub use batch::Batch;
 pub use corpus::{fingerprint, load_text, split, Corpus};
+pub use documents::{tokenize_documents, Document};
+pub use pairs::{make_pairs, NspLabel, Pair, PairBatch};
 pub use windows::Windows;
