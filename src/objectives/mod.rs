@@ -14,9 +14,11 @@
 
 pub mod clm;
 pub mod mlm;
+pub mod nsp;
 
 pub use clm::CausalLm;
 pub use mlm::{mask_tokens, mlm_loss, num_predictions, Branch, MaskedBatch, MaskedLm, MlmConfig, MlmVocab, Selection};
+pub use nsp::{nsp_loss, Bert, BertLoss, NspHead};
 
 use crate::{Tape, Var};
 

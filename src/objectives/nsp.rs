@@ -1,0 +1,169 @@
+//! Next-sentence prediction (NSP), BERT's second pretraining task: read `[CLS] A [SEP] B [SEP]`
+//! and say whether B followed A in the text,
+//!
+//!   L_NSP = -(1/N) sum_b log softmax(W tanh(W_p h_[CLS] + b_p) + c)_{y_b},
+//!
+//! with y_b = 0 for IsNext and 1 for NotNext, and BERT's pretraining loss
+//!
+//!   L = L_MLM + L_NSP.
+//!
+//! Sources: Devlin et al., 2019, "BERT", section 3.1 (Task #2: NSP) and appendix A.2;
+//! google-research/bert `modeling.py` (the pooler: a dense tanh layer over the first token)
+//! and `run_pretraining.py` (`get_next_sentence_output`); transformers' `BertForPreTraining`;
+//! `docs/objectives.md` §2. The pairs are built in `data/pairs.rs`.
+//!
+//! The model, [`Bert`], is the masked LM's encoder (with segment embeddings) and MLM head, plus
+//! the pooler and the two-way classifier, in one pass:
+//!
+//!   h = Encoder(X_masked, segments)              [B, T, D]
+//!   p = tanh(W_p h_[CLS] + b_p)                  [B, D]      (h_[CLS] = h[b, 0])
+//!   s = W p + c                                  [B, 2]
+//!   L = CE(MlmHead(h_M), x_M) + CE(s, y)
+//!
+//! MLM masking applies to both segments and never chooses `[CLS]`, `[SEP]` or padding.
+
+use super::mlm::{mask_tokens, mlm_loss, MaskedBatch, MaskedLm};
+use super::{Evaluation, Tally};
+use crate::data::{NspLabel, PairBatch};
+use crate::nn::{Linear, TransformerConfig};
+use crate::tokenizer::Tokenizer;
+use crate::{CrossEntropy, Params, Tape, Var};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// L_NSP = mean_b CE(s_b, y_b) over the two-way scores `s` [N, 2].
+///
+/// dL/ds_b = (softmax(s_b) - onehot(y_b)) / N.
+pub fn nsp_loss(tape: &mut Tape, s: Var, labels: &[NspLabel]) -> CrossEntropy {
+    let y: Vec<Option<usize>> = labels.iter().map(|y_b| Some(y_b.class())).collect();
+    tape.cross_entropy(s, &y)
+}
+
+/// BERT's pooler and NSP classifier: s = W tanh(W_p h_[CLS] + b_p) + c.
+#[derive(Clone, Debug)]
+pub struct NspHead {
+    /// W_p, b_p: [D, D], `nsp.pooler.*`.
+    pub pooler: Linear,
+    /// W, c: [2, D], `nsp.classifier.*`.
+    pub classifier: Linear,
+}
+
+impl NspHead {
+    /// The pooler and the classifier for hidden states of width `d`.
+    pub fn new(params: &mut Params, d: usize, rng: &mut impl Rng) -> NspHead {
+        NspHead {
+            pooler: Linear::new(params, "nsp.pooler", d, d, true, rng),
+            classifier: Linear::new(params, "nsp.classifier", d, 2, true, rng),
+        }
+    }
+
+    /// h [B, T, D] -> the pooled [CLS] state p = tanh(W_p h_[CLS] + b_p), [B, D].
+    pub fn pool(&self, tape: &mut Tape, params: &Params, h: Var) -> Var {
+        let (b, t, d) = match *tape.shape(h) {
+            [b, t, d] => (b, t, d),
+            ref s => panic!("NspHead::pool: expected h [B, T, D], got {s:?}"),
+        };
+        let rows = tape.reshape(h, &[b * t, d]);
+        let cls: Vec<usize> = (0..b).map(|i| i * t).collect(); // position 0 of each row
+        let h_cls = tape.embedding(rows, &cls, &[b]); // gather, [B, D]
+        let z = self.pooler.forward(tape, params, h_cls); // W_p h_[CLS] + b_p
+        tape.tanh(z)
+    }
+
+    /// h [B, T, D] -> the scores s = W p + c, [B, 2].
+    pub fn forward(&self, tape: &mut Tape, params: &Params, h: Var) -> Var {
+        let p = self.pool(tape, params, h);
+        self.classifier.forward(tape, params, p)
+    }
+}
+
+/// The two losses of one batch. Call `backward` on `total`.
+pub struct BertLoss {
+    /// L_MLM + L_NSP (or L_MLM alone when NSP is off).
+    pub total: Var,
+    /// L_MLM over the masked positions.
+    pub mlm: CrossEntropy,
+    /// L_NSP over the pairs.
+    pub nsp: CrossEntropy,
+}
+
+/// The masked LM (encoder with segments, MLM head) and the NSP head.
+#[derive(Clone, Debug)]
+pub struct Bert {
+    /// Encoder, MLM head and corruption.
+    pub mlm: MaskedLm,
+    /// Pooler and classifier.
+    pub nsp: NspHead,
+    /// Whether L_NSP is part of the loss (false: MLM alone on the same pairs).
+    pub use_nsp: bool,
+}
+
+impl Bert {
+    /// Build it; `config` must have segment embeddings (`type_vocab_size` >= 2).
+    pub fn new(
+        params: &mut Params,
+        config: &TransformerConfig,
+        tokenizer: &Tokenizer,
+        head_transform: bool,
+        use_nsp: bool,
+        rng: &mut impl Rng,
+    ) -> Result<Bert, String> {
+        if config.type_vocab_size < 2 {
+            return Err(format!(
+                "Bert: sentence pairs need segment embeddings, but config.type_vocab_size = {}",
+                config.type_vocab_size
+            ));
+        }
+        let mlm = MaskedLm::new(params, config, tokenizer, head_transform, rng)?;
+        let nsp = NspHead::new(params, config.d_model, rng);
+        Ok(Bert { mlm, nsp, use_nsp })
+    }
+
+    /// z_M [|M|, V] and s [B, 2] of a masked batch, from one pass of the encoder.
+    fn scores(&self, tape: &mut Tape, params: &Params, masked: &MaskedBatch, rng: &mut impl Rng) -> (Var, Var) {
+        let x = &masked.x_masked;
+        let d = self.mlm.encoder.config.d_model;
+        let h = self.mlm.encoder.forward(tape, params, x, rng); // [B, T, D]
+        let rows = tape.reshape(h, &[x.batch * x.seq_len, d]);
+        let positions = &masked.masked_positions;
+        let h_masked = tape.embedding(rows, positions, &[positions.len()]); // h_M, [|M|, D]
+        let z_masked = self.mlm.head.forward(tape, params, h_masked); // [|M|, V]
+        let s = self.nsp.forward(tape, params, h); // [B, 2]
+        (z_masked, s)
+    }
+
+    /// Mask `pairs` with draws from `rng`, run the encoder once, and score both tasks.
+    pub fn loss(&self, tape: &mut Tape, params: &Params, pairs: &PairBatch, rng: &mut impl Rng) -> BertLoss {
+        let masked = mask_tokens(&pairs.x, &self.mlm.vocab, &self.mlm.corruption, rng);
+        let (z_masked, s) = self.scores(tape, params, &masked, rng);
+        let mlm = mlm_loss(tape, z_masked, &masked.labels);
+        let nsp = nsp_loss(tape, s, &pairs.labels);
+        let total = if self.use_nsp {
+            tape.add(mlm.mean, nsp.mean) // L_MLM + L_NSP
+        } else {
+            mlm.mean
+        };
+        BertLoss { total, mlm, nsp }
+    }
+
+    /// Masked-token and NSP loss and accuracy over `batches` in evaluation mode; batch k is
+    /// masked with draws seeded by k alone, as [`MaskedLm::evaluate`] does.
+    pub fn evaluate(&self, params: &Params, batches: &[PairBatch]) -> (Evaluation, Evaluation) {
+        let (mut mlm, mut nsp) = (Tally::default(), Tally::default());
+        for (k, pairs) in batches.iter().enumerate() {
+            let masked = mask_tokens(
+                &pairs.x,
+                &self.mlm.vocab,
+                &self.mlm.corruption,
+                &mut StdRng::seed_from_u64(k as u64),
+            );
+            let mut tape = Tape::no_grad();
+            let (z_masked, s) = self.scores(&mut tape, params, &masked, &mut StdRng::seed_from_u64(0));
+            let targets: Vec<Option<usize>> = masked.labels.iter().map(|&x_i| Some(x_i)).collect();
+            mlm.add(&mut tape, z_masked, &targets);
+            let y: Vec<Option<usize>> = pairs.labels.iter().map(|y_b| Some(y_b.class())).collect();
+            nsp.add(&mut tape, s, &y);
+        }
+        (mlm.finish(), nsp.finish())
+    }
+}

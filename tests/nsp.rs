@@ -1,0 +1,188 @@
+//! Next-sentence prediction: the loss's worked example, the pooler and classifier's gradients,
+//! and where NSP's gradient goes.
+
+use microlm::data::pairs::{make_pairs, pair_batch};
+use microlm::data::{Batch, Document, NspLabel};
+use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
+use microlm::nn::{Encoder, TransformerConfig};
+use microlm::objectives::{nsp_loss, Bert, NspHead};
+use microlm::tokenizer::{CharTokenizer, Tokenizer};
+use microlm::{Params, Tape};
+use ndarray::{array, ArrayD, IxDyn};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn config(vocab: usize) -> TransformerConfig {
+    TransformerConfig {
+        d_model: 8,
+        heads: 2,
+        layers: 1,
+        d_ff: 16,
+        max_len: 16,
+        dropout: 0.0,
+        type_vocab_size: 2,
+        ..TransformerConfig::toy(vocab)
+    }
+}
+
+/// `docs/objectives.md` §2: scores (1, 0); label 0 costs ln(1 + e^-1) = 0.3132617, label 1
+/// costs ln(1 + e) = 1.3132617, and their mean is 0.8132617.
+#[test]
+fn worked_example() {
+    let mut tape = Tape::new();
+    let s = tape.constant(array![[1.0f32, 0.0], [1.0, 0.0]].into_dyn());
+    let l = nsp_loss(&mut tape, s, &[NspLabel::IsNext, NspLabel::NotNext]);
+    assert!((tape.scalar(l.mean) - 0.8132617).abs() < 1e-6);
+    let one = tape.constant(array![[1.0f32, 0.0]].into_dyn());
+    let l = nsp_loss(&mut tape, one, &[NspLabel::IsNext]);
+    assert!((tape.scalar(l.mean) - 0.3132617).abs() < 1e-6);
+}
+
+/// Gradcheck of L_NSP through the classifier, tanh and pooler (all their parameters).
+#[test]
+fn pooler_and_classifier_pass_gradcheck() {
+    let mut params = Params::new();
+    let head = NspHead::new(&mut params, 6, &mut StdRng::seed_from_u64(1));
+    let h = ArrayD::from_shape_fn(IxDyn(&[3, 4, 6]), |ix| {
+        ((ix[0] * 24 + ix[1] * 6 + ix[2]) as f32 * 0.61).sin()
+    });
+    let labels = [NspLabel::NotNext, NspLabel::IsNext, NspLabel::NotNext];
+    let report = gradcheck_params(
+        |tape, params| {
+            let h = tape.constant(h.clone());
+            let s = head.forward(tape, params, h);
+            nsp_loss(tape, s, &labels).mean
+        },
+        &params,
+        GradcheckConfig::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.checked > 0);
+}
+
+/// The loss reads one position: dL/dh is zero at every row but [CLS]'s, and not zero there.
+#[test]
+fn nsp_reads_only_the_cls_state() {
+    let mut params = Params::new();
+    let head = NspHead::new(&mut params, 6, &mut StdRng::seed_from_u64(2));
+    let mut tape = Tape::new();
+    let h = tape.input(ArrayD::from_shape_fn(IxDyn(&[2, 5, 6]), |ix| {
+        ((ix[0] * 30 + ix[1] * 6 + ix[2]) as f32 * 0.37).cos()
+    }));
+    let s = head.forward(&mut tape, &params, h);
+    let l = nsp_loss(&mut tape, s, &[NspLabel::IsNext, NspLabel::NotNext]).mean;
+    let g = tape.backward(l);
+    let dh = g.wrt(h).unwrap();
+    for b in 0..2 {
+        let cls: f32 = (0..6).map(|j| dh[[b, 0, j]].abs()).sum();
+        assert!(cls > 1e-4, "row {b}: [CLS] gets no gradient");
+        for t in 1..5 {
+            assert!(
+                (0..6).all(|j| dh[[b, t, j]] == 0.0),
+                "row {b}, position {t} gets a gradient"
+            );
+        }
+    }
+}
+
+/// Through a one-layer encoder, NSP's gradient reaches the embedding of a token at a real
+/// position (through [CLS]'s attention to it) and never that of a token only in the padding,
+/// which no query attends to.
+#[test]
+fn nsp_gradient_reaches_tokens_through_attention_only() {
+    let mut params = Params::new();
+    let mut rng = StdRng::seed_from_u64(3);
+    let encoder = Encoder::new(&mut params, "encoder", &config(10), &mut rng).unwrap();
+    let head = NspHead::new(&mut params, 8, &mut rng);
+    // Row: [CLS]=0, 4, 5, [SEP]=1, 6, [SEP]=1, then padding of token 9 (never real).
+    let x = Batch::new(vec![0, 4, 5, 1, 6, 1, 9, 9], 1, 8)
+        .with_lengths(vec![6])
+        .with_segments(vec![0, 0, 0, 0, 1, 1, 0, 0]);
+    let mut tape = Tape::new();
+    let h = encoder.forward(&mut tape, &params, &x, &mut rng);
+    let s = head.forward(&mut tape, &params, h);
+    let l = nsp_loss(&mut tape, s, &[NspLabel::NotNext]).mean;
+    let g = tape.backward(l);
+    let de = g.param(encoder.embed.token.weight).unwrap();
+    let row_norm = |id: usize| (0..8).map(|j| de[[id, j]].abs()).sum::<f32>();
+    for id in [4, 5, 6] {
+        assert!(row_norm(id) > 1e-6, "token {id} at a real position gets no gradient");
+    }
+    assert_eq!(row_norm(9), 0.0, "a token only in the padding got a gradient");
+    assert_eq!(row_norm(7), 0.0, "a token absent from the batch got a gradient");
+}
+
+/// BERT's loss on real pairs: masking never chooses [CLS] or [SEP], both segments are masked,
+/// and the total is L_MLM + L_NSP (L_MLM alone with NSP off).
+#[test]
+fn bert_loss_masks_both_segments_and_adds_the_two_losses() {
+    let text = "ROMEO:\nIs the day so young? Ay.\nHa! What news?\n\nJULIET:\nNone. Go, go now.\nAnd come again.\n";
+    let tokenizer = Tokenizer::Char(CharTokenizer::from_text(text));
+    let sp = tokenizer.specials();
+    let docs: Vec<Document> = microlm::data::tokenize_documents(text, 1, &tokenizer);
+    assert_eq!(docs.len(), 2);
+    let pairs = make_pairs(&docs, 40, &mut StdRng::seed_from_u64(0)).unwrap();
+    let refs: Vec<_> = pairs.iter().collect();
+    let batch = pair_batch(&refs, 40, &sp);
+    let c = TransformerConfig {
+        max_len: 40,
+        ..config(tokenizer.vocab_size())
+    };
+    for use_nsp in [true, false] {
+        let mut params = Params::new();
+        let bert = Bert::new(
+            &mut params,
+            &c,
+            &tokenizer,
+            true,
+            use_nsp,
+            &mut StdRng::seed_from_u64(4),
+        )
+        .unwrap();
+        let mut tape = Tape::new();
+        let l = bert.loss(&mut tape, &params, &batch, &mut StdRng::seed_from_u64(5));
+        let (total, mlm, nsp) = (tape.scalar(l.total), tape.scalar(l.mlm.mean), tape.scalar(l.nsp.mean));
+        let expected = if use_nsp { mlm + nsp } else { mlm };
+        assert!((total - expected).abs() < 1e-6, "{total} vs {expected}");
+        assert!(nsp > 0.1 && l.nsp.count == pairs.len());
+    }
+    // The masks: over many draws, positions in A and in B are chosen; [CLS]/[SEP] never.
+    let vocab = microlm::objectives::MlmVocab::of(&tokenizer);
+    let (mut in_a, mut in_b) = (0, 0);
+    for seed in 0..50 {
+        let m =
+            microlm::objectives::mask_tokens(&batch.x, &vocab, &Default::default(), &mut StdRng::seed_from_u64(seed));
+        for &flat in &m.masked_positions {
+            let (r, i) = (flat / 40, flat % 40);
+            let original = batch.x.row(r)[i];
+            assert!(
+                original != sp.cls && original != sp.sep && original != sp.pad,
+                "masked a special at {r}, {i}"
+            );
+            match batch.x.segments.as_ref().unwrap()[flat] {
+                0 => in_a += 1,
+                _ => in_b += 1,
+            }
+        }
+    }
+    assert!(in_a > 0 && in_b > 0, "A: {in_a}, B: {in_b}");
+}
+
+#[test]
+fn bert_needs_segment_embeddings() {
+    let tokenizer = Tokenizer::Char(CharTokenizer::from_text("abc"));
+    let c = TransformerConfig {
+        type_vocab_size: 0,
+        ..config(tokenizer.vocab_size())
+    };
+    let e = Bert::new(
+        &mut Params::new(),
+        &c,
+        &tokenizer,
+        true,
+        true,
+        &mut StdRng::seed_from_u64(0),
+    )
+    .unwrap_err();
+    assert!(e.contains("type_vocab_size = 0"), "{e}");
+}
