@@ -158,3 +158,18 @@ fn prompt_characters_outside_the_vocabulary_are_named() {
         assert_eq!(names, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]);
     }
 }
+
+/// `--embedding-std`: BERT's 0.02 by default, `auto` for the automatic choice, and a clear
+/// error naming the flag for anything that is not a positive number.
+#[test]
+fn embedding_std_flag() {
+    use microlm::recipe::Recipe;
+    let read = |args: &[&str]| Recipe::read(&mut parse(args).unwrap(), Recipe::default());
+    assert_eq!(read(&[]).unwrap().embedding_std, Some(0.02));
+    assert_eq!(read(&["--embedding-std", "auto"]).unwrap().embedding_std, None);
+    assert_eq!(read(&["--embedding-std", "0.05"]).unwrap().embedding_std, Some(0.05));
+    for bad in ["-1", "0", "inf", "wide"] {
+        let e = read(&["--embedding-std", bad]).unwrap_err();
+        assert!(e.contains("--embedding-std") && e.contains(bad), "{e}");
+    }
+}
