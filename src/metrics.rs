@@ -1,11 +1,12 @@
 //! The training log of a run: one [`Record`] per logged step, kept in memory by a [`MetricsLog`]
 //! and written to two files in the run's directory.
 //!
-//! - `metrics.csv`: one row per record, header `step,train_loss,val_loss,val_accuracy,lr,tokens_per_s,elapsed_s`,
-//!   an empty cell where a value was not measured at that step. Floats are printed with Rust's
+//! - `metrics.csv`: one row per record, header `step,train_loss,val_loss,val_accuracy,lr,tokens_per_s,elapsed_s`
+//!   followed by the names of any extra measures the objective reports (`nsp_loss`, say), an
+//!   empty cell where a value was not measured at that step. Floats are printed with Rust's
 //!   `{}` formatting, which is the shortest text that parses back to the same `f64`.
-//! - `loss.svg`: a self-contained chart of training and validation loss against step that any
-//!   browser opens. No plotting library: it is a few dozen lines of SVG text.
+//! - `loss.svg`: a self-contained chart of training and validation loss (and the extra
+//!   measures) against step that any browser opens. No plotting library: it is a few dozen lines of SVG text.
 //!
 //! Both files are written atomically (a `.tmp` file beside the target, then a rename), so a run
 //! killed mid-write leaves the previous version. A resumed run reads the CSV back with
@@ -36,6 +37,16 @@ pub struct Record {
     pub tokens_per_s: Option<f64>,
     /// Wall-clock seconds since the run started.
     pub elapsed_s: Option<f64>,
+    /// Extra named measures of the validation pass (see
+    /// [`Evaluation::extra`](crate::objectives::Evaluation::extra)).
+    pub extra: Vec<(String, f64)>,
+}
+
+impl Record {
+    /// The extra measure called `name`, if this record has it.
+    pub fn extra(&self, name: &str) -> Option<f64> {
+        self.extra.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+    }
 }
 
 /// The records of a run and where they are written: `dir/metrics.csv` and `dir/loss.svg`.
@@ -83,23 +94,39 @@ impl MetricsLog {
             Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
         };
         let mut lines = text.lines().enumerate();
-        if let Some((_, header)) = lines.next().filter(|(_, h)| h.trim_end() != CSV_HEADER) {
-            return Err(format!(
-                "{} line 1: expected header `{CSV_HEADER}`, found `{header}`",
-                path.display()
-            ));
-        }
+        let header = lines.next().map_or("", |(_, h)| h.trim_end());
+        let extras: Vec<&str> = match header.strip_prefix(CSV_HEADER) {
+            Some("") => Vec::new(),
+            Some(rest) if rest.starts_with(',') => rest[1..].split(',').collect(),
+            _ => {
+                return Err(format!(
+                    "{} line 1: expected header `{CSV_HEADER}` (then any extra measures), found `{header}`",
+                    path.display()
+                ))
+            }
+        };
         for (i, line) in lines {
             let line = line.trim_end();
             if line.is_empty() {
                 continue;
             }
-            let record = parse_row(line).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
+            let record = parse_row(line, &extras).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
             if record.step <= up_to_step {
                 log.records.push(record);
             }
         }
         Ok(log)
+    }
+
+    /// The names of the extra measures, in order of first appearance.
+    pub fn extra_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for (name, _) in self.records.iter().flat_map(|r| &r.extra) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
     }
 
     /// Append one record.
@@ -120,7 +147,12 @@ impl MetricsLog {
 
     /// The whole log as CSV text: the header, then one row per record.
     pub fn to_csv(&self) -> String {
-        let mut out = format!("{CSV_HEADER}\n");
+        let extras = self.extra_names();
+        let mut out = CSV_HEADER.to_string();
+        for name in &extras {
+            let _ = write!(out, ",{name}");
+        }
+        out.push('\n');
         for r in &self.records {
             let cells = [
                 r.train_loss,
@@ -130,8 +162,9 @@ impl MetricsLog {
                 r.tokens_per_s,
                 r.elapsed_s,
             ];
+            let extra = extras.iter().map(|name| r.extra(name));
             let _ = write!(out, "{}", r.step);
-            for cell in cells {
+            for cell in cells.into_iter().chain(extra) {
                 match cell {
                     Some(v) => _ = write!(out, ",{v}"),
                     None => out.push(','),
@@ -152,12 +185,20 @@ impl MetricsLog {
     }
 
     /// The loss chart as a self-contained SVG document: training loss as a line, validation
-    /// loss as a line with dots, against step. Non-finite values are skipped; with nothing to
-    /// draw, the axes carry the note "no data yet".
+    /// loss and each extra measure as a line with dots, against step. Non-finite values are
+    /// skipped; with nothing to draw, the axes carry the note "no data yet".
     pub fn to_svg(&self) -> String {
         let train = series(&self.records, |r| r.train_loss);
         let val = series(&self.records, |r| r.val_loss);
-        let all = || train.iter().chain(val.iter());
+        let extras: Vec<(String, Vec<(f64, f64)>)> = self
+            .extra_names()
+            .into_iter()
+            .map(|name| {
+                let pts = series(&self.records, |r| r.extra(&name));
+                (name, pts)
+            })
+            .collect();
+        let all = || train.iter().chain(val.iter()).chain(extras.iter().flat_map(|(_, p)| p));
 
         // Data ranges. x spans exactly the plotted steps, so the first and last points sit on the
         // plot's edges; y is widened to round tick values. Degenerate ranges get padding.
@@ -204,10 +245,25 @@ impl MetricsLog {
         );
         text(&mut s, (mid_x, HEIGHT - 8.0), "middle", "", "step");
         let rotate = format!("transform=\"rotate(-90 18 {mid_y})\"");
-        text(&mut s, (18.0, mid_y), "middle", &rotate, "loss (nats)");
-        // The two series: validation is measured rarely, so its points get dots; a lone training
-        // point gets one too, since a one-point polyline draws nothing.
-        for (pts, class, colour) in [(&train, "train", TRAIN_COLOUR), (&val, "val", VAL_COLOUR)] {
+        let y_label = if extras.is_empty() {
+            "loss (nats)"
+        } else {
+            "loss (nats), accuracy"
+        };
+        text(&mut s, (18.0, mid_y), "middle", &rotate, y_label);
+        // The series: validation is measured rarely, so its points (and the extras') get dots; a
+        // lone training point gets one too, since a one-point polyline draws nothing.
+        let mut legend = vec![
+            ("train loss".to_string(), TRAIN_COLOUR),
+            ("validation loss".to_string(), VAL_COLOUR),
+        ];
+        let mut all_series = vec![(&train, "train", TRAIN_COLOUR), (&val, "val", VAL_COLOUR)];
+        for (k, (name, pts)) in extras.iter().enumerate() {
+            let colour = EXTRA_COLOURS[k % EXTRA_COLOURS.len()];
+            legend.push((name.replace('_', " "), colour));
+            all_series.push((pts, "extra", colour));
+        }
+        for (pts, class, colour) in all_series {
             if pts.is_empty() {
                 continue;
             }
@@ -217,22 +273,21 @@ impl MetricsLog {
                 s,
                 r#"<polyline class="{class}" points="{p}" fill="none" stroke="{colour}" stroke-width="1.5"/>"#
             );
-            if class == "val" || pts.len() == 1 {
+            if class != "train" || pts.len() == 1 {
                 for &(x, y) in pts.iter() {
                     let (cx, cy) = (px(x), py(y));
                     let _ = writeln!(s, r#"<circle cx="{cx:.2}" cy="{cy:.2}" r="3" fill="{colour}"/>"#);
                 }
             }
         }
-        if train.is_empty() && val.is_empty() {
+        if all().next().is_none() {
             text(&mut s, (mid_x, mid_y), "middle", "fill=\"#888\"", "no data yet");
         }
         // Legend, top right inside the plot.
-        let legend = [("train loss", TRAIN_COLOUR), ("validation loss", VAL_COLOUR)];
         for (i, (name, colour)) in legend.iter().enumerate() {
             let (x, y) = (right - 130.0, top + 16.0 + 18.0 * i as f64);
             line(&mut s, (x, y), (x + 20.0, y), colour, 2.0);
-            text(&mut s, (x + 26.0, y + 4.0), "start", "", name);
+            text(&mut s, (x + 26.0, y + 4.0), "start", "", &xml_escape(name));
         }
         s.push_str("</svg>\n");
         s
@@ -247,6 +302,7 @@ const PLOT_TOP: f64 = 40.0;
 const PLOT_BOTTOM: f64 = 370.0;
 const TRAIN_COLOUR: &str = "#1f77b4";
 const VAL_COLOUR: &str = "#d62728";
+const EXTRA_COLOURS: [&str; 4] = ["#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 
 /// The finite `(step, value)` points of one field of the records.
 fn series(records: &[Record], field: impl Fn(&Record) -> Option<f64>) -> Vec<(f64, f64)> {
@@ -275,10 +331,11 @@ fn text(s: &mut String, at: (f64, f64), anchor: &str, attrs: &str, content: &str
 }
 
 /// One CSV row (without its line ending) as a record; the error says which cell is wrong.
-fn parse_row(line: &str) -> Result<Record, String> {
+fn parse_row(line: &str, extras: &[&str]) -> Result<Record, String> {
     let cells: Vec<&str> = line.split(',').collect();
-    if cells.len() != 7 {
-        return Err(format!("expected 7 cells, found {} in `{line}`", cells.len()));
+    let n = 7 + extras.len();
+    if cells.len() != n {
+        return Err(format!("expected {n} cells, found {} in `{line}`", cells.len()));
     }
     let step = cells[0].trim();
     let step = step
@@ -286,7 +343,12 @@ fn parse_row(line: &str) -> Result<Record, String> {
         .map_err(|_| format!("step `{step}` is not a whole number"))?;
     // Cell `i` as a number; an empty cell is `None`.
     let num = |i: usize| -> Result<Option<f64>, String> {
-        let (cell, name) = (cells[i].trim(), CSV_HEADER.split(',').nth(i).unwrap_or("?"));
+        let name = CSV_HEADER
+            .split(',')
+            .chain(extras.iter().copied())
+            .nth(i)
+            .unwrap_or("?");
+        let cell = cells[i].trim();
         if cell.is_empty() {
             return Ok(None);
         }
@@ -302,6 +364,9 @@ fn parse_row(line: &str) -> Result<Record, String> {
         lr: num(4)?,
         tokens_per_s: num(5)?,
         elapsed_s: num(6)?,
+        extra: (0..extras.len())
+            .filter_map(|k| num(7 + k).transpose().map(|v| v.map(|v| (extras[k].to_string(), v))))
+            .collect::<Result<_, _>>()?,
     })
 }
 

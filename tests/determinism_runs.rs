@@ -128,6 +128,7 @@ fn run(threads: usize, dir: &Path, steps: usize, resume: Option<PathBuf>, stop_a
             loss: 1.0,
             accuracy: None,
             count: 0,
+            extra: Vec::new(),
         };
         train(&tc, &mut params, &mut optimizer, &meta, loss_of_step, no_eval).unwrap()
     })

@@ -131,6 +131,7 @@ fn bases() -> &'static Bases {
             loss: 1.0,
             accuracy: None,
             count: 0,
+            extra: Vec::new(),
         };
         train(
             &tc,

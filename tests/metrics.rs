@@ -24,6 +24,7 @@ fn sample_log(dir: &std::path::Path) -> MetricsLog {
             lr: (i > 0).then_some(1e-3 * (1.0 - i as f64 / 10.0)),
             tokens_per_s: if i == 4 { None } else { Some(12345.678 + i as f64) },
             elapsed_s: Some(0.1 * i as f64),
+            ..Record::default()
         });
     }
     log
@@ -272,4 +273,51 @@ fn degenerate_logs_still_draw() {
         flat_train[0].1 > top && flat_train[0].1 < bottom,
         "flat line is padded inside the plot"
     );
+}
+
+/// Extra measures: one CSV column each (named in the header, empty where not measured), read
+/// back by `resume`, drawn as one series each with a legend entry.
+#[test]
+fn extra_measures_get_columns_and_series() {
+    let dir = temp_dir("extras");
+    let mut log = MetricsLog::new(&dir, "bert");
+    for i in 0..4usize {
+        let validated = i % 2 == 1;
+        log.push(Record {
+            step: i * 100,
+            train_loss: Some(3.0 - 0.5 * i as f64),
+            val_loss: validated.then_some(2.9 - 0.5 * i as f64),
+            extra: if validated {
+                vec![
+                    ("nsp_loss".into(), 0.7 - 0.1 * i as f64),
+                    ("nsp_accuracy".into(), 0.5 + 0.1 * i as f64),
+                ]
+            } else {
+                Vec::new()
+            },
+            ..Record::default()
+        });
+    }
+    log.write().unwrap();
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "step,train_loss,val_loss,val_accuracy,lr,tokens_per_s,elapsed_s,nsp_loss,nsp_accuracy"
+    );
+    assert_eq!(lines.next().unwrap(), "0,3,,,,,,,");
+    assert_eq!(lines.next().unwrap(), "100,2.5,2.4,,,,,0.6,0.6");
+    let back = MetricsLog::resume(&dir, "bert", 1000).unwrap();
+    assert_eq!(back.records(), log.records());
+    assert_eq!(back.records()[3].extra("nsp_accuracy"), Some(0.5 + 0.1 * 3.0));
+    let svg = log.to_svg();
+    assert_well_formed(&svg);
+    let extra = polyline_points(&svg, "extra");
+    assert_eq!(extra.len(), 2);
+    assert!(extra.iter().all(|p| p.len() == 2));
+    assert!(svg.contains(">nsp accuracy<") && svg.contains(">nsp loss<"));
+    // A header with an unknown prefix is still refused.
+    std::fs::write(dir.join("metrics.csv"), "step,loss\n").unwrap();
+    assert!(MetricsLog::resume(&dir, "bert", 10).err().unwrap().contains("line 1"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

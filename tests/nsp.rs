@@ -186,3 +186,55 @@ fn bert_needs_segment_embeddings() {
     .unwrap_err();
     assert!(e.contains("type_vocab_size = 0"), "{e}");
 }
+
+/// The overlap baseline: perfect when IsNext pairs share their words and NotNext pairs share
+/// none, and at chance (within 0.05 over 2,000 pairs) when the overlap says nothing of the label.
+#[test]
+fn overlap_baseline_learns_overlap_and_nothing_else() {
+    use microlm::data::Pair;
+    let pair = |a: &[usize], b: &[usize], label| Pair {
+        a: a.to_vec(),
+        b: b.to_vec(),
+        label,
+        a_document: 0,
+        b_source: (0, 0),
+        a_last_sentence: 0,
+        trimmed: false,
+    };
+    // ids are letters: 0 -> "a", ...; a space (26) separates words.
+    let text = |ids: &[usize]| {
+        ids.iter()
+            .map(|&i| if i == 26 { ' ' } else { (b'a' + i as u8) as char })
+            .collect::<String>()
+    };
+    let mut telling = Vec::new();
+    for k in 0..200usize {
+        let w = [k % 26, (k / 26) % 26, 26, (k * 7) % 26];
+        telling.push(pair(&w, &w, NspLabel::IsNext));
+        let v = [(k + 13) % 26, 26, (k + 5) % 26];
+        telling.push(pair(&w[..2], &v, NspLabel::NotNext));
+    }
+    assert_eq!(
+        microlm::objectives::nsp::overlap_baseline(&telling, &telling, text),
+        1.0
+    );
+    let mut rng = StdRng::seed_from_u64(9);
+    let random: Vec<Pair> = (0..2000)
+        .map(|_| {
+            use rand::Rng;
+            let a: Vec<usize> = (0..8).map(|_| rng.random_range(0..27)).collect();
+            let b: Vec<usize> = (0..8).map(|_| rng.random_range(0..27)).collect();
+            let label = if rng.random::<bool>() {
+                NspLabel::IsNext
+            } else {
+                NspLabel::NotNext
+            };
+            pair(&a, &b, label)
+        })
+        .collect();
+    let acc = microlm::objectives::nsp::overlap_baseline(&random[..1000], &random[1000..], text);
+    assert!(
+        (acc - 0.5).abs() < 0.05,
+        "accuracy {acc} on labels the overlap cannot see"
+    );
+}

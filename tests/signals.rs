@@ -67,6 +67,7 @@ fn sigterm_saves_a_checkpoint_and_reports_an_interrupted_run() {
         loss: 1.0,
         accuracy: None,
         count: 0,
+        extra: Vec::new(),
     };
     let report = train(
         &train_config,

@@ -114,6 +114,7 @@ fn no_eval(_: &Params) -> Evaluation {
         loss: 1.0,
         accuracy: None,
         count: 0,
+        extra: Vec::new(),
     }
 }
 

@@ -23,7 +23,7 @@ pub use nsp::{nsp_loss, Bert, BertLoss, NspHead};
 use crate::{Tape, Var};
 
 /// What a validation pass measured.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     /// Mean cross-entropy over every scored position, in nats.
     pub loss: f64,
@@ -32,6 +32,9 @@ pub struct Evaluation {
     pub accuracy: Option<f64>,
     /// Number of scored positions.
     pub count: usize,
+    /// Further named measures of the same pass (`("nsp_accuracy", 0.81)`, say): printed with
+    /// the loss, and written as extra columns of `metrics.csv` and extra series of `loss.svg`.
+    pub extra: Vec<(String, f64)>,
 }
 
 /// Sums over validation batches, turned into an [`Evaluation`] at the end.
@@ -62,6 +65,7 @@ impl Tally {
             loss: per(self.loss_sum),
             accuracy: Some(per(self.correct as f64)),
             count: self.count,
+            extra: Vec::new(),
         }
     }
 }

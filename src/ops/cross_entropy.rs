@@ -26,6 +26,14 @@ pub struct CrossEntropy {
     pub count: usize,
 }
 
+/// A cross-entropy stands for its mean where a loss is expected (the trainer takes any loss
+/// that converts to the scalar `Var` to differentiate).
+impl From<CrossEntropy> for Var {
+    fn from(ce: CrossEntropy) -> Var {
+        ce.mean
+    }
+}
+
 impl Tape {
     /// Cross-entropy of `logits` [..., V] against one target per position (`targets.len()` =
     /// number of positions = elements / V). See the module docs.

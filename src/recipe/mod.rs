@@ -22,8 +22,10 @@
 //! ```
 
 mod memory;
+mod pairs;
 
 pub use memory::{memory_total, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
+pub use pairs::{SentencePairs, PAIR_PASSES};
 
 use crate::cli::{check, Flags};
 use crate::data::{Batch, Corpus};
@@ -31,7 +33,7 @@ use crate::nn::{Activation, TransformerConfig};
 use crate::objectives::Evaluation;
 use crate::optim::{AdamW, Decay, LrSchedule, Optimizer};
 use crate::trainer::{train, TrainConfig, TrainReport};
-use crate::{CrossEntropy, Params, Tape};
+use crate::{Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -364,12 +366,12 @@ impl Recipe {
     /// is given) and `evaluate`, under this recipe's optimizer and schedule. `model_metadata` is
     /// the model's own (its config and objective settings); with it, the data settings and
     /// the trainer's, every checkpoint can be refused by a resume that changes any of them.
-    pub fn train(
+    pub fn train<L: Into<Var>>(
         &self,
         data: &Corpus,
         params: &mut Params,
         model_metadata: &BTreeMap<String, String>,
-        loss: impl FnMut(&mut Tape, &Params, &mut StdRng) -> CrossEntropy,
+        loss: impl FnMut(&mut Tape, &Params, &mut StdRng) -> L,
         evaluate: impl FnMut(&Params) -> Evaluation,
     ) -> Result<TrainReport, String> {
         let mut optimizer = self.optimizer(params);
@@ -388,10 +390,14 @@ impl Recipe {
         );
         let report = train(&self.train_config(), params, &mut optimizer, &metadata, loss, evaluate)?;
         if !report.interrupted {
-            let e = report.last_eval.expect("the trainer validates after the last step");
+            let e = report
+                .last_eval
+                .as_ref()
+                .expect("the trainer validates after the last step");
             let acc = e.accuracy.map_or(String::new(), |a| format!(", accuracy {a:.4}"));
+            let extra: String = e.extra.iter().map(|(name, v)| format!(", {name} {v:.4}")).collect();
             println!(
-                "\nvalidation after {} steps: loss {:.4} nats{acc} ({} scored tokens)",
+                "\nvalidation after {} steps: loss {:.4} nats{acc} ({} scored tokens){extra}",
                 report.step, e.loss, e.count
             );
             println!(

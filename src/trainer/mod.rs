@@ -32,7 +32,7 @@ use crate::checkpoint;
 use crate::metrics::{MetricsLog, Record};
 use crate::objectives::Evaluation;
 use crate::optim::{clip_grad_norm, Optimizer};
-use crate::{CrossEntropy, Params, Tape};
+use crate::{Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::cell::Cell;
@@ -103,23 +103,23 @@ struct Update {
 
 /// Update `step`, in the order of the formula at the top of this file. A non-finite loss or
 /// gradient norm is an error naming the update, raised before any parameter changes.
-fn update(
+fn update<L: Into<Var>>(
     config: &TrainConfig,
     step: usize,
     params: &mut Params,
     optimizer: &mut Optimizer,
-    loss_of_step: &mut impl FnMut(&mut Tape, &Params, &mut StdRng) -> CrossEntropy,
+    loss_of_step: &mut impl FnMut(&mut Tape, &Params, &mut StdRng) -> L,
 ) -> Result<Update, String> {
     let lr = config.schedule.lr_at(step); // lr_s = schedule(s)
     optimizer.set_lr(lr);
     let mut tape = Tape::new();
-    let ce = loss_of_step(&mut tape, params, &mut step_rng(config.seed, step)); // L
-    let loss = tape.scalar(ce.mean);
+    let l: Var = loss_of_step(&mut tape, params, &mut step_rng(config.seed, step)).into(); // L
+    let loss = tape.scalar(l);
     let kept = "stopped without saving, so the last good checkpoint is kept";
     if !loss.is_finite() {
         return Err(format!("the training loss is {loss} at step {}; {kept}", step + 1));
     }
-    let mut grads = tape.backward(ce.mean); // g = dL/dθ
+    let mut grads = tape.backward(l); // g = dL/dθ
     let grad_norm = match config.grad_clip {
         Some(c) => clip_grad_norm(&mut grads, c), // g = g min(1, c / ||g||)
         None => grads.global_norm(),
@@ -158,7 +158,7 @@ fn validate_at(
     params: &Params,
 ) -> Result<Evaluation, String> {
     let e = evaluate(params);
-    record_eval(log, step, e, t0.elapsed().as_secs_f64());
+    record_eval(log, step, &e, t0.elapsed().as_secs_f64());
     if config.verbose {
         println!("validation at step {step}: {}", describe(&e));
     }
@@ -184,12 +184,12 @@ fn validate_at(
 /// anything is changed or saved, so the last good checkpoint stays as it was. So does a
 /// non-finite parameter after an update (naming the parameter) and a non-finite validation
 /// loss: validation at a step runs before that step's save.
-pub fn train(
+pub fn train<L: Into<Var>>(
     config: &TrainConfig,
     params: &mut Params,
     optimizer: &mut Optimizer,
     metadata: &BTreeMap<String, String>,
-    mut loss_of_step: impl FnMut(&mut Tape, &Params, &mut StdRng) -> CrossEntropy,
+    mut loss_of_step: impl FnMut(&mut Tape, &Params, &mut StdRng) -> L,
     mut evaluate: impl FnMut(&Params) -> Evaluation,
 ) -> Result<TrainReport, String> {
     config.validate()?;
@@ -278,7 +278,8 @@ fn start_step(
 /// "loss 2.0404 | accuracy 0.4320", as the progress lines print a validation.
 fn describe(e: &Evaluation) -> String {
     let acc = e.accuracy.map_or(String::new(), |a| format!(" | accuracy {a:.4}"));
-    format!("loss {:.4}{acc}", e.loss)
+    let extra: String = e.extra.iter().map(|(name, v)| format!(" | {name} {v:.4}")).collect();
+    format!("loss {:.4}{acc}{extra}", e.loss)
 }
 
 /// The progress line over the updates of the last interval (printed if `verbose`), as a
@@ -317,18 +318,20 @@ fn progress(
 }
 
 /// Add a validation result to the log, on the row of the same step if there is one.
-fn record_eval(log: &mut MetricsLog, step: usize, e: Evaluation, elapsed_s: f64) {
+fn record_eval(log: &mut MetricsLog, step: usize, e: &Evaluation, elapsed_s: f64) {
     let row = Record {
         step,
         val_loss: Some(e.loss),
         val_accuracy: e.accuracy,
         elapsed_s: Some(elapsed_s),
+        extra: e.extra.clone(),
         ..Record::default()
     };
     match log.last_mut() {
         Some(last) if last.step == step => {
             last.val_loss = row.val_loss;
             last.val_accuracy = row.val_accuracy;
+            last.extra = row.extra;
         }
         _ => log.push(row),
     }
