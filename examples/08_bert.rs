@@ -20,9 +20,12 @@
 //! two-way classifier.
 
 use microlm::cli::Flags;
+use microlm::data::pairs::random_pair_batch;
+use microlm::inspect::show_next_sentence;
+use microlm::nn::TransformerConfig;
 use microlm::objectives::nsp::overlap_baseline;
-use microlm::objectives::{Bert, Evaluation};
-use microlm::recipe::Recipe;
+use microlm::objectives::Bert;
+use microlm::recipe::{Recipe, PAIR_PASSES};
 use microlm::Params;
 
 fn main() {
@@ -42,11 +45,11 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
 
-    // Data: sentence pairs from each split; the model with segment embeddings.
+    // Data: sentence pairs from each split; the model, with segment embeddings.
     let data = recipe.load_data()?;
-    let pairs = recipe.sentence_pairs(&data)?;
+    let (pairs, specials) = (recipe.sentence_pairs(&data)?, data.tokenizer.specials());
     let val = recipe.pair_batches(&pairs.val, &data);
-    let config = microlm::nn::TransformerConfig {
+    let config = TransformerConfig {
         type_vocab_size: 2,
         ..recipe.model_config(&data)?
     };
@@ -59,7 +62,6 @@ fn run() -> Result<(), String> {
         use_nsp,
         &mut recipe.init_rng(),
     )?;
-    let specials = data.tokenizer.specials();
 
     // Train: masked LM and NSP on each batch of pairs; validation reports both.
     let report = recipe.train(
@@ -67,40 +69,21 @@ fn run() -> Result<(), String> {
         &mut params,
         &model.metadata(),
         |tape, params, rng| {
-            let batch =
-                microlm::data::pairs::random_pair_batch(&pairs.train, recipe.batch, recipe.seq_len, &specials, rng);
+            let batch = random_pair_batch(&pairs.train, recipe.batch, recipe.seq_len, &specials, rng);
             model.loss(tape, params, &batch, rng)
         },
-        |params| {
-            let (mlm, nsp) = model.evaluate(params, &val);
-            let extra = vec![
-                ("nsp_loss".into(), nsp.loss),
-                ("nsp_accuracy".into(), nsp.accuracy.unwrap_or(0.0)),
-            ];
-            Evaluation { extra, ..mlm }
-        },
+        |params| model.validation(params, &val),
     )?;
     if report.interrupted {
         return Ok(());
     }
 
-    // What it learned: P(IsNext) on held-out pairs, then the accuracies beside the baseline.
-    let text = |ids: &[usize]| data.tokenizer.decode(ids);
-    let p_is_next = model.is_next_probabilities(&params, &val[0]);
-    for (pair, p) in pairs.val.iter().zip(&p_is_next).take(4) {
-        println!(
-            "\nA: {:?}\nB: {:?}\n   truth {:?}, P(IsNext) = {p:.3}",
-            text(&pair.a),
-            text(&pair.b),
-            pair.label
-        );
-    }
+    // What it learned: P(IsNext) on held-out pairs, then the accuracies beside the baseline
+    // (fitted on the first 1/PAIR_PASSES of the training pairs, about one pass).
+    show_next_sentence(&model, &params, &pairs.val, &val[0], &data.tokenizer, 4);
     let (mlm, nsp) = model.evaluate(&params, &val);
-    let baseline = overlap_baseline(
-        &pairs.train[..pairs.train.len() / microlm::recipe::PAIR_PASSES],
-        &pairs.val,
-        text,
-    );
+    let one_pass = &pairs.train[..pairs.train.len() / PAIR_PASSES];
+    let baseline = overlap_baseline(one_pass, &pairs.val, |ids| data.tokenizer.decode(ids));
     println!(
         "\nheld-out NSP accuracy {:.4} on {} pairs (overlap baseline {baseline:.4}, chance 0.5); masked-character accuracy {:.4}",
         nsp.accuracy.unwrap_or(0.0),

@@ -136,3 +136,24 @@ pub fn show_fill_mask(
         }
     }
 }
+
+/// Print the first `n` pairs of a validation batch with their true label and the model's
+/// P(IsNext), as the bert example does at the end of training.
+pub fn show_next_sentence(
+    model: &crate::objectives::Bert,
+    params: &Params,
+    pairs: &[crate::data::Pair],
+    batch: &crate::data::PairBatch,
+    tokenizer: &Tokenizer,
+    n: usize,
+) {
+    let p_is_next = model.is_next_probabilities(params, batch);
+    for (pair, p) in pairs.iter().zip(&p_is_next).take(n) {
+        println!(
+            "\nA: {:?}\nB: {:?}\n   truth {:?}, P(IsNext) = {p:.3}",
+            tokenizer.decode(&pair.a),
+            tokenizer.decode(&pair.b),
+            pair.label
+        );
+    }
+}

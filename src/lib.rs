@@ -29,7 +29,8 @@
 //! 7. [`tokenizer`]: characters, and byte-level BPE trained from scratch, behind one
 //!    [`Tokenizer`](tokenizer::Tokenizer) that also says which ids are special.
 //! 8. [`data`]: reading and splitting a corpus, drawing windows, and the
-//!    [`Batch`](data::Batch) every model takes.
+//!    [`Batch`](data::Batch) every model takes; documents, sentences and next-sentence pairs
+//!    (`documents.rs`, `pairs.rs`) for the objectives that read two segments.
 //! 9. [`nn`]: the Transformer's layers, each a plain struct with a `forward` written with the
 //!    ops: linear, embeddings, layer norm, positions, multi-head attention (with an optional
 //!    key/value cache, `kv_cache.rs`), feed-forward, encoder and decoder layers, and the three
@@ -39,7 +40,8 @@
 //! 11. [`objectives`]: the pretraining objectives, each one file that opens with its loss
 //!     formula and holds its model twin with the same face (`loss`, `evaluate`, `load`):
 //!     `mlm.rs` (BERT's masked LM, [`MaskedLm`](objectives::MaskedLm)) and `clm.rs` (GPT's
-//!     causal LM, [`CausalLm`](objectives::CausalLm)), side by side.
+//!     causal LM, [`CausalLm`](objectives::CausalLm)), side by side; then `nsp.rs` (BERT's
+//!     next-sentence prediction beside the masked LM, [`Bert`](objectives::Bert)).
 //! 12. [`optim`]: SGD with momentum, AdamW (and which parameters it does not decay), the
 //!     learning-rate schedule, gradient clipping.
 //! 13. [`checkpoint`]: models and training runs as safetensors, and the settings a resume must
@@ -58,12 +60,13 @@
 //! | 1 | `cargo run --release --example 01_autograd_tour` | the autograd, step by step, on XOR |
 //! | 2 | `cargo run --release --example 02_transformer_tour` | the toy encoder's parameters and an attention pattern |
 //! | 3 | `cargo run --release --example 03_tokenizers` | characters and BPE on Tiny Shakespeare |
-//! | 4 | `cargo run --release --example mlm` | masked LM: a BERT-shaped encoder in about five minutes |
+//! | 4 | `cargo run --release --example mlm` | masked LM: a BERT-style encoder in about five minutes |
 //! | 5 | `cargo run --release --example fill_mask -- "To be, or not to b[MASK]"` | asking it |
 //! | 6 | `cargo run --release --example clm` | causal LM with nanoGPT's CPU recipe in about 90 seconds |
 //! | 7 | `cargo run --release --example generate -- "ROMEO:"` | continuing a prompt with it |
+//! | 8 | `cargo run --release --example bert` | masked LM and next-sentence prediction on sentence pairs |
 //!
-//! The files are `examples/01_*.rs` to `examples/07_*.rs`. A new objective adds one file in
+//! The files are `examples/01_*.rs` to `examples/08_*.rs`. A new objective adds one file in
 //! `src/objectives/` and one example like `04_mlm.rs`: flags, data, model and validation set
 //! from the recipe, then the model's `loss` and `evaluate` handed to the trainer.
 //!

@@ -11,6 +11,10 @@
 //! | `metadata()`, `load(path)` | what a checkpoint needs to rebuild it | the same |
 //!
 //! A training example hands `loss` and `evaluate` to the trainer and nothing else differs.
+//!
+//! [`Bert`] (`nsp.rs`) builds on [`MaskedLm`]: the same encoder (with segment embeddings) and
+//! head, plus BERT's pooler and next-sentence classifier; its `loss` reads a batch of sentence
+//! pairs and returns L_MLM + L_NSP, and `validation` reports NSP as extra measures.
 
 pub mod clm;
 pub mod mlm;

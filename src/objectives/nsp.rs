@@ -154,6 +154,17 @@ impl Bert {
         BertLoss { total, mlm, nsp }
     }
 
+    /// [`Bert::evaluate`] as one [`Evaluation`] for the trainer: the masked-token loss and
+    /// accuracy, with `nsp_loss` and `nsp_accuracy` as extra measures.
+    pub fn validation(&self, params: &Params, batches: &[PairBatch]) -> Evaluation {
+        let (mlm, nsp) = self.evaluate(params, batches);
+        let extra = vec![
+            ("nsp_loss".to_string(), nsp.loss),
+            ("nsp_accuracy".to_string(), nsp.accuracy.unwrap_or(0.0)),
+        ];
+        Evaluation { extra, ..mlm }
+    }
+
     /// What a checkpoint needs to rebuild this model and repeat its training: the masked LM's
     /// settings, and whether NSP is trained.
     pub fn metadata(&self) -> BTreeMap<String, String> {
