@@ -63,8 +63,9 @@ impl InputEmbedding {
     /// Register the tables for `config` under `name`.
     pub fn new(params: &mut Params, name: &str, config: &TransformerConfig, rng: &mut impl Rng) -> InputEmbedding {
         let d = config.d_model;
-        // With the sqrt(d) scale, E starts at std 1/sqrt(d) so that E * sqrt(d) has unit scale,
-        // like the positions it is added to (fairseq's choice); unscaled, BERT's 0.02.
+        // Unless told: with the sqrt(d) scale, E starts at std 1/sqrt(d) so that E * sqrt(d) has
+        // unit scale (fairseq's choice); unscaled, BERT's 0.02. The training recipes ask for 0.02
+        // with the scale: smaller token vectors than positions train far better (NOTES.md §11.3).
         let token_std = match (config.token_init_std, config.scale_embeddings) {
             (Some(std), _) => std,
             (None, true) => 1.0 / (d as f32).sqrt(),
