@@ -1,7 +1,7 @@
 //! Next-sentence prediction (NSP), BERT's second pretraining task: read `[CLS] A [SEP] B [SEP]`
 //! and say whether B followed A in the text,
 //!
-//!   L_NSP = -(1/N) sum_b log softmax(W tanh(W_p h_[CLS] + b_p) + c)_{y_b},
+//!   L_NSP = -(1/N) sum_b log softmax(W tanh(W_p h_CLS + b_p) + c)_{y_b},
 //!
 //! with y_b = 0 for IsNext and 1 for NotNext, and BERT's pretraining loss
 //!
@@ -16,7 +16,7 @@
 //! the pooler and the two-way classifier, in one pass:
 //!
 //!   h = Encoder(X_masked, segments)              [B, T, D]
-//!   p = tanh(W_p h_[CLS] + b_p)                  [B, D]      (h_[CLS] = h[b, 0])
+//!   p = tanh(W_p h_CLS + b_p)                  [B, D]      (h_CLS = h[b, 0])
 //!   s = W p + c                                  [B, 2]
 //!   L = CE(MlmHead(h_M), x_M) + CE(s, y)
 //!
@@ -40,7 +40,7 @@ pub fn nsp_loss(tape: &mut Tape, s: Var, labels: &[NspLabel]) -> CrossEntropy {
     tape.cross_entropy(s, &y)
 }
 
-/// BERT's pooler and NSP classifier: s = W tanh(W_p h_[CLS] + b_p) + c.
+/// BERT's pooler and NSP classifier: s = W tanh(W_p h_CLS + b_p) + c.
 #[derive(Clone, Debug)]
 pub struct NspHead {
     /// W_p, b_p: [D, D], `nsp.pooler.*`.
@@ -58,7 +58,7 @@ impl NspHead {
         }
     }
 
-    /// h [B, T, D] -> the pooled [CLS] state p = tanh(W_p h_[CLS] + b_p), [B, D].
+    /// h [B, T, D] -> the pooled `[CLS]` state p = tanh(W_p h_CLS + b_p), [B, D].
     pub fn pool(&self, tape: &mut Tape, params: &Params, h: Var) -> Var {
         let (b, t, d) = match *tape.shape(h) {
             [b, t, d] => (b, t, d),
@@ -67,7 +67,7 @@ impl NspHead {
         let rows = tape.reshape(h, &[b * t, d]);
         let cls: Vec<usize> = (0..b).map(|i| i * t).collect(); // position 0 of each row
         let h_cls = tape.embedding(rows, &cls, &[b]); // gather, [B, D]
-        let z = self.pooler.forward(tape, params, h_cls); // W_p h_[CLS] + b_p
+        let z = self.pooler.forward(tape, params, h_cls); // W_p h_CLS + b_p
         tape.tanh(z)
     }
 
