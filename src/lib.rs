@@ -48,7 +48,7 @@
 //!     share.
 //! 14. [`trainer`]: the loop every objective shares; its `update` function is one training step
 //!     line by line (schedule, forward, loss, backward, clip, optimizer step). It writes
-//!     [`metrics`] (CSV and an SVG loss curve).
+//!     [`metrics`] (CSV and an SVG loss curve, drawn with the primitives of `svg.rs`).
 //! 15. [`recipe`]: what every training example shares (flags via [`cli`], corpus and
 //!     tokenizer, model shape, optimizer, validation set), and [`inspect`]: a model's guesses,
 //!     printed.
@@ -121,6 +121,7 @@ pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod recipe;
+mod svg;
 pub mod tape;
 pub mod tensor;
 pub mod threads;

@@ -21,13 +21,14 @@
 //! # Ok(()) }
 //! ```
 
+mod check;
 mod memory;
 mod pairs;
 
 pub use memory::{memory_total, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
 pub use pairs::{SentencePairs, PAIR_PASSES};
 
-use crate::cli::{check, Flags};
+use crate::cli::Flags;
 use crate::data::{Batch, Corpus};
 use crate::nn::{Activation, TransformerConfig};
 use crate::objectives::Evaluation;
@@ -192,7 +193,7 @@ impl Recipe {
                 d.scale_embeddings,
                 "multiply token vectors by sqrt(d-model)",
             )?,
-            embedding_std: parse_std(&flags.arg(
+            embedding_std: check::parse_std(&flags.arg(
                 "embedding-std",
                 d.embedding_std.map_or("auto".to_string(), |s| s.to_string()),
                 "token embedding init std, or auto (1/sqrt(d-model) when scaled)",
@@ -217,56 +218,6 @@ impl Recipe {
         };
         r.check()?;
         Ok(r)
-    }
-
-    /// Check every value; the error names the flag.
-    pub fn check(&self) -> Result<(), String> {
-        let at_least_1 = "must be at least 1";
-        check(self.steps >= 1, "steps", self.steps, at_least_1)?;
-        check(self.batch >= 1, "batch", self.batch, at_least_1)?;
-        check(self.seq_len >= 2, "seq-len", self.seq_len, "must be at least 2")?;
-        check(self.lr > 0.0 && self.lr.is_finite(), "lr", self.lr, "must be positive")?;
-        check(
-            (0.0..=self.lr).contains(&self.min_lr),
-            "min-lr",
-            self.min_lr,
-            "must be in [0, lr]",
-        )?;
-        check(
-            self.weight_decay >= 0.0,
-            "weight-decay",
-            self.weight_decay,
-            "must not be negative",
-        )?;
-        check(
-            (0.0..1.0).contains(&self.beta2),
-            "beta2",
-            self.beta2,
-            "must be in [0, 1)",
-        )?;
-        check(self.grad_clip > 0.0, "grad-clip", self.grad_clip, "must be positive")?;
-        check(self.eval_every >= 1, "eval-every", self.eval_every, at_least_1)?;
-        check(self.eval_batches >= 1, "eval-batches", self.eval_batches, at_least_1)?;
-        check(
-            ["char", "bpe"].contains(&self.tokenizer.as_str()),
-            "tokenizer",
-            &self.tokenizer,
-            "expected char or bpe",
-        )?;
-        let known = Activation::parse(&self.activation).is_some();
-        check(
-            known,
-            "activation",
-            &self.activation,
-            "expected gelu, gelu_tanh or relu",
-        )?;
-        let min_bpe = 256 + 5 + 1;
-        check(
-            self.bpe_vocab >= min_bpe,
-            "bpe-vocab",
-            self.bpe_vocab,
-            "must exceed 256 bytes + 5 specials",
-        )
     }
 
     /// Read the corpus, build the tokenizer (BPE is trained on the training 90% only), split
@@ -411,16 +362,5 @@ impl Recipe {
             );
         }
         Ok(report)
-    }
-}
-
-/// `--embedding-std`: `auto` (None) or a positive, finite standard deviation.
-fn parse_std(raw: &str) -> Result<Option<f32>, String> {
-    if raw == "auto" {
-        return Ok(None);
-    }
-    match raw.parse::<f32>() {
-        Ok(std) if std > 0.0 && std.is_finite() => Ok(Some(std)),
-        _ => Err(format!("--embedding-std {raw:?}: expected auto or a positive number")),
     }
 }
