@@ -316,9 +316,17 @@ impl MaskedLm {
         positions: &[usize],
         rng: &mut impl Rng,
     ) -> Var {
-        let d = self.encoder.config.d_model;
         let h = self.encoder.forward(tape, params, x, rng); // [B, T, D]
-        let h = tape.reshape(h, &[x.batch * x.seq_len, d]); // [B*T, D]
+        self.head_at(tape, params, h, positions)
+    }
+
+    /// z_M from encoder states h [B, T, D]: the rows at the flat `positions`, through the head.
+    pub fn head_at(&self, tape: &mut Tape, params: &Params, h: Var, positions: &[usize]) -> Var {
+        let (b, t, d) = match *tape.shape(h) {
+            [b, t, d] => (b, t, d),
+            ref s => panic!("MaskedLm::head_at: expected h [B, T, D], got {s:?}"),
+        };
+        let h = tape.reshape(h, &[b * t, d]); // [B*T, D]
         let h_masked = tape.embedding(h, positions, &[positions.len()]); // gather rows, [|M|, D]
         self.head.forward(tape, params, h_masked) // [|M|, V]
     }

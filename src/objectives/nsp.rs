@@ -129,13 +129,8 @@ impl Bert {
 
     /// z_M [|M|, V] and s [B, 2] of a masked batch, from one pass of the encoder.
     fn scores(&self, tape: &mut Tape, params: &Params, masked: &MaskedBatch, rng: &mut impl Rng) -> (Var, Var) {
-        let x = &masked.x_masked;
-        let d = self.mlm.encoder.config.d_model;
-        let h = self.mlm.encoder.forward(tape, params, x, rng); // [B, T, D]
-        let rows = tape.reshape(h, &[x.batch * x.seq_len, d]);
-        let positions = &masked.masked_positions;
-        let h_masked = tape.embedding(rows, positions, &[positions.len()]); // h_M, [|M|, D]
-        let z_masked = self.mlm.head.forward(tape, params, h_masked); // [|M|, V]
+        let h = self.mlm.encoder.forward(tape, params, &masked.x_masked, rng); // [B, T, D]
+        let z_masked = self.mlm.head_at(tape, params, h, &masked.masked_positions); // [|M|, V]
         let s = self.nsp.forward(tape, params, h); // [B, 2]
         (z_masked, s)
     }
@@ -246,12 +241,12 @@ pub fn overlap_baseline(train: &[Pair], test: &[Pair], text: impl Fn(&[usize]) -
         })
         .collect();
     let z = |x: &[f64; 2]| [(x[0] - mean[0]) / sd[0], (x[1] - mean[1]) / sd[1]];
+    let fit: Vec<([f64; 2], f64)> = fit.iter().map(|(x, y)| (z(x), *y)).collect();
     let (mut w, mut c) = ([0.0f64; 2], 0.0f64);
     let sigmoid = |t: f64| 1.0 / (1.0 + (-t).exp());
     for _ in 0..2000 {
         let (mut gw, mut gc) = ([0.0f64; 2], 0.0f64);
         for (x, y) in &fit {
-            let x = z(x);
             let err = sigmoid(w[0] * x[0] + w[1] * x[1] + c) - y; // d(log loss)/d(logit)
             gw[0] += err * x[0];
             gw[1] += err * x[1];
