@@ -65,6 +65,7 @@ fn run() -> Result<(), String> {
         sampling,
         use_cache: !no_cache,
         banned: &specials,
+        stop: None,
     };
 
     // Each token is printed as soon as it is drawn.

@@ -256,6 +256,8 @@ pub struct Settings<'a> {
     pub use_cache: bool,
     /// Ids never drawn (as if their logits were -inf), e.g. the tokenizer's special tokens.
     pub banned: &'a [usize],
+    /// Stop once this id has been drawn (an end-of-sequence token), before `new_tokens`.
+    pub stop: Option<usize>,
 }
 
 /// Generate `new_tokens` tokens after `prompt`, with or without the KV cache, keeping every
@@ -274,6 +276,7 @@ pub fn generate(
         sampling: *sampling,
         use_cache,
         banned: &[],
+        stop: None,
     };
     let mut out = Generation::default();
     stream(model, params, prompt, &settings, rng, |token, logits| {
@@ -290,7 +293,7 @@ pub fn generate(
 /// Nothing is kept here: memory does not grow with the number of tokens. See the module docs
 /// for the context window and sampling rules. Errors: an empty prompt (or source), an id
 /// outside the vocabulary, bad sampling settings, a model with segment embeddings, every id
-/// banned.
+/// banned. Generation ends early after drawing `settings.stop`, if given.
 pub fn stream(
     model: Model,
     params: &Params,
@@ -304,6 +307,7 @@ pub fn stream(
         sampling,
         use_cache,
         banned,
+        stop,
     } = *settings;
     sampling.validate()?;
     check_inputs(model, prompt)?;
@@ -319,7 +323,7 @@ pub fn stream(
     for i in 0..new_tokens {
         let token = sampling.sample_excluding(&logits, banned, rng)?;
         on_token(token, &logits)?;
-        if i + 1 == new_tokens {
+        if i + 1 == new_tokens || stop == Some(token) {
             break; // the last token's own logits are not needed
         }
         let slides = context.len() == max_len;

@@ -30,7 +30,8 @@
 //!    [`Tokenizer`](tokenizer::Tokenizer) that also says which ids are special.
 //! 8. [`data`]: reading and splitting a corpus, drawing windows, and the
 //!    [`Batch`](data::Batch) every model takes; documents, sentences and next-sentence pairs
-//!    (`documents.rs`, `pairs.rs`) for the objectives that read two segments.
+//!    (`documents.rs`, `pairs.rs`) for the objectives that read two segments; BART's noise
+//!    functions (`bart_noise.rs`) and T5's span corruption (`span_corruption.rs`).
 //! 9. [`nn`]: the Transformer's layers, each a plain struct with a `forward` written with the
 //!    ops: linear, embeddings, layer norm, positions, multi-head attention (with an optional
 //!    key/value cache, `kv_cache.rs`), feed-forward, encoder and decoder layers, and the three
@@ -41,7 +42,10 @@
 //!     formula and holds its model twin with the same face (`loss`, `evaluate`, `load`):
 //!     `mlm.rs` (BERT's masked LM, [`MaskedLm`](objectives::MaskedLm)) and `clm.rs` (GPT's
 //!     causal LM, [`CausalLm`](objectives::CausalLm)), side by side; then `nsp.rs` (BERT's
-//!     next-sentence prediction beside the masked LM, [`Bert`](objectives::Bert)).
+//!     next-sentence prediction beside the masked LM, [`Bert`](objectives::Bert)); and
+//!     `denoise.rs` (BART's and T5's denoising on the encoder-decoder,
+//!     [`Denoiser`](objectives::Denoiser)), its noise choice in `noise.rs` and its scores in
+//!     `reconstruction.rs`.
 //! 12. [`optim`]: SGD with momentum, AdamW (and which parameters it does not decay), the
 //!     learning-rate schedule, gradient clipping.
 //! 13. [`checkpoint`]: models and training runs as safetensors, and the settings a resume must
@@ -65,8 +69,9 @@
 //! | 6 | `cargo run --release --example clm` | causal LM with nanoGPT's CPU recipe in about 90 seconds |
 //! | 7 | `cargo run --release --example generate -- "ROMEO:"` | continuing a prompt with it |
 //! | 8 | `cargo run --release --example bert` | masked LM and next-sentence prediction on sentence pairs |
+//! | 9 | `cargo run --release --example denoise` | BART's denoising (or T5's span corruption) on the encoder-decoder |
 //!
-//! The files are `examples/01_*.rs` to `examples/08_*.rs`. A new objective adds one file in
+//! The files are `examples/01_*.rs` to `examples/09_*.rs`. A new objective adds one file in
 //! `src/objectives/` and one example like `04_mlm.rs`: flags, data, model and validation set
 //! from the recipe, then the model's `loss` and `evaluate` handed to the trainer.
 //!

@@ -403,6 +403,7 @@ fn banned_ids_are_never_drawn_even_when_favoured() {
                 sampling: s,
                 use_cache: cache,
                 banned: &banned,
+                stop: None,
             };
             let mut seen = Vec::new();
             stream(
@@ -436,4 +437,61 @@ fn banned_ids_are_never_drawn_even_when_favoured() {
     assert_eq!(Sampling::Greedy.sample_excluding(&logits, &[1], &mut rng), Ok(2));
     let all = Sampling::Greedy.sample_excluding(&logits, &[0, 1, 2, 3], &mut rng);
     assert!(all.unwrap_err().contains("no id left"));
+}
+
+#[test]
+fn generation_stops_after_the_stop_id_and_matches_the_unstopped_run_until_then() {
+    // Unstopped greedy run: find a token it draws somewhere in the middle, then stop on it.
+    let (d, p) = model(NormPlacement::Pre);
+    let full = run(&d, &p, &[7, 1], 20, &Sampling::Greedy, true, 3).tokens;
+    let stop_at = 5.min(full.len() - 1);
+    let stop = full[stop_at];
+    let first = full.iter().position(|&t| t == stop).unwrap(); // may come earlier
+    for cache in [true, false] {
+        let settings = Settings {
+            new_tokens: 20,
+            sampling: Sampling::Greedy,
+            use_cache: cache,
+            banned: &[],
+            stop: Some(stop),
+        };
+        let mut seen = Vec::new();
+        stream(
+            Model::Decoder(&d),
+            &p,
+            &[7, 1],
+            &settings,
+            &mut StdRng::seed_from_u64(3),
+            |t, _| {
+                seen.push(t);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, full[..=first], "cache {cache}");
+    }
+    // A favoured stop id ends generation after one token.
+    let (d, p) = favouring(3);
+    let settings = Settings {
+        new_tokens: 30,
+        sampling: Sampling::Greedy,
+        use_cache: true,
+        banned: &[],
+        stop: Some(3),
+    };
+    let mut n = 0;
+    stream(
+        Model::Decoder(&d),
+        &p,
+        &[5],
+        &settings,
+        &mut StdRng::seed_from_u64(0),
+        |t, _| {
+            assert_eq!(t, 3);
+            n += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(n, 1);
 }

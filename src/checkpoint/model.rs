@@ -9,8 +9,12 @@ use crate::Params;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The metadata key for ids a model adds above its tokenizer's (T5's sentinels).
+pub const EXTRA_IDS: &str = "vocab.extra_ids";
+
 /// Rebuild a trained model for inference: read the checkpoint, rebuild its config and tokenizer
-/// from the metadata, check that they agree with each other and with the tensors' shapes
+/// from the metadata, check that they agree with each other (the config's vocabulary is the
+/// tokenizer's plus any [`EXTRA_IDS`]) and with the tensors' shapes
 /// ([`check_config_against_tensors`]), let `build(config, tokenizer, metadata, params)`
 /// register the model's parameters, then fill them from the file. Optimizer state in the file
 /// is skipped; any other tensor that is not a parameter is refused. Every error names the file.
@@ -22,9 +26,16 @@ pub fn load_model<M>(
     let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
     let config = TransformerConfig::from_metadata(&ckpt.metadata).map_err(in_file)?;
     let tokenizer = Tokenizer::from_metadata(&ckpt.metadata).map_err(in_file)?;
-    if tokenizer.vocab_size() != config.vocab_size {
+    // Ids the model adds above the tokenizer's (T5's sentinels), 0 when the key is absent.
+    let extra: usize = match ckpt.metadata.get(EXTRA_IDS) {
+        None => 0,
+        Some(v) => v
+            .parse()
+            .map_err(|_| in_file(format!("metadata '{EXTRA_IDS}' = {v:?} is not a count")))?,
+    };
+    if tokenizer.vocab_size() + extra != config.vocab_size {
         return Err(in_file(format!(
-            "the tokenizer in the metadata has {} ids, but config.vocab_size is {}",
+            "the tokenizer in the metadata has {} ids and '{EXTRA_IDS}' adds {extra}, but config.vocab_size is {}",
             tokenizer.vocab_size(),
             config.vocab_size
         )));

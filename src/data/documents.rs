@@ -117,3 +117,43 @@ pub fn tokenize_documents(text: &str, speeches_per_document: usize, tokenizer: &
         .filter(|doc| !doc.sentences.is_empty())
         .collect()
 }
+
+/// Short documents for the denoising objectives: the lines of each speech, its `NAME:` line left
+/// out, run together into documents of whole lines holding at most `max_tokens` tokens (a single
+/// line longer than that is cut to it). Each is cut into sentences as above. A speech never
+/// shares a document with another, so a document is a few lines said by one speaker.
+pub fn line_documents(text: &str, max_tokens: usize, tokenizer: &Tokenizer) -> Vec<Document> {
+    assert!(max_tokens >= 1, "line_documents: max_tokens must be at least 1");
+    let mut docs = Vec::new();
+    for speech in split_speeches(text) {
+        let mut lines = speech.split_inclusive('\n').filter(|l| !l.trim().is_empty());
+        let mut current: Vec<Vec<usize>> = Vec::new();
+        let mut len = 0;
+        if let Some(first) = lines.next() {
+            let is_name = first.trim_end().ends_with(':'); // "First Citizen:"
+            let rest = (!is_name).then_some(first);
+            for line in rest.into_iter().chain(lines) {
+                let mut sentences: Vec<Vec<usize>> =
+                    split_sentences(line).into_iter().map(|s| tokenizer.encode(s)).collect();
+                let n: usize = sentences.iter().map(Vec::len).sum();
+                if n > max_tokens {
+                    sentences = vec![sentences.concat()[..max_tokens].to_vec()];
+                    // one cut line
+                }
+                let n = n.min(max_tokens);
+                if len + n > max_tokens && !current.is_empty() {
+                    docs.push(Document {
+                        sentences: std::mem::take(&mut current),
+                    });
+                    len = 0;
+                }
+                current.extend(sentences.into_iter().filter(|s| !s.is_empty()));
+                len += n;
+            }
+        }
+        if !current.is_empty() {
+            docs.push(Document { sentences: current });
+        }
+    }
+    docs
+}

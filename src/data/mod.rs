@@ -5,13 +5,19 @@
 //!   tokenized and split.
 //! - `windows.rs`: [`Windows`], random windows of consecutive tokens.
 //! - `batch.rs`: [`Batch`], B sequences of token ids with optional lengths and segment ids.
-//! - `documents.rs`: documents and sentences cut from the text, for sentence-pair objectives.
+//! - `documents.rs`: documents and sentences cut from the text, for sentence-pair objectives,
+//!   and the short line documents the denoisers read.
 //! - `pairs.rs`: next-sentence-prediction pairs built from documents, and their batches.
+//! - `bart_noise.rs`: BART's noise functions (masking, deletion, infilling, permutation,
+//!   rotation), for the denoising objective.
+//! - `span_corruption.rs`: T5's span corruption with sentinels.
 
+pub mod bart_noise;
 pub mod batch;
 pub mod corpus;
 pub mod documents;
 pub mod pairs;
+pub mod span_corruption;
 pub mod windows;
 
 pub use batch::Batch;

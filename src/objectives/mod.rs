@@ -15,13 +15,23 @@
 //! [`Bert`] (`nsp.rs`) builds on [`MaskedLm`]: the same encoder (with segment embeddings) and
 //! head, plus BERT's pooler and next-sentence classifier; its `loss` reads a batch of sentence
 //! pairs and returns L_MLM + L_NSP, and `validation` reports NSP as extra measures.
+//!
+//! [`Denoiser`] (`denoise.rs`) is the encoder-decoder that learns to undo a [`Noise`]
+//! (`noise.rs`): BART's noise functions (the target is the whole document) or T5's span
+//! corruption (the target is the dropped spans). Its `loss` corrupts a batch of documents and
+//! scores every target token under teacher forcing; `reconstruction.rs` scores what it writes.
 
 pub mod clm;
+pub mod denoise;
 pub mod mlm;
+pub mod noise;
 pub mod nsp;
+pub mod reconstruction;
 
 pub use clm::CausalLm;
+pub use denoise::{Denoiser, Example, Seq2SeqBatch};
 pub use mlm::{mask_tokens, mlm_loss, num_predictions, Branch, MaskedBatch, MaskedLm, MlmConfig, MlmVocab, Selection};
+pub use noise::Noise;
 pub use nsp::{nsp_loss, Bert, BertLoss, NspHead};
 
 use crate::{Tape, Var};

@@ -22,9 +22,11 @@
 //! ```
 
 mod check;
+mod denoise;
 mod memory;
 mod pairs;
 
+pub use denoise::{random_documents, read_noise, DenoiseDocuments};
 pub use memory::{memory_total, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
 pub use pairs::{SentencePairs, PAIR_PASSES};
 
@@ -106,6 +108,9 @@ pub struct Recipe {
     pub resume: Option<PathBuf>,
     /// Output directory.
     pub out: PathBuf,
+    /// Tokens one update reads, for the tokens/s figures: `None` means batch x seq_len; an
+    /// objective whose sequences vary in length (the denoisers') sets its measured mean.
+    pub tokens_per_step: Option<usize>,
 }
 
 impl Default for Recipe {
@@ -143,6 +148,7 @@ impl Default for Recipe {
             seed: 0,
             resume: None,
             out: PathBuf::from("runs/mlm"),
+            tokens_per_step: None,
         }
     }
 }
@@ -215,6 +221,7 @@ impl Recipe {
             out: flags
                 .arg("out", d.out.display().to_string(), "output directory")?
                 .into(),
+            tokens_per_step: d.tokens_per_step,
         };
         r.check()?;
         Ok(r)
@@ -299,7 +306,7 @@ impl Recipe {
             seed: self.seed,
             out_dir: self.out.clone(),
             resume: self.resume.clone(),
-            tokens_per_step: self.batch * self.seq_len,
+            tokens_per_step: self.tokens_per_step.unwrap_or(self.batch * self.seq_len),
             verbose: true,
         }
     }

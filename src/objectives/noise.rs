@@ -1,0 +1,119 @@
+//! Which corruption a denoiser learns to undo, and how a checkpoint records it: BART's noise
+//! functions (`data/bart_noise.rs`) or T5's span corruption (`data/span_corruption.rs`).
+
+use crate::data::bart_noise::{BartNoise, Masking};
+use crate::data::span_corruption::SpanCorruption;
+use std::collections::BTreeMap;
+
+/// BART's noise or T5's span corruption, with its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Noise {
+    /// BART's noise functions; the target is the whole document.
+    Bart(BartNoise),
+    /// T5's span corruption; the target is the dropped spans.
+    T5(SpanCorruption),
+}
+
+impl Noise {
+    /// Check the settings; the error names the one out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Noise::Bart(n) => n.validate(),
+            Noise::T5(n) => n.validate(),
+        }
+    }
+
+    /// One line for people: "BART: span infilling p = 0.3 (Poisson 3), permute 1, ...".
+    pub fn describe(&self) -> String {
+        match self {
+            Noise::Bart(n) => {
+                let masking = match n.masking {
+                    Masking::Off => "no masking".to_string(),
+                    Masking::Tokens => format!("token masking p = {}", n.p),
+                    Masking::Delete => format!("token deletion p = {}", n.p),
+                    Masking::Spans { lambda, keep_length } => format!(
+                        "text infilling p = {} (span lengths ~ Poisson({lambda}){})",
+                        n.p,
+                        if keep_length { ", one mask per token" } else { "" }
+                    ),
+                };
+                format!(
+                    "BART: {masking}, random share {}, sentences permuted {}, insertion {}, rotation {}",
+                    n.mask_random, n.permute, n.insert, n.rotate
+                )
+            }
+            Noise::T5(n) => format!(
+                "T5 span corruption: noise density {}, mean span {}",
+                n.noise_density, n.mean_span
+            ),
+        }
+    }
+
+    /// The settings as checkpoint metadata (`denoise.*`), so a resume with other noise is
+    /// refused and a loaded model knows its noise.
+    pub fn to_metadata(&self) -> BTreeMap<String, String> {
+        let fields: Vec<(&str, String)> = match self {
+            Noise::Bart(n) => {
+                let (masking, lambda, keep_length) = match n.masking {
+                    Masking::Off => ("off", 0.0, false),
+                    Masking::Tokens => ("tokens", 0.0, false),
+                    Masking::Delete => ("delete", 0.0, false),
+                    Masking::Spans { lambda, keep_length } => ("spans", lambda, keep_length),
+                };
+                vec![
+                    ("noise", "bart".into()),
+                    ("p", n.p.to_string()),
+                    ("masking", masking.into()),
+                    ("lambda", lambda.to_string()),
+                    ("keep_length", keep_length.to_string()),
+                    ("mask_random", n.mask_random.to_string()),
+                    ("permute", n.permute.to_string()),
+                    ("insert", n.insert.to_string()),
+                    ("rotate", n.rotate.to_string()),
+                ]
+            }
+            Noise::T5(n) => vec![
+                ("noise", "t5".into()),
+                ("noise_density", n.noise_density.to_string()),
+                ("mean_span", n.mean_span.to_string()),
+            ],
+        };
+        fields.into_iter().map(|(k, v)| (format!("denoise.{k}"), v)).collect()
+    }
+
+    /// Read back what [`Noise::to_metadata`] wrote; the error names the missing or bad key.
+    pub fn from_metadata(m: &BTreeMap<String, String>) -> Result<Noise, String> {
+        fn get<T: std::str::FromStr>(m: &BTreeMap<String, String>, field: &str) -> Result<T, String> {
+            let key = format!("denoise.{field}");
+            let raw = m.get(&key).ok_or_else(|| format!("metadata lacks '{key}'"))?;
+            raw.parse()
+                .map_err(|_| format!("metadata '{key}' = {raw:?} is not valid"))
+        }
+        let noise = match get::<String>(m, "noise")?.as_str() {
+            "bart" => Noise::Bart(BartNoise {
+                p: get(m, "p")?,
+                masking: match get::<String>(m, "masking")?.as_str() {
+                    "off" => Masking::Off,
+                    "tokens" => Masking::Tokens,
+                    "delete" => Masking::Delete,
+                    "spans" => Masking::Spans {
+                        lambda: get(m, "lambda")?,
+                        keep_length: get(m, "keep_length")?,
+                    },
+                    other => return Err(format!("metadata 'denoise.masking' = {other:?} is not known")),
+                },
+                mask_random: get(m, "mask_random")?,
+                permute: get(m, "permute")?,
+                insert: get(m, "insert")?,
+                rotate: get(m, "rotate")?,
+            }),
+            "t5" => Noise::T5(SpanCorruption {
+                noise_density: get(m, "noise_density")?,
+                mean_span: get(m, "mean_span")?,
+            }),
+            other => return Err(format!("metadata 'denoise.noise' = {other:?} is neither bart nor t5")),
+        };
+        noise.validate()?;
+        Ok(noise)
+    }
+}

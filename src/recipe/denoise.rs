@@ -1,0 +1,147 @@
+//! The data and settings of a recipe for the denoising objectives: short documents from each
+//! split, the noise read from flags, the fixed validation examples, and the reconstruction
+//! scores printed at the end.
+
+use super::{Recipe, VALIDATION_SEED};
+use crate::cli::Flags;
+use crate::data::bart_noise::{BartNoise, Masking};
+use crate::data::documents::line_documents;
+use crate::data::span_corruption::SpanCorruption;
+use crate::data::{Corpus, Document};
+use crate::objectives::denoise::{teacher_forcing, Denoiser, Example, Seq2SeqBatch};
+use crate::objectives::Noise;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The documents of each split.
+pub struct DenoiseDocuments {
+    /// The training split's documents.
+    pub train: Vec<Document>,
+    /// The validation split's documents.
+    pub val: Vec<Document>,
+}
+
+/// The noise from `--noise bart|t5` and its settings' flags (BART-large's and T5's defaults).
+pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
+    let kind: String = flags.arg("noise", "bart".to_string(), "bart or t5")?;
+    let bart = BartNoise::default();
+    let t5 = SpanCorruption::default();
+    let masking: String = flags.arg("masking", "spans".to_string(), "BART: spans, tokens, delete or off")?;
+    let p = flags.arg(
+        "mask-ratio",
+        bart.p,
+        "BART: share of the body masked, deleted or infilled",
+    )?;
+    let lambda = flags.arg("span-lambda", 3.0, "BART: Poisson mean of infilled span lengths")?;
+    let permute = flags.arg("permute", bart.permute, "BART: share of sentences shuffled")?;
+    let rotate = flags.arg("rotate", bart.rotate, "BART: probability of rotating the document")?;
+    let insert = flags.arg("insert", bart.insert, "BART: inserted masks per body token")?;
+    let mask_random = flags.arg(
+        "mask-random",
+        bart.mask_random,
+        "BART: share of masks that are random tokens",
+    )?;
+    let noise_density = flags.arg("noise-density", t5.noise_density, "T5: share of tokens dropped")?;
+    let mean_span = flags.arg("mean-span", t5.mean_span, "T5: mean length of a dropped span")?;
+    let masking = match masking.as_str() {
+        "spans" => Masking::Spans {
+            lambda,
+            keep_length: false,
+        },
+        "tokens" => Masking::Tokens,
+        "delete" => Masking::Delete,
+        "off" => Masking::Off,
+        other => return Err(format!("--masking {other:?}: expected spans, tokens, delete or off")),
+    };
+    let noise = match kind.as_str() {
+        "bart" => Noise::Bart(BartNoise {
+            p,
+            masking,
+            mask_random,
+            permute,
+            insert,
+            rotate,
+        }),
+        "t5" => Noise::T5(SpanCorruption {
+            noise_density,
+            mean_span,
+        }),
+        other => return Err(format!("--noise {other:?}: expected bart or t5")),
+    };
+    noise.validate().map_err(|e| format!("{e} (check the noise flags)"))?;
+    Ok(noise)
+}
+
+impl Recipe {
+    /// Cut each split into short documents (`data/documents.rs`, [`line_documents`]) that fit
+    /// `--seq-len` once framed and corrupted by `noise`; says what it built. Error: a split
+    /// with no document, or a `--seq-len` too short to hold one token of body.
+    pub fn line_documents(&self, data: &Corpus, noise: &Noise) -> Result<DenoiseDocuments, String> {
+        let insert = match noise {
+            Noise::Bart(n) => n.insert,
+            Noise::T5(_) => 0.0,
+        };
+        // The longest body n with BOS + n + ceil(insert n) inserted + EOS <= seq_len.
+        let fits = |n: usize| n + (insert * n as f64).ceil() as usize + 2 <= self.seq_len;
+        let max_tokens = (0..self.seq_len).rev().find(|&n| fits(n)).unwrap_or(0);
+        if max_tokens == 0 {
+            return Err(format!(
+                "--seq-len {} is too short for BOS, one token and EOS under this noise",
+                self.seq_len
+            ));
+        }
+        let mut splits = Vec::new();
+        for (name, ids) in [("training", &data.train), ("validation", &data.val)] {
+            let docs = line_documents(&data.tokenizer.decode(ids), max_tokens, &data.tokenizer);
+            if docs.is_empty() {
+                return Err(format!("the {name} split holds no document (check --corpus)"));
+            }
+            let tokens: usize = docs
+                .iter()
+                .map(|d| d.sentences.iter().map(Vec::len).sum::<usize>())
+                .sum();
+            println!(
+                "{name} split: {} documents of at most {max_tokens} tokens, {:.1} on average",
+                docs.len(),
+                tokens as f64 / docs.len() as f64
+            );
+            splits.push(docs);
+        }
+        let val = splits.pop().expect("two splits");
+        let train = splits.pop().expect("two splits");
+        Ok(DenoiseDocuments { train, val })
+    }
+
+    /// The fixed validation examples: the first `eval_batches * batch` validation documents
+    /// corrupted once with [`VALIDATION_SEED`], and their batches.
+    pub fn denoise_validation(&self, model: &Denoiser, val: &[Document]) -> (Vec<Example>, Vec<Seq2SeqBatch>) {
+        let mut rng = StdRng::seed_from_u64(VALIDATION_SEED);
+        let n = val.len().min(self.eval_batches * self.batch);
+        let examples: Vec<Example> = val[..n].iter().map(|d| model.corrupt(d, &mut rng)).collect();
+        let (start, pad) = (model.ids.noise.eos, model.ids.pad);
+        let batches = examples
+            .chunks(self.batch)
+            .map(|chunk| teacher_forcing(chunk, start, pad))
+            .collect();
+        (examples, batches)
+    }
+}
+
+impl Recipe {
+    /// This recipe with `tokens_per_step` set to `batch` times the mean source-plus-target
+    /// length of `examples`, so that tokens/s counts what an update really reads.
+    pub fn with_tokens_per_step(self, examples: &[Example]) -> Recipe {
+        let total: usize = examples.iter().map(|e| e.source.len() + e.target.len()).sum();
+        let mean = total as f64 / examples.len().max(1) as f64;
+        println!("an update reads {mean:.1} tokens per document on average (source and target)");
+        Recipe {
+            tokens_per_step: Some((mean * self.batch as f64).round() as usize),
+            ..self
+        }
+    }
+}
+
+/// `n` documents drawn uniformly (with replacement) from `docs`.
+pub fn random_documents<'a>(docs: &'a [Document], n: usize, rng: &mut impl Rng) -> Vec<&'a Document> {
+    (0..n).map(|_| &docs[rng.random_range(0..docs.len())]).collect()
+}

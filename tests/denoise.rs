@@ -1,0 +1,253 @@
+//! The denoising objective (`objectives/denoise.rs`): teacher forcing, the loss's worked example
+//! and padding, the masks of the encoder-decoder, gradcheck, checkpoints; the line documents;
+//! and the reconstruction scores.
+
+use microlm::data::bart_noise::BartNoise;
+use microlm::data::documents::line_documents;
+use microlm::data::span_corruption::SpanCorruption;
+use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
+use microlm::nn::TransformerConfig;
+use microlm::objectives::denoise::{seq2seq_loss, teacher_forcing, Example};
+use microlm::objectives::reconstruction::{edit_distance, ReconstructionScore};
+use microlm::objectives::{Denoiser, Noise};
+use microlm::tokenizer::{CharTokenizer, Tokenizer};
+use microlm::{Params, Tape};
+use ndarray::{ArrayD, Axis, IxDyn};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn tokenizer() -> Tokenizer {
+    Tokenizer::Char(CharTokenizer::from_text("abcdefgh .\n"))
+}
+
+fn tiny(noise: Noise) -> (Denoiser, Params) {
+    let tok = tokenizer();
+    let config = TransformerConfig {
+        d_model: 8,
+        heads: 2,
+        layers: 1,
+        d_ff: 16,
+        max_len: 12,
+        dropout: 0.0,
+        ..TransformerConfig::toy(Denoiser::vocab_size(&tok, &noise))
+    };
+    let mut params = Params::new();
+    let model = Denoiser::new(&mut params, &config, noise, &tok, &mut StdRng::seed_from_u64(3)).unwrap();
+    (model, params)
+}
+
+fn example(source: &[usize], target: &[usize]) -> Example {
+    Example {
+        source: source.to_vec(),
+        target: target.to_vec(),
+    }
+}
+
+/// The decoder reads (start, y_0, ..., y_{n-2}) and is scored against (y_0, ..., y_{n-1});
+/// shorter rows are padded and their padding is not scored.
+#[test]
+fn teacher_forcing_shifts_right_behind_the_start_token_and_pads() {
+    let b = teacher_forcing(&[example(&[5, 6, 7], &[8, 9, 10]), example(&[5], &[11])], 1, 0);
+    assert_eq!(b.source.ids, vec![5, 6, 7, 5, 0, 0]);
+    assert_eq!(b.source.lengths, Some(vec![3, 1]));
+    assert_eq!(b.decoder_input.ids, vec![1, 8, 9, 1, 0, 0]);
+    assert_eq!(b.decoder_input.lengths, Some(vec![3, 1]));
+    let y = |v: usize| Some(v);
+    assert_eq!(b.targets, vec![y(8), y(9), y(10), y(11), None, None]);
+}
+
+/// docs/objectives.md §5a: with uniform logits over V = 5, each target token costs ln 5 =
+/// 1.6094379, and the mean is over the 4 real targets, not the 6 positions.
+#[test]
+fn uniform_logits_cost_ln_5_per_target_token() {
+    let b = teacher_forcing(&[example(&[1], &[0, 1, 2]), example(&[1], &[4])], 3, 0);
+    let mut tape = Tape::new();
+    let logits = tape.input(ArrayD::zeros(IxDyn(&[2, 3, 5])));
+    let ce = seq2seq_loss(&mut tape, logits, &b);
+    assert_eq!(ce.count, 4);
+    let ln_5 = 1.609_437_9_f64; // docs/objectives.md §5a
+    assert!((tape.scalar(ce.mean) as f64 - ln_5).abs() < 1e-6);
+    assert!((tape.scalar(ce.sum) as f64 - 4.0 * ln_5).abs() < 1e-5);
+    // dL/dz = (softmax - onehot)/|T| at a target, exactly 0 at padding.
+    let g = tape.backward(ce.mean);
+    let dz = g.wrt(logits).unwrap();
+    assert!((dz[[0, 0, 0]] - (0.2 - 1.0) / 4.0).abs() < 1e-7);
+    assert!((dz[[0, 0, 1]] - 0.2 / 4.0).abs() < 1e-7);
+    assert!(dz
+        .index_axis(Axis(0), 1)
+        .index_axis(Axis(0), 1)
+        .iter()
+        .all(|&v| v == 0.0));
+}
+
+/// A document's loss sum is the same alone and padded into a batch beside a longer one.
+#[test]
+fn padding_is_excluded_by_length() {
+    let (model, params) = tiny(Noise::Bart(BartNoise::default()));
+    let short = example(&[2, 7, 8, 3], &[2, 7, 8, 9, 3]);
+    let long = example(&[2, 7, 8, 9, 10, 11, 12, 3], &[2, 9, 9, 9, 9, 9, 9, 9, 3]);
+    let sum = |examples: &[Example]| {
+        let mut tape = Tape::no_grad();
+        let b = teacher_forcing(examples, 3, 0);
+        let ce = model.loss(&mut tape, &params, &b, &mut StdRng::seed_from_u64(0));
+        (tape.scalar(ce.sum) as f64, ce.count)
+    };
+    let (alone, n_alone) = sum(std::slice::from_ref(&short));
+    let (long_alone, _) = sum(std::slice::from_ref(&long));
+    let (both, n_both) = sum(&[short, long]);
+    assert_eq!((n_alone, n_both), (5, 14));
+    assert!(
+        (both - alone - long_alone).abs() < 1e-4,
+        "{both} vs {alone} + {long_alone}"
+    );
+}
+
+/// Logits of the encoder-decoder for one source and decoder input.
+fn logits(model: &Denoiser, params: &Params, source: &[usize], y_in: &[usize], source_len: usize) -> Vec<f32> {
+    let b = teacher_forcing(&[example(source, y_in)], 3, 0);
+    let mut source_batch = b.source.clone();
+    source_batch.lengths = Some(vec![source_len]);
+    let y_in = microlm::data::Batch::new(y_in.to_vec(), 1, y_in.len());
+    let mut tape = Tape::no_grad();
+    let z = model
+        .model
+        .forward(&mut tape, params, &source_batch, &y_in, &mut StdRng::seed_from_u64(0));
+    tape.value(z).iter().copied().collect()
+}
+
+/// Changing the decoder input at position 3 leaves the logits at positions 0..3 unchanged to
+/// the bit, and changes those at 3 (the causal mask); changing the source's padding changes
+/// nothing, while changing a real source token changes everything (cross-attention's mask).
+#[test]
+fn causal_and_cross_attention_masks_are_respected() {
+    let (model, params) = tiny(Noise::Bart(BartNoise::default()));
+    let v = model.model.config.vocab_size;
+    let source = [2, 7, 8, 9, 3, 0, 0];
+    let y_in = [3, 2, 7, 8, 9];
+    let base = logits(&model, &params, &source, &y_in, 5);
+    let changed = logits(&model, &params, &source, &[3, 2, 7, 12, 9], 5);
+    assert_eq!(base[..3 * v], changed[..3 * v], "positions before the change");
+    assert_ne!(base[3 * v..4 * v], changed[3 * v..4 * v], "the changed position");
+    let padded = logits(&model, &params, &[2, 7, 8, 9, 3, 11, 12], &y_in, 5);
+    assert_eq!(base, padded, "source padding is never attended to");
+    let real = logits(&model, &params, &[2, 7, 12, 9, 3, 0, 0], &y_in, 5);
+    assert_ne!(base[..v], real[..v], "a real source token is");
+}
+
+/// The gradient of L through the whole tiny encoder-decoder against central differences.
+#[test]
+fn loss_passes_gradcheck_through_a_tiny_encoder_decoder() {
+    for noise in [Noise::Bart(BartNoise::default()), Noise::T5(SpanCorruption::default())] {
+        let (model, params) = tiny(noise);
+        let b = teacher_forcing(
+            &[example(&[2, 7, 8, 3], &[2, 8, 7, 3]), example(&[2, 9, 3], &[2, 9, 3])],
+            3,
+            0,
+        );
+        let report = gradcheck_params(
+            |tape, params| model.loss(tape, params, &b, &mut StdRng::seed_from_u64(0)).mean,
+            &params,
+            GradcheckConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.checked > 100);
+    }
+}
+
+/// Corruption follows the noise: BART's target is the framed original, T5's inputs and targets
+/// end with EOS and hold sentinels from the top of the vocabulary.
+#[test]
+fn corrupt_builds_the_targets_each_noise_asks_for() {
+    let tok = tokenizer();
+    let doc = microlm::data::Document {
+        sentences: vec![tok.encode("abc def. "), tok.encode("gh ab.\n")],
+    };
+    let (bart, _) = tiny(Noise::Bart(BartNoise::default()));
+    let e = bart.corrupt(&doc, &mut StdRng::seed_from_u64(1));
+    let (bos, eos) = (tok.special("[CLS]"), tok.special("[SEP]"));
+    let mut framed = vec![bos];
+    framed.extend(tok.encode("abc def. gh ab.\n"));
+    framed.push(eos);
+    assert_eq!(e.target, framed);
+    assert_eq!((e.source[0], *e.source.last().unwrap()), (bos, eos));
+    let (t5, _) = tiny(Noise::T5(SpanCorruption::default()));
+    let e = t5.corrupt(&doc, &mut StdRng::seed_from_u64(1));
+    let top = tok.vocab_size() + 99; // sentinel 0
+    assert_eq!(e.target[0], top);
+    assert_eq!(*e.target.last().unwrap(), eos);
+    assert_eq!(*e.source.last().unwrap(), eos);
+    assert!(e.source.contains(&top));
+    let (m, s) = SpanCorruption::default().counts(16);
+    assert_eq!((e.source.len(), e.target.len()), (16 - m + s + 1, m + s + 1));
+}
+
+/// A trained T5 model's checkpoint reloads with its sentinels and noise.
+#[test]
+fn checkpoint_round_trip_keeps_the_noise_and_the_sentinels() {
+    let noise = Noise::T5(SpanCorruption {
+        noise_density: 0.25,
+        mean_span: 2.0,
+    });
+    let (model, params) = tiny(noise.clone());
+    let dir = std::env::temp_dir().join(format!("microlm-denoise-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors");
+    let mut metadata = model.metadata();
+    metadata.extend(tokenizer().to_metadata());
+    microlm::checkpoint::save(&path, &params, &metadata).unwrap();
+    let (loaded, loaded_params, tok) = Denoiser::load(&path).unwrap();
+    assert_eq!(loaded.noise, noise);
+    assert_eq!(loaded.model.config.vocab_size, tok.vocab_size() + 100);
+    let source = [2, 7, 8, 3];
+    assert_eq!(
+        logits(&model, &params, &source, &[3, 7], 4),
+        logits(&loaded, &loaded_params, &source, &[3, 7], 4)
+    );
+    // Without the extra ids in the metadata, the vocabularies disagree: refused, named.
+    metadata.remove("vocab.extra_ids");
+    microlm::checkpoint::save(&path, &params, &metadata).unwrap();
+    let e = Denoiser::load(&path).unwrap_err();
+    assert!(e.contains("vocab.extra_ids") && e.contains("config.vocab_size"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Bad noise settings are refused by name.
+#[test]
+fn bad_noise_settings_are_refused() {
+    let tok = tokenizer();
+    let config = TransformerConfig::toy(tok.vocab_size());
+    let bad = Noise::Bart(BartNoise {
+        p: 1.5,
+        ..BartNoise::default()
+    });
+    let e = Denoiser::new(&mut Params::new(), &config, bad, &tok, &mut StdRng::seed_from_u64(0)).unwrap_err();
+    assert!(e.contains("1.5"), "{e}");
+    let t5 = Noise::T5(SpanCorruption::default()); // needs 100 more ids than the config has
+    let e = Denoiser::new(&mut Params::new(), &config, t5, &tok, &mut StdRng::seed_from_u64(0)).unwrap_err();
+    assert!(e.contains("vocab_size"), "{e}");
+}
+
+/// Line documents: the name line left out, whole lines of one speech, at most max_tokens.
+#[test]
+fn line_documents_hold_whole_lines_of_one_speech() {
+    let text = "ROMEO:\nab ab\ncd cd\nef\n\nFirst Citizen:\nabcdefgh abcdefgh\nhh.\n";
+    let tok = Tokenizer::Char(CharTokenizer::from_text(text));
+    let docs = line_documents(text, 12, &tok);
+    let texts: Vec<String> = docs.iter().map(|d| tok.decode(&d.sentences.concat())).collect();
+    assert_eq!(texts, ["ab ab\ncd cd\n", "ef\n", "abcdefgh abc", "hh.\n"]);
+}
+
+#[test]
+fn edit_distance_and_rates_by_hand() {
+    assert_eq!(edit_distance("kitten", "sitting"), 3); // k->s, e->i, +g
+    assert_eq!(edit_distance("flaw", "lawn"), 2);
+    assert_eq!(edit_distance("abc", "abc"), 0);
+    assert_eq!(edit_distance("", ""), 0);
+    assert_eq!(edit_distance("ab", ""), 2);
+    assert_eq!(edit_distance("né", "ne"), 1); // characters, not bytes
+    let mut s = ReconstructionScore::default();
+    s.add("sitting", "kitten"); // 3 edits over 6 characters
+    s.add("abcd", "abcd"); // 0 over 4
+    assert!((s.cer() - 0.3).abs() < 1e-12);
+    assert!((s.exact_match() - 0.5).abs() < 1e-12);
+}
