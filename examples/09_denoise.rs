@@ -22,7 +22,7 @@
 use microlm::cli::Flags;
 use microlm::nn::TransformerConfig;
 use microlm::objectives::{Denoiser, Noise};
-use microlm::recipe::{random_documents, read_noise, Recipe};
+use microlm::recipe::{length_grouped_documents, read_noise, Recipe};
 use microlm::Params;
 
 fn main() {
@@ -33,6 +33,7 @@ fn run() -> Result<(), String> {
     let mut flags = Flags::from_env()?;
     let defaults = Recipe {
         out: "runs/denoise".into(),
+        eval_batches: 10,
         ..Recipe::default()
     };
     let recipe = Recipe::read(&mut flags, defaults)?;
@@ -62,7 +63,7 @@ fn run() -> Result<(), String> {
         &mut params,
         &model.metadata(),
         |tape, params, rng| {
-            let picked = random_documents(&docs.train, recipe.batch, rng);
+            let picked = length_grouped_documents(&docs.train, recipe.batch, rng);
             model.loss(tape, params, &model.batch(&picked, rng), rng)
         },
         |params| model.evaluate(params, &val),

@@ -173,3 +173,24 @@ fn embedding_std_flag() {
         assert!(e.contains("--embedding-std") && e.contains(bad), "{e}");
     }
 }
+
+#[test]
+fn noise_flags_are_checked_by_name() {
+    use microlm::objectives::Noise;
+    use microlm::recipe::read_noise;
+    let noise = |args: &[&str]| read_noise(&mut parse(args).unwrap());
+    assert!(matches!(noise(&[]).unwrap(), Noise::Bart(b) if b.p == 0.3 && b.permute == 1.0));
+    assert!(matches!(noise(&["--noise", "t5"]).unwrap(), Noise::T5(t) if t.noise_density == 0.15));
+    for (args, named) in [
+        (&["--noise", "bert"][..], "--noise \"bert\""),
+        (&["--mask-ratio", "1.5"][..], "--mask-ratio 1.5"),
+        (&["--permute", "-0.1"][..], "--permute -0.1"),
+        (&["--span-lambda", "0"][..], "--span-lambda 0"),
+        (&["--noise-density", "2"][..], "--noise-density 2"),
+        (&["--mean-span", "0"][..], "--mean-span 0"),
+        (&["--masking", "words"][..], "--masking \"words\""),
+    ] {
+        let e = noise(args).unwrap_err();
+        assert!(e.contains(named), "{args:?}: {e}");
+    }
+}

@@ -251,3 +251,34 @@ fn edit_distance_and_rates_by_hand() {
     assert!((s.cer() - 0.3).abs() < 1e-12);
     assert!((s.exact_match() - 0.5).abs() < 1e-12);
 }
+
+/// Each draw is uniform over the documents (start uniform, offset uniform in the window, taken
+/// modulo N), so over 10^5 batches of 4 from N = 50, each document is drawn 8,000 times on
+/// average, sd sqrt(8000 (1 - 1/50)) = 88.5; and a batch never spans more than its window of
+/// 4 * 8 = 32 consecutive documents (cyclically).
+#[test]
+fn length_grouped_draws_are_uniform_and_local() {
+    use microlm::recipe::length_grouped_documents;
+    let docs: Vec<microlm::data::Document> = (0..50)
+        .map(|i| microlm::data::Document {
+            sentences: vec![vec![i]],
+        })
+        .collect();
+    let mut counts = [0usize; 50];
+    let mut rng = StdRng::seed_from_u64(9);
+    for _ in 0..100_000 {
+        let batch: Vec<usize> = length_grouped_documents(&docs, 4, &mut rng)
+            .iter()
+            .map(|d| d.sentences[0][0])
+            .collect();
+        for &i in &batch {
+            counts[i] += 1;
+        }
+        // Some start s has every member within s..s+32 (mod 50).
+        let local = (0..50).any(|s| batch.iter().all(|&i| (i + 50 - s) % 50 < 32));
+        assert!(local, "{batch:?}");
+    }
+    for (i, &c) in counts.iter().enumerate() {
+        assert!((c as f64 - 8000.0).abs() < 5.0 * 88.5, "document {i}: {c}");
+    }
+}

@@ -624,3 +624,44 @@ fn linear_shape_error_names_both_shapes() {
     let w = tape.constant(Tensor::zeros(IxDyn(&[5, 4])));
     tape.linear(x, w, None);
 }
+
+/// Tied, the encoder-decoder has one token table for both stacks and the output (the paper's
+/// section 3.4): no `decoder.token_embedding.weight`, 2 V D fewer parameters than untied (the
+/// decoder's table and the output weight), and the shared table gets gradient from both sides.
+#[test]
+fn a_tied_encoder_decoder_shares_one_token_table() {
+    let (v, d) = (13, 8);
+    let config = |tie| TransformerConfig {
+        d_model: d,
+        heads: 2,
+        layers: 1,
+        d_ff: 16,
+        max_len: 8,
+        tie_embeddings: tie,
+        ..TransformerConfig::toy(v)
+    };
+    let count = |tie| {
+        let mut params = Params::new();
+        EncoderDecoder::new(&mut params, &config(tie), &mut StdRng::seed_from_u64(0)).unwrap();
+        params
+    };
+    let (tied, untied) = (count(true), count(false));
+    assert_eq!(untied.num_elements() - tied.num_elements(), 2 * v * d);
+    assert!(tied.find("decoder.token_embedding.weight").is_none());
+    assert!(untied.find("decoder.token_embedding.weight").is_some());
+    // A token only the decoder reads (11) and one only the encoder reads (12) both get gradient
+    // in the shared table's rows; a token nobody reads (10) gets none beyond the output's.
+    let mut params = Params::new();
+    let model = EncoderDecoder::new(&mut params, &config(true), &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut tape = Tape::new();
+    let source = Batch::new(vec![12, 3, 4], 1, 3);
+    let target = Batch::new(vec![11, 5], 1, 2);
+    let logits = model.forward(&mut tape, &params, &source, &target, &mut StdRng::seed_from_u64(0));
+    let loss = tape.cross_entropy(logits, &[Some(6), Some(7)]).mean;
+    let grads = tape.backward(loss);
+    let table = params.find("encoder.token_embedding.weight").unwrap();
+    let g = grads.param(table).unwrap();
+    let row_norm = |r: usize| g.index_axis(ndarray::Axis(0), r).iter().map(|x| x * x).sum::<f32>();
+    // Rows 11 and 12 get input gradient on top of the output's; row 10 only the output's.
+    assert!(row_norm(11) > row_norm(10) * 1.5 && row_norm(12) > row_norm(10) * 1.5);
+}

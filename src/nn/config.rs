@@ -107,7 +107,8 @@ pub struct TransformerConfig {
     pub dropout: f32,
     /// LayerNorm placement.
     pub norm: NormPlacement,
-    /// Whether the output projection to the vocabulary reuses the token embedding matrix.
+    /// Whether the output projection to the vocabulary reuses the token embedding matrix (in
+    /// the encoder-decoder, one matrix then serves both stacks' inputs and the output).
     pub tie_embeddings: bool,
     /// Number of segment (token type) ids; 0 means no segment embeddings.
     pub type_vocab_size: usize,

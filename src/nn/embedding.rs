@@ -79,6 +79,20 @@ impl InputEmbedding {
             vocab: config.vocab_size,
             d,
         };
+        InputEmbedding::sharing(params, name, config, &token, rng)
+    }
+
+    /// The same, but reading tokens through an existing table `token` (another stack's), so
+    /// that both stacks share it; no token table is registered under `name`.
+    pub fn sharing(
+        params: &mut Params,
+        name: &str,
+        config: &TransformerConfig,
+        token: &Embedding,
+        rng: &mut impl Rng,
+    ) -> InputEmbedding {
+        let d = config.d_model;
+        let token = token.clone();
         let segment = (config.type_vocab_size > 0).then(|| {
             Embedding::new(
                 params,

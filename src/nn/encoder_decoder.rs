@@ -19,9 +19,10 @@ use crate::data::Batch;
 use crate::{Params, Tape, Var};
 use rand::Rng;
 
-/// Parameters: `encoder.*` (see [`Encoder`]), `decoder.token_embedding.weight`,
-/// `decoder.layers.{i}.*`, `decoder.final_norm.*` (pre-LN only), `decoder.lm_head.bias` and,
-/// untied, `decoder.lm_head.weight`.
+/// Parameters: `encoder.*` (see [`Encoder`]), `decoder.layers.{i}.*`, `decoder.final_norm.*`
+/// (pre-LN only) and `decoder.lm_head.bias`; untied, also `decoder.token_embedding.weight` and
+/// `decoder.lm_head.weight`. Tied (`config.tie_embeddings`), the encoder's token table is the
+/// decoder's too and the output projection's weight, as in the paper's section 3.4.
 #[derive(Clone, Debug)]
 pub struct EncoderDecoder {
     /// The configuration it was built from (both stacks share it).
@@ -42,7 +43,12 @@ impl EncoderDecoder {
     /// Build under the names `encoder` and `decoder`.
     pub fn new(params: &mut Params, config: &TransformerConfig, rng: &mut impl Rng) -> Result<EncoderDecoder, String> {
         let encoder = Encoder::new(params, "encoder", config, rng)?;
-        let embed = InputEmbedding::new(params, "decoder", config, rng);
+        // Tied: one table for the encoder's tokens, the decoder's tokens and the output (the
+        // paper's section 3.4, BART and T5), `encoder.token_embedding.weight`.
+        let embed = match config.tie_embeddings {
+            true => InputEmbedding::sharing(params, "decoder", config, &encoder.embed.token, rng),
+            false => InputEmbedding::new(params, "decoder", config, rng),
+        };
         let layers = (0..config.layers)
             .map(|i| DecoderLayer::new(params, &format!("decoder.layers.{i}"), config, rng))
             .collect();

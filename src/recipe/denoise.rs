@@ -3,7 +3,7 @@
 //! scores printed at the end.
 
 use super::{Recipe, VALIDATION_SEED};
-use crate::cli::Flags;
+use crate::cli::{check, Flags};
 use crate::data::bart_noise::{BartNoise, Masking};
 use crate::data::documents::line_documents;
 use crate::data::span_corruption::SpanCorruption;
@@ -15,13 +15,14 @@ use rand::{Rng, SeedableRng};
 
 /// The documents of each split.
 pub struct DenoiseDocuments {
-    /// The training split's documents.
+    /// The training split's documents, shortest first (for [`length_grouped_documents`]).
     pub train: Vec<Document>,
     /// The validation split's documents.
     pub val: Vec<Document>,
 }
 
-/// The noise from `--noise bart|t5` and its settings' flags (BART-large's and T5's defaults).
+/// The noise from `--noise bart|t5` and its settings' flags (BART-large's and T5's defaults);
+/// a value out of range is refused naming its flag.
 pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
     let kind: String = flags.arg("noise", "bart".to_string(), "bart or t5")?;
     let bart = BartNoise::default();
@@ -32,7 +33,7 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
         bart.p,
         "BART: share of the body masked, deleted or infilled",
     )?;
-    let lambda = flags.arg("span-lambda", 3.0, "BART: Poisson mean of infilled span lengths")?;
+    let lambda: f64 = flags.arg("span-lambda", 3.0, "BART: Poisson mean of infilled span lengths")?;
     let permute = flags.arg("permute", bart.permute, "BART: share of sentences shuffled")?;
     let rotate = flags.arg("rotate", bart.rotate, "BART: probability of rotating the document")?;
     let insert = flags.arg("insert", bart.insert, "BART: inserted masks per body token")?;
@@ -43,6 +44,25 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
     )?;
     let noise_density = flags.arg("noise-density", t5.noise_density, "T5: share of tokens dropped")?;
     let mean_span = flags.arg("mean-span", t5.mean_span, "T5: mean length of a dropped span")?;
+    let share = "must be in [0, 1]";
+    for (name, value) in [
+        ("mask-ratio", p),
+        ("permute", permute),
+        ("rotate", rotate),
+        ("insert", insert),
+        ("mask-random", mask_random),
+        ("noise-density", noise_density),
+    ] {
+        check((0.0..=1.0).contains(&value), name, value, share)?;
+    }
+    let positive = "must be positive";
+    check(lambda > 0.0 && lambda.is_finite(), "span-lambda", lambda, positive)?;
+    check(
+        mean_span > 0.0 && mean_span.is_finite(),
+        "mean-span",
+        mean_span,
+        positive,
+    )?;
     let masking = match masking.as_str() {
         "spans" => Masking::Spans {
             lambda,
@@ -108,18 +128,22 @@ impl Recipe {
             splits.push(docs);
         }
         let val = splits.pop().expect("two splits");
-        let train = splits.pop().expect("two splits");
+        let mut train = splits.pop().expect("two splits");
+        train.sort_by_key(|d| d.sentences.iter().map(Vec::len).sum::<usize>()); // stable
         Ok(DenoiseDocuments { train, val })
     }
 
     /// The fixed validation examples: the first `eval_batches * batch` validation documents
-    /// corrupted once with [`VALIDATION_SEED`], and their batches.
+    /// corrupted once with [`VALIDATION_SEED`], in document order, and their batches (formed
+    /// after sorting them by length, so that little of each batch is padding).
     pub fn denoise_validation(&self, model: &Denoiser, val: &[Document]) -> (Vec<Example>, Vec<Seq2SeqBatch>) {
         let mut rng = StdRng::seed_from_u64(VALIDATION_SEED);
         let n = val.len().min(self.eval_batches * self.batch);
         let examples: Vec<Example> = val[..n].iter().map(|d| model.corrupt(d, &mut rng)).collect();
         let (start, pad) = (model.ids.noise.eos, model.ids.pad);
-        let batches = examples
+        let mut by_length: Vec<Example> = examples.clone(); // batched by length: less padding
+        by_length.sort_by_key(|e| (e.source.len(), e.target.len()));
+        let batches = by_length
             .chunks(self.batch)
             .map(|chunk| teacher_forcing(chunk, start, pad))
             .collect();
@@ -141,7 +165,21 @@ impl Recipe {
     }
 }
 
-/// `n` documents drawn uniformly (with replacement) from `docs`.
-pub fn random_documents<'a>(docs: &'a [Document], n: usize, rng: &mut impl Rng) -> Vec<&'a Document> {
-    (0..n).map(|_| &docs[rng.random_range(0..docs.len())]).collect()
+/// A window of this many batches' worth of documents is what [`length_grouped_documents`]
+/// draws one batch from.
+pub const LENGTH_WINDOW_BATCHES: usize = 8;
+
+/// `n` documents for one update, of similar lengths so that the padded batch wastes little:
+/// from `sorted` (documents in order of length), a window of `n * LENGTH_WINDOW_BATCHES`
+/// consecutive ones starting at a uniformly drawn place (wrapping around at the end), then `n`
+/// drawn uniformly from the window, with replacement. Every document lies in equally many
+/// windows, so each is drawn equally often on average; only the batch's mix of lengths changes.
+/// (The same idea as "group by length" samplers; here each draw is independent of the others,
+/// so a resumed run draws what an uninterrupted one would.)
+pub fn length_grouped_documents<'a>(sorted: &'a [Document], n: usize, rng: &mut impl Rng) -> Vec<&'a Document> {
+    let window = (n * LENGTH_WINDOW_BATCHES).clamp(1, sorted.len());
+    let start = rng.random_range(0..sorted.len());
+    (0..n)
+        .map(|_| &sorted[(start + rng.random_range(0..window)) % sorted.len()])
+        .collect()
 }

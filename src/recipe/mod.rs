@@ -26,7 +26,7 @@ mod denoise;
 mod memory;
 mod pairs;
 
-pub use denoise::{random_documents, read_noise, DenoiseDocuments};
+pub use denoise::{length_grouped_documents, read_noise, DenoiseDocuments};
 pub use memory::{memory_total, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
 pub use pairs::{SentencePairs, PAIR_PASSES};
 
