@@ -1,8 +1,8 @@
-//! Looking at what a trained model predicts: its top guesses at masked positions, printed the
-//! way the examples show them.
+//! Looking at what a trained model predicts, printed the way the examples show them: its top
+//! guesses at masked positions, P(IsNext) for sentence pairs, a denoiser's reconstructions.
 
 use crate::data::Batch;
-use crate::objectives::MaskedLm;
+use crate::objectives::{Denoiser, Evaluation, Example, MaskedLm, Noise};
 use crate::tokenizer::Tokenizer;
 use crate::Params;
 use rand::rngs::StdRng;
@@ -156,4 +156,52 @@ pub fn show_next_sentence(
             pair.label
         );
     }
+}
+
+/// Reconstruct the first `scored` held-out `examples` greedily and print the first `shown` of
+/// them (input, target, what the model wrote); then, under BART, the character error rate and
+/// exact-match rate beside the identity baseline, and under T5, the span-token accuracy of
+/// `evaluation` beside always guessing the most frequent token of `train_ids`.
+#[allow(clippy::too_many_arguments)]
+pub fn show_denoising(
+    model: &Denoiser,
+    params: &Params,
+    tokenizer: &Tokenizer,
+    examples: &[Example],
+    train_ids: &[usize],
+    evaluation: Option<&Evaluation>,
+    shown: usize,
+    scored: usize,
+) -> Result<(), String> {
+    let mut printed = 0;
+    let scored_examples = &examples[..scored.min(examples.len())];
+    let (ours, identity) = model.score_reconstructions(params, scored_examples, tokenizer, |e, written| {
+        if printed < shown {
+            printed += 1;
+            println!("\ninput    {:?}", model.display(tokenizer, &e.source));
+            println!("target   {:?}", model.display(tokenizer, &e.target));
+            println!("written  {:?}", model.display(tokenizer, written));
+        }
+    })?;
+    match &model.noise {
+        Noise::Bart(_) => println!(
+            "\non {} held-out documents: character error rate {:.4} (identity baseline {:.4}), exact match {:.4} (identity {:.4})",
+            ours.documents,
+            ours.cer(),
+            identity.cer(),
+            ours.exact_match(),
+            identity.exact_match()
+        ),
+        Noise::T5(_) => {
+            let span = evaluation.and_then(|e| e.extra.iter().find(|(name, _)| name == "span_token_accuracy"));
+            let (top, share) = model.most_frequent_baseline(train_ids, examples);
+            println!(
+                "\nspan-token accuracy {:.4} (teacher-forced, {} held-out documents); always {:?}: {share:.4}",
+                span.map_or(0.0, |s| s.1),
+                examples.len(),
+                tokenizer.decode(&[top])
+            );
+        }
+    }
+    Ok(())
 }
