@@ -282,3 +282,52 @@ fn length_grouped_draws_are_uniform_and_local() {
         assert!((c as f64 - 8000.0).abs() < 5.0 * 88.5, "document {i}: {c}");
     }
 }
+
+/// Reconstruction stops right after EOS, or at the length limit: with the output bias raised at
+/// EOS the model writes EOS alone; raised at an ordinary id, it writes max_new of them.
+#[test]
+fn reconstruct_stops_after_eos_or_at_the_limit() {
+    let (model, mut params) = tiny(Noise::Bart(BartNoise::default()));
+    let eos = model.ids.noise.eos;
+    let bias = params.find("decoder.lm_head.bias").unwrap();
+    params.value_mut(bias)[eos] += 50.0;
+    let greedy = microlm::generate::Sampling::Greedy;
+    let rng = &mut StdRng::seed_from_u64(0);
+    assert_eq!(
+        model.reconstruct(&params, &[2, 7, 3], greedy, 9, rng).unwrap(),
+        vec![eos]
+    );
+    params.value_mut(bias)[eos] -= 50.0;
+    params.value_mut(bias)[7] += 50.0;
+    assert_eq!(
+        model.reconstruct(&params, &[2, 7, 3], greedy, 9, rng).unwrap(),
+        vec![7; 9]
+    );
+    // Never past max_len - 1 = 11 new tokens (the start token takes one position).
+    assert_eq!(
+        model.reconstruct(&params, &[2, 7, 3], greedy, 50, rng).unwrap().len(),
+        11
+    );
+}
+
+/// A `--seq-len` too short for BOS, one token and EOS is refused by name.
+#[test]
+fn a_sequence_too_short_for_the_frame_is_refused() {
+    let dir = std::env::temp_dir().join(format!("microlm-denoise-seq-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = dir.join("text.txt");
+    std::fs::write(&corpus, "A:\nab cd.\n\nB:\nef gh.\n\n".repeat(40)).unwrap();
+    let recipe = microlm::recipe::Recipe {
+        corpus: corpus.clone(),
+        seq_len: 2,
+        ..microlm::recipe::Recipe::default()
+    };
+    let data = recipe.load_data().unwrap();
+    let noise = Noise::Bart(BartNoise::default());
+    let e = recipe.line_documents(&data, &noise).err().unwrap();
+    assert!(e.contains("--seq-len 2"), "{e}");
+    let ok = microlm::recipe::Recipe { seq_len: 8, ..recipe };
+    let docs = ok.line_documents(&ok.load_data().unwrap(), &noise).unwrap();
+    assert!(docs.train.iter().all(|d| d.sentences.concat().len() <= 6));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
