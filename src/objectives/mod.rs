@@ -27,12 +27,14 @@ pub mod mlm;
 pub mod noise;
 pub mod nsp;
 pub mod reconstruction;
+pub mod simcse;
 
 pub use clm::CausalLm;
 pub use denoise::{Denoiser, Example, Seq2SeqBatch};
 pub use mlm::{mask_tokens, mlm_loss, num_predictions, Branch, MaskedBatch, MaskedLm, MlmConfig, MlmVocab, Selection};
 pub use noise::Noise;
 pub use nsp::{nsp_loss, Bert, BertLoss, NspHead};
+pub use simcse::{info_nce, SimCse};
 
 use crate::{Tape, Var};
 

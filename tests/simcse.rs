@@ -1,0 +1,118 @@
+//! SimCSE (`objectives/simcse.rs`): the worked example of docs/objectives.md §6a, the
+//! temperature on identical views, the two views under dropout, the ε guard, the N >= 2 rule,
+//! and gradcheck through the cosine and the MLP.
+
+use microlm::data::Batch;
+use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
+use microlm::nn::{Linear, TransformerConfig};
+use microlm::objectives::simcse::{cosine_matrix, info_nce, SimCse, TEMPERATURE};
+use microlm::{Params, Tape};
+use ndarray::{array, ArrayD, IxDyn};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn loss_of(h: ArrayD<f32>, h_plus: ArrayD<f32>) -> (f32, Vec<f32>) {
+    let mut tape = Tape::new();
+    let (a, b) = (tape.input(h), tape.input(h_plus));
+    let cos = cosine_matrix(&mut tape, a, b);
+    let logits: Vec<f32> = tape.value(cos).iter().map(|c| c / TEMPERATURE).collect();
+    let l = info_nce(&mut tape, a, b, TEMPERATURE).unwrap();
+    (tape.scalar(l.mean), logits)
+}
+
+/// h = ((1,0), (0,1)) and h+ = ((1,0), (1,0)) give logits [[20, 20], [0, 0]]; row 0 costs
+/// ln(e^20 + e^20) - 20 = ln 2, row 1 ln(e^0 + e^0) - 0 = ln 2, so L = ln 2 = 0.6931472. Scaling
+/// h to ((2,0), (0,3)) changes nothing: the cosine ignores length.
+#[test]
+fn worked_example_and_scale_invariance() {
+    let h_plus = array![[1.0f32, 0.0], [1.0, 0.0]].into_dyn();
+    let (l, logits) = loss_of(array![[1.0f32, 0.0], [0.0, 1.0]].into_dyn(), h_plus.clone());
+    let want = [20.0, 20.0, 0.0, 0.0];
+    for (got, want) in logits.iter().zip(want) {
+        assert!((got - want).abs() < 1e-4, "{logits:?}");
+    }
+    assert!((l as f64 - std::f64::consts::LN_2).abs() < 1e-6, "{l}"); // 0.6931472, §6a
+    let (scaled, _) = loss_of(array![[2.0f32, 0.0], [0.0, 3.0]].into_dyn(), h_plus);
+    assert!((scaled - l).abs() < 1e-6);
+}
+
+/// With identical views every diagonal logit is 1/τ = 20, whatever the vectors.
+#[test]
+fn identical_views_give_diagonal_logits_of_one_over_tau() {
+    let h = ArrayD::from_shape_fn(IxDyn(&[5, 7]), |ix| ((ix[0] * 7 + ix[1]) as f32 * 0.83).sin());
+    let (_, logits) = loss_of(h.clone(), h);
+    for i in 0..5 {
+        assert!(
+            (logits[i * 5 + i] - 20.0).abs() < 1e-4,
+            "row {i}: {}",
+            logits[i * 5 + i]
+        );
+    }
+}
+
+/// A zero vector gives cosine 0 (no NaN), and a batch of one is refused.
+#[test]
+fn zero_vectors_and_a_batch_of_one() {
+    let (l, logits) = loss_of(
+        array![[0.0f32, 0.0], [0.0, 1.0]].into_dyn(),
+        array![[1.0f32, 0.0], [0.0, 1.0]].into_dyn(),
+    );
+    assert!(l.is_finite() && logits[0] == 0.0 && logits[1] == 0.0, "{logits:?}");
+    let mut tape = Tape::new();
+    let h = tape.input(ArrayD::ones(IxDyn(&[1, 3])));
+    let e = info_nce(&mut tape, h, h, TEMPERATURE).unwrap_err();
+    assert!(e.contains("at least 2"), "{e}");
+}
+
+/// The gradient of L through the cosine, the temperature and the MLP (dense + tanh) against
+/// central differences, on fixed "encoder states".
+#[test]
+fn info_nce_through_the_mlp_passes_gradcheck() {
+    let mut params = Params::new();
+    let mlp = Linear::new(&mut params, "mlp", 6, 6, true, &mut StdRng::seed_from_u64(4));
+    let cls = ArrayD::from_shape_fn(IxDyn(&[4, 6]), |ix| ((ix[0] * 6 + ix[1]) as f32 * 0.57).cos());
+    let cls_plus = cls.mapv(|v| v + 0.3 * (v * 5.0).sin()); // a second, different view
+    let report = gradcheck_params(
+        |tape, params| {
+            let (a, b) = (tape.constant(cls.clone()), tape.constant(cls_plus.clone()));
+            let (za, zb) = (mlp.forward(tape, params, a), mlp.forward(tape, params, b));
+            let (h, h_plus) = (tape.tanh(za), tape.tanh(zb));
+            // τ = 0.5 keeps the logits moderate for f32 finite differences; τ enters as a scale.
+            info_nce(tape, h, h_plus, 0.5).unwrap().mean
+        },
+        &params,
+        GradcheckConfig::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.checked > 0);
+}
+
+fn tiny(dropout: f32) -> (SimCse, Params) {
+    let config = TransformerConfig {
+        d_model: 8,
+        heads: 2,
+        layers: 1,
+        d_ff: 16,
+        max_len: 8,
+        dropout,
+        ..TransformerConfig::toy(12)
+    };
+    let mut params = Params::new();
+    let model = SimCse::new(&mut params, &config, &mut StdRng::seed_from_u64(2)).unwrap();
+    (model, params)
+}
+
+/// In training mode, two passes over the same batch differ when p > 0 (dropout draws differ)
+/// and are equal to the bit when p = 0.
+#[test]
+fn the_two_views_differ_only_through_dropout() {
+    let x = Batch::new(vec![2, 5, 6, 7, 2, 8, 9, 10], 2, 4);
+    for (p, differ) in [(0.1, true), (0.0, false)] {
+        let (model, params) = tiny(p);
+        let mut tape = Tape::new();
+        let rng = &mut StdRng::seed_from_u64(5);
+        let h = model.view(&mut tape, &params, &x, rng);
+        let h_plus = model.view(&mut tape, &params, &x, rng);
+        assert_eq!(tape.value(h) != tape.value(h_plus), differ, "p = {p}");
+    }
+}
