@@ -2,7 +2,10 @@
 //! guesses at masked positions, P(IsNext) for sentence pairs, a denoiser's reconstructions.
 
 use crate::data::Batch;
+use crate::nn::Encoder;
+use crate::objectives::sentence_embeddings::Pooling;
 use crate::objectives::{Denoiser, Evaluation, Example, MaskedLm, Noise};
+use crate::recipe::LinePairs;
 use crate::tokenizer::Tokenizer;
 use crate::Params;
 use rand::rngs::StdRng;
@@ -204,4 +207,44 @@ pub fn show_denoising(
         }
     }
     Ok(())
+}
+
+/// One embedding to compare: its name, the encoder and parameters, and how it pools.
+pub type EmbeddingRow<'a> = (&'a str, &'a Encoder, &'a Params, Pooling);
+
+/// Embed the held-out lines and their copies with each row's encoder, print the table of
+/// [`score`](crate::objectives::sentence_embeddings::score) (alignment, uniformity, top-1 and
+/// top-5 retrieval of each line's copy among all copies), and return the last row's embeddings
+/// of the lines.
+pub fn compare_embeddings(rows: &[EmbeddingRow], pairs: &LinePairs, tokenizer: &Tokenizer) -> Vec<Vec<f32>> {
+    use crate::objectives::sentence_embeddings::{embed, score};
+    let (lines, copies) = (pairs.lines(), pairs.copies());
+    println!(
+        "\n{:<34} {:>9} {:>10} {:>6} {:>6}",
+        "embedding", "alignment", "uniformity", "top-1", "top-5"
+    );
+    let mut last = Vec::new();
+    for &(name, encoder, params, pooling) in rows {
+        let f = embed(encoder, params, tokenizer, &lines, pooling);
+        let s = score(&f, &embed(encoder, params, tokenizer, &copies, pooling));
+        println!(
+            "{name:<34} {:>9.4} {:>10.4} {:>6.3} {:>6.3}",
+            s.alignment, s.uniformity, s.top1, s.top5
+        );
+        last = f;
+    }
+    println!("(alignment: lower is closer; uniformity: lower is more spread out; top-k: the line's copy among the k nearest of all copies)");
+    last
+}
+
+/// For each query line, its `k` nearest other lines by cosine of the embeddings `f`.
+pub fn show_neighbours(lines: &[&str], f: &[Vec<f32>], queries: &[usize], k: usize) {
+    use crate::objectives::sentence_embeddings::ranking;
+    for &q in queries.iter().filter(|&&q| q < lines.len()) {
+        println!("\nnearest to {:?}:", lines[q]);
+        for c in ranking(&f[q], f).into_iter().filter(|&c| c != q).take(k) {
+            let cos: f32 = f[q].iter().zip(&f[c]).map(|(a, b)| a * b).sum();
+            println!("  {cos:.3}  {:?}", lines[c]);
+        }
+    }
 }

@@ -45,7 +45,8 @@
 //!     next-sentence prediction beside the masked LM, [`Bert`](objectives::Bert)); and
 //!     `denoise.rs` (BART's and T5's denoising on the encoder-decoder,
 //!     [`Denoiser`](objectives::Denoiser)), its noise choice in `noise.rs` and its scores in
-//!     `reconstruction.rs`.
+//!     `reconstruction.rs`; and `simcse.rs` (contrastive sentence embeddings,
+//!     [`SimCse`](objectives::SimCse)), measured by `sentence_embeddings.rs`.
 //! 12. [`optim`]: SGD with momentum, AdamW (and which parameters it does not decay), the
 //!     learning-rate schedule, gradient clipping.
 //! 13. [`checkpoint`]: models and training runs as safetensors, and the settings a resume must
@@ -70,8 +71,9 @@
 //! | 7 | `cargo run --release --example generate -- "ROMEO:"` | continuing a prompt with it |
 //! | 8 | `cargo run --release --example bert` | masked LM and next-sentence prediction on sentence pairs |
 //! | 9 | `cargo run --release --example denoise` | BART's denoising (or T5's span corruption) on the encoder-decoder |
+//! | 10 | `cargo run --release --example simcse -- --init runs/mlm/checkpoint.safetensors` | SimCSE sentence embeddings, and what they retrieve |
 //!
-//! The files are `examples/01_*.rs` to `examples/09_*.rs`. A new objective adds one file in
+//! The files are `examples/01_*.rs` to `examples/10_*.rs`. A new objective adds one file in
 //! `src/objectives/` and one example like `04_mlm.rs`: flags, data, model and validation set
 //! from the recipe, then the model's `loss` and `evaluate` handed to the trainer.
 //!

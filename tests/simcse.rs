@@ -116,3 +116,72 @@ fn the_two_views_differ_only_through_dropout() {
         assert_eq!(tape.value(h) != tape.value(h_plus), differ, "p = {p}");
     }
 }
+
+mod measures {
+    use microlm::data::documents::distinct_lines;
+    use microlm::objectives::sentence_embeddings::{
+        alignment, corrupt_lightly, line_batch, retrieval_accuracy, uniformity, unit,
+    };
+    use microlm::tokenizer::{CharTokenizer, Tokenizer};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// Identical pairs align at 0, orthogonal ones at |e1 - e2|^2 = 2; two antipodal vectors
+    /// have uniformity log e^{-2 * 4} = -8, and three at 120 degrees (|f_i - f_j|^2 = 3)
+    /// log e^{-6} = -6.
+    #[test]
+    fn alignment_and_uniformity_by_hand() {
+        let e1 = vec![1.0f32, 0.0];
+        let e2 = vec![0.0f32, 1.0];
+        let (one, two) = ([e1.clone()], [e2]);
+        assert!(alignment(&one, &one).abs() < 1e-9);
+        assert!((alignment(&one, &two) - 2.0).abs() < 1e-6);
+        assert!((uniformity(&[e1.clone(), vec![-1.0, 0.0]]) + 8.0).abs() < 1e-5);
+        let third = |k: f32| {
+            let a = k * 2.0 * std::f32::consts::PI / 3.0;
+            vec![a.cos(), a.sin()]
+        };
+        assert!((uniformity(&[third(0.0), third(1.0), third(2.0)]) + 6.0).abs() < 1e-4);
+        assert_eq!(unit(vec![3.0, 4.0]), vec![0.6, 0.8]);
+    }
+
+    /// Query 0's candidate is nearest, query 1's is second (candidate 0 is nearer): top-1 = 1/2,
+    /// top-5 = 1.
+    #[test]
+    fn retrieval_by_hand() {
+        let queries = vec![vec![1.0f32, 0.0], vec![0.8, 0.6]];
+        let candidates = vec![vec![1.0f32, 0.0], vec![0.0, 1.0]];
+        assert_eq!(retrieval_accuracy(&queries, &candidates, &[1, 5]), vec![0.5, 1.0]);
+    }
+
+    /// A 40-character line at rate 0.05 gets 2 edits: it loses at most 2 characters, keeps the
+    /// others in place or swapped with a neighbour, and the same seed gives the same copy.
+    #[test]
+    fn light_corruption_edits_a_few_characters() {
+        let line = "Good morrow, neighbour Baptista, and all";
+        assert_eq!(line.chars().count(), 40);
+        let a = corrupt_lightly(line, 0.05, &mut StdRng::seed_from_u64(1));
+        let b = corrupt_lightly(line, 0.05, &mut StdRng::seed_from_u64(1));
+        assert_eq!(a, b);
+        let n = a.chars().count();
+        assert!((38..=40).contains(&n), "{a}");
+        assert!(microlm::objectives::reconstruction::edit_distance(&a, line) <= 4, "{a}");
+        assert_ne!(a, line);
+    }
+
+    /// Name lines, short lines and repeats are left out; the batch starts each line with [CLS]
+    /// and records its length.
+    #[test]
+    fn distinct_lines_and_their_batch() {
+        let text =
+            "ROMEO:\nO, she doth teach the torches\nAy.\n\nJULIET:\nO, she doth teach the torches\nto burn bright!!\n";
+        let lines = distinct_lines(text, 10);
+        assert_eq!(lines, ["O, she doth teach the torches", "to burn bright!!"]);
+        let tok = Tokenizer::Char(CharTokenizer::from_text(text));
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let x = line_batch(&refs, &tok, 64);
+        assert_eq!(x.lengths, Some(vec![30, 17]));
+        assert_eq!(x.row(1)[0], tok.special("[CLS]"));
+        assert_eq!(tok.decode(&x.row(1)[1..17]), "to burn bright!!");
+    }
+}

@@ -157,3 +157,16 @@ pub fn line_documents(text: &str, max_tokens: usize, tokenizer: &Tokenizer) -> V
     }
     docs
 }
+
+/// The distinct spoken lines of `text` with at least `min_chars` characters, in order of first
+/// appearance: name lines (`ROMEO:`) and blank lines left out, each line trimmed, a repeated
+/// line kept once (so a batch of distinct lines never holds one twice).
+pub fn distinct_lines(text: &str, min_chars: usize) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.chars().count() >= min_chars && !l.ends_with(':'))
+        .filter(|l| seen.insert(l.to_string()))
+        .map(str::to_string)
+        .collect()
+}

@@ -20,6 +20,10 @@
 //! (`noise.rs`): BART's noise functions (the target is the whole document) or T5's span
 //! corruption (the target is the dropped spans). Its `loss` corrupts a batch of documents and
 //! scores every target token under teacher forcing; `reconstruction.rs` scores what it writes.
+//!
+//! [`SimCse`] (`simcse.rs`) trains the encoder contrastively: two dropout views of each line,
+//! InfoNCE over the batch; `sentence_embeddings.rs` measures the embeddings (alignment,
+//! uniformity, retrieval).
 
 pub mod clm;
 pub mod denoise;
@@ -27,6 +31,7 @@ pub mod mlm;
 pub mod noise;
 pub mod nsp;
 pub mod reconstruction;
+pub mod sentence_embeddings;
 pub mod simcse;
 
 pub use clm::CausalLm;

@@ -23,10 +23,14 @@
 //!   negative: the caller avoids it by drawing distinct sentences from a list without
 //!   duplicates.
 
+use crate::checkpoint;
 use crate::data::Batch;
 use crate::nn::{Encoder, Linear, TransformerConfig};
+use crate::tokenizer::Tokenizer;
 use crate::{CrossEntropy, Params, Tape, Var};
 use rand::Rng;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 /// SimCSE's temperature τ.
 pub const TEMPERATURE: f32 = 0.05;
@@ -119,5 +123,78 @@ impl SimCse {
         let h = self.view(tape, params, x, rng);
         let h_plus = self.view(tape, params, x, rng);
         info_nce(tape, h, h_plus, self.tau)
+    }
+
+    /// Start from a masked-LM checkpoint (the usual recipe): its config with dropout `dropout`
+    /// (the augmentation), its encoder's weights, a fresh MLP. The tokenizer comes with it.
+    pub fn from_masked_lm(
+        path: &Path,
+        dropout: f32,
+        rng: &mut impl Rng,
+    ) -> Result<(SimCse, Params, Tokenizer), String> {
+        let (mlm, mlm_params, tokenizer) = crate::objectives::MaskedLm::load(path)?;
+        let config = TransformerConfig {
+            dropout,
+            ..mlm.encoder.config.clone()
+        };
+        let mut params = Params::new();
+        let model = SimCse::new(&mut params, &config, rng)?;
+        let ids: Vec<_> = params.ids().collect();
+        for id in ids {
+            let name = params.name(id).to_string();
+            if let Some(from) = mlm_params.find(&name) {
+                *params.value_mut(id) = mlm_params.value(from).clone(); // encoder.*: same shapes
+            }
+        }
+        Ok((model, params, tokenizer))
+    }
+
+    /// What a checkpoint needs: the encoder's config and τ.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        let mut m = self.encoder.config.to_metadata();
+        m.insert("simcse.tau".into(), self.tau.to_string());
+        m
+    }
+
+    /// Rebuild a trained model from a checkpoint the trainer wrote.
+    pub fn load(path: &Path) -> Result<(SimCse, Params, Tokenizer), String> {
+        checkpoint::load_model(path, |config, _tokenizer, _metadata, params| {
+            SimCse::new(
+                params,
+                config,
+                &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0),
+            )
+        })
+    }
+
+    /// Validation on (lines, their corrupted copies) batches, in evaluation mode with the
+    /// embedding used afterwards (h_CLS, no MLP): the InfoNCE loss of each line against the
+    /// copies of its batch, and the share of lines whose own copy scores highest.
+    pub fn validation(&self, params: &Params, batches: &[(Batch, Batch)]) -> super::Evaluation {
+        let (mut loss_sum, mut hits, mut count) = (0.0f64, 0usize, 0usize);
+        for (x, x_plus) in batches {
+            let mut tape = Tape::no_grad();
+            let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+            let h = self.cls(&mut tape, params, x, rng);
+            let h_plus = self.cls(&mut tape, params, x_plus, rng);
+            let cos = cosine_matrix(&mut tape, h, h_plus);
+            let best = tape.argmax(cos, 1);
+            hits += tape
+                .value(best)
+                .iter()
+                .enumerate()
+                .filter(|(i, &j)| *i == j as usize)
+                .count();
+            let l = info_nce(&mut tape, h, h_plus, self.tau).expect("validation batches hold 2 or more lines");
+            loss_sum += tape.scalar(l.sum) as f64;
+            count += l.count;
+        }
+        let per = |v: f64| v / count.max(1) as f64;
+        super::Evaluation {
+            loss: per(loss_sum),
+            accuracy: Some(per(hits as f64)),
+            count,
+            extra: Vec::new(),
+        }
     }
 }

@@ -23,10 +23,12 @@
 
 mod check;
 mod denoise;
+mod lines;
 mod memory;
 mod pairs;
 
 pub use denoise::{length_grouped_documents, read_noise, DenoiseDocuments};
+pub use lines::{LinePairs, HELD_OUT_LINES};
 pub use memory::{memory_total, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
 pub use pairs::{SentencePairs, PAIR_PASSES};
 
