@@ -88,6 +88,7 @@ fn run() -> Result<(), String> {
             Pooling::Cls,
         ));
     }
+    rows.push(("SimCSE, mean-pooled", &model.encoder, &params, Pooling::Mean));
     rows.push(("SimCSE, [CLS]", &model.encoder, &params, Pooling::Cls));
     let simcse = compare_embeddings(&rows, &val, tokenizer);
     show_neighbours(&val.lines(), &simcse, &[0, 10, 20], 5);

@@ -185,3 +185,44 @@ mod measures {
         assert_eq!(tok.decode(&x.row(1)[1..17]), "to burn bright!!");
     }
 }
+
+/// Starting from a masked-LM checkpoint copies every `encoder.*` tensor, sets the dropout asked
+/// for, and adds a fresh MLP.
+#[test]
+fn from_masked_lm_copies_the_encoder() {
+    use microlm::objectives::MaskedLm;
+    use microlm::tokenizer::{CharTokenizer, Tokenizer};
+    let tok = Tokenizer::Char(CharTokenizer::from_text("abcdef"));
+    let config = TransformerConfig {
+        d_model: 8,
+        heads: 2,
+        layers: 1,
+        d_ff: 16,
+        max_len: 8,
+        ..TransformerConfig::toy(tok.vocab_size())
+    };
+    let mut mlm_params = Params::new();
+    let mlm = MaskedLm::new(&mut mlm_params, &config, &tok, false, &mut StdRng::seed_from_u64(8)).unwrap();
+    let dir = std::env::temp_dir().join(format!("microlm-simcse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mlm.safetensors");
+    let mut metadata = mlm.metadata();
+    metadata.extend(tok.to_metadata());
+    microlm::checkpoint::save(&path, &mlm_params, &metadata).unwrap();
+    let (model, params, loaded_tok) = SimCse::from_masked_lm(&path, 0.1, &mut StdRng::seed_from_u64(0)).unwrap();
+    assert_eq!(loaded_tok, tok);
+    assert_eq!(model.encoder.config.dropout, 0.1);
+    let mut copied = 0;
+    for id in params.ids() {
+        let name = params.name(id);
+        match mlm_params.find(name) {
+            Some(from) => {
+                assert_eq!(params.value(id), mlm_params.value(from), "{name}");
+                copied += 1;
+            }
+            None => assert!(name.starts_with("simcse.mlp."), "{name}"),
+        }
+    }
+    assert!(copied > 10);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
