@@ -87,16 +87,21 @@ fn info_nce_through_the_mlp_passes_gradcheck() {
     assert!(report.checked > 0);
 }
 
-fn tiny(dropout: f32) -> (SimCse, Params) {
-    let config = TransformerConfig {
+/// A one-layer, 8-wide encoder config for `vocab` ids.
+fn tiny_config(vocab: usize, dropout: f32) -> TransformerConfig {
+    TransformerConfig {
         d_model: 8,
         heads: 2,
         layers: 1,
         d_ff: 16,
         max_len: 8,
         dropout,
-        ..TransformerConfig::toy(12)
-    };
+        ..TransformerConfig::toy(vocab)
+    }
+}
+
+fn tiny(dropout: f32) -> (SimCse, Params) {
+    let config = tiny_config(12, dropout);
     let mut params = Params::new();
     let model = SimCse::new(&mut params, &config, &mut StdRng::seed_from_u64(2)).unwrap();
     (model, params)
@@ -193,14 +198,7 @@ fn from_masked_lm_copies_the_encoder() {
     use microlm::objectives::MaskedLm;
     use microlm::tokenizer::{CharTokenizer, Tokenizer};
     let tok = Tokenizer::Char(CharTokenizer::from_text("abcdef"));
-    let config = TransformerConfig {
-        d_model: 8,
-        heads: 2,
-        layers: 1,
-        d_ff: 16,
-        max_len: 8,
-        ..TransformerConfig::toy(tok.vocab_size())
-    };
+    let config = tiny_config(tok.vocab_size(), 0.0);
     let mut mlm_params = Params::new();
     let mlm = MaskedLm::new(&mut mlm_params, &config, &tok, false, &mut StdRng::seed_from_u64(8)).unwrap();
     let dir = std::env::temp_dir().join(format!("microlm-simcse-{}", std::process::id()));

@@ -10,6 +10,7 @@
 //! - `pairs.rs`: next-sentence-prediction pairs built from documents, and their batches.
 //! - `bart_noise.rs`: BART's noise functions (masking, deletion, infilling, permutation,
 //!   rotation), for the denoising objective.
+//! - `span_lengths.rs`: the Poisson span lengths of BART's text infilling.
 //! - `span_corruption.rs`: T5's span corruption with sentinels.
 
 pub mod bart_noise;
@@ -18,6 +19,7 @@ pub mod corpus;
 pub mod documents;
 pub mod pairs;
 pub mod span_corruption;
+pub mod span_lengths;
 pub mod windows;
 
 pub use batch::Batch;
