@@ -119,6 +119,7 @@ pub mod generate;
 pub mod gradcheck;
 pub mod gradients;
 pub mod inspect;
+pub mod inspect_images;
 pub mod kernels;
 pub mod memory;
 pub mod metrics;

@@ -115,6 +115,7 @@ fn run(threads: usize, dir: &Path, steps: usize, resume: Option<PathBuf>, stop_a
             resume,
             tokens_per_step: BATCH * SEQ,
             verbose: false,
+            bounds: Vec::new(),
         };
         let mut calls = 0;
         let loss_of_step = |tape: &mut microlm::Tape, params: &Params, rng: &mut StdRng| {

@@ -117,6 +117,7 @@ fn bases() -> &'static Bases {
             resume: None,
             tokens_per_step: 2 * 16,
             verbose: false,
+            bounds: Vec::new(),
         };
         let batch = |rng: &mut StdRng| {
             let rows: Vec<usize> = (0..2)

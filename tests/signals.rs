@@ -49,6 +49,7 @@ fn sigterm_saves_a_checkpoint_and_reports_an_interrupted_run() {
         resume: None,
         tokens_per_step: 16,
         verbose: false,
+        bounds: Vec::new(),
     };
     let x = Batch::new((0..16).map(|i| i % 11).collect(), 2, 8);
     let mut calls = 0;

@@ -58,6 +58,7 @@ fn train_config(steps: usize, dir: PathBuf) -> TrainConfig {
         resume: None,
         tokens_per_step: 4 * 16,
         verbose: false,
+        bounds: Vec::new(),
     }
 }
 

@@ -14,8 +14,11 @@ use super::encoder_layer::EncoderLayer;
 use super::kv_cache::Cache;
 use super::layer_norm::LayerNorm;
 use crate::data::Batch;
+use crate::ops::AttentionMask;
+use crate::tensor::Tensor;
 use crate::{Params, Tape, Var};
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// Parameters: `{name}.token_embedding.weight`, `{name}.segment_embedding.weight` (if
 /// segments), `{name}.layers.{i}.*`, `{name}.final_norm.*` (pre-LN only).
@@ -96,4 +99,53 @@ impl Encoder {
             None => x,
         }
     }
+
+    /// The layers and LN_f over inputs already embedded, x_0 [B, T, D], under `mask`: for a
+    /// model that builds its own x_0 (text and image patches in one stream, say).
+    pub fn forward_embedded(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        x0: Var,
+        mask: &AttentionMask,
+        rng: &mut impl Rng,
+    ) -> Var {
+        stack_forward(&self.layers, self.final_norm.as_ref(), tape, params, x0, mask, rng)
+    }
+}
+
+/// x_l = Layer_l(x_{l-1}) for every layer, then LN_f if given: [B, T, D] -> [B, T, D]. The
+/// encoder's stack without its embedding, shared by any tower that embeds its own inputs.
+pub fn stack_forward(
+    layers: &[EncoderLayer],
+    final_norm: Option<&LayerNorm>,
+    tape: &mut Tape,
+    params: &Params,
+    x0: Var,
+    mask: &AttentionMask,
+    rng: &mut impl Rng,
+) -> Var {
+    let mut x = x0;
+    for layer in layers {
+        x = layer.forward(tape, params, x, mask, None, rng); // x_l
+    }
+    match final_norm {
+        Some(ln) => ln.forward(tape, params, x),
+        None => x,
+    }
+}
+
+/// Every layer's attention weights [B, H, T, T] for the embedded inputs x_0, in evaluation
+/// mode (no dropout), one tensor per layer: what each position reads from each other one.
+pub fn attention_maps(layers: &[EncoderLayer], params: &Params, x0: &Tensor, mask: &AttentionMask) -> Vec<Tensor> {
+    let mut tape = Tape::no_grad();
+    let mut rng = StdRng::seed_from_u64(0); // unused: no dropout in evaluation
+    let mut x = tape.constant(x0.clone());
+    let mut maps = Vec::new();
+    for layer in layers {
+        let weights = layer.attention_weights(&mut tape, params, x, mask);
+        maps.push(tape.value(weights).clone());
+        x = layer.forward(&mut tape, params, x, mask, None, &mut rng);
+    }
+    maps
 }

@@ -91,4 +91,14 @@ impl EncoderLayer {
             }
         }
     }
+
+    /// The attention weights [B, H, T, T] this layer computes for input x (after LN_1 under
+    /// pre-LN): softmax(Q K^T / sqrt(d_k)) with the mask applied. For looking at, not training.
+    pub fn attention_weights(&self, tape: &mut Tape, params: &Params, x: Var, mask: &AttentionMask) -> Var {
+        let h = match self.norm {
+            NormPlacement::Pre => self.norm1.forward(tape, params, x),
+            NormPlacement::Post => x,
+        };
+        self.self_attn.forward(tape, params, h, h, mask, None).weights
+    }
 }

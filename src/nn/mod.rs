@@ -3,7 +3,8 @@
 //!
 //! Reading order: `init.rs`, `linear.rs`, `embedding.rs`, `layer_norm.rs`, `dropout.rs`,
 //! `positional.rs`, `attention.rs` (multi-head), `kv_cache.rs`, `feed_forward.rs`, `output.rs`,
-//! `mlm_head.rs`, `config.rs`, `encoder_layer.rs`, `decoder_layer.rs`, `encoder.rs`, `decoder.rs`,
+//! `mlm_head.rs`, `patch_embedding.rs`, `config.rs`, `encoder_layer.rs`, `decoder_layer.rs`,
+//! `encoder.rs`, `decoder.rs`,
 //! `encoder_decoder.rs`.
 //!
 //! Every layer's `forward(&self, tape, params, ...)` takes the tape it records on and the
@@ -26,6 +27,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod mlm_head;
 pub mod output;
+pub mod patch_embedding;
 pub mod positional;
 
 pub use attention::{attention_mask, MultiHeadAttention};
@@ -44,3 +46,4 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlm_head::MlmHead;
 pub use output::OutputProjection;
+pub use patch_embedding::PatchEmbedding;

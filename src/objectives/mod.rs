@@ -25,18 +25,26 @@
 //! InfoNCE over the batch; `sentence_embeddings.rs` measures the embeddings (alignment,
 //! uniformity, retrieval).
 
+pub mod clip;
 pub mod clm;
 pub mod denoise;
+pub mod grounding;
+pub mod image_text;
+pub mod itm;
 pub mod mlm;
+pub mod mmlm;
 pub mod noise;
 pub mod nsp;
 pub mod reconstruction;
 pub mod sentence_embeddings;
 pub mod simcse;
 
+pub use clip::{clip_loss, Clip};
 pub use clm::CausalLm;
 pub use denoise::{Denoiser, Example, Seq2SeqBatch};
+pub use itm::{itm_loss, ItmBatch, ItmLabel};
 pub use mlm::{mask_tokens, mlm_loss, num_predictions, Branch, MaskedBatch, MaskedLm, MlmConfig, MlmVocab, Selection};
+pub use mmlm::{Mmlm, MmlmLoss};
 pub use noise::Noise;
 pub use nsp::{nsp_loss, Bert, BertLoss, NspHead};
 pub use simcse::{info_nce, SimCse};

@@ -52,9 +52,15 @@ pub struct NspHead {
 impl NspHead {
     /// The pooler and the classifier for hidden states of width `d`.
     pub fn new(params: &mut Params, d: usize, rng: &mut impl Rng) -> NspHead {
+        NspHead::named(params, "nsp", d, rng)
+    }
+
+    /// The same head under another name (`{name}.pooler.*`, `{name}.classifier.*`): image-text
+    /// matching uses it as `itm`.
+    pub fn named(params: &mut Params, name: &str, d: usize, rng: &mut impl Rng) -> NspHead {
         NspHead {
-            pooler: Linear::new(params, "nsp.pooler", d, d, true, rng),
-            classifier: Linear::new(params, "nsp.classifier", d, 2, true, rng),
+            pooler: Linear::new(params, &format!("{name}.pooler"), d, d, true, rng),
+            classifier: Linear::new(params, &format!("{name}.classifier"), d, 2, true, rng),
         }
     }
 

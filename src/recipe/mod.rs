@@ -26,18 +26,20 @@ mod denoise;
 mod lines;
 mod memory;
 mod pairs;
+pub mod shapes;
 
 pub use denoise::{length_grouped_documents, read_noise, DenoiseDocuments};
 pub use lines::{LinePairs, HELD_OUT_LINES};
 pub use memory::{memory_total, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
 pub use pairs::{SentencePairs, PAIR_PASSES};
+pub use shapes::{ShapesWorld, HELD_OUT_PAIRS};
 
 use crate::cli::Flags;
 use crate::data::{Batch, Corpus};
 use crate::nn::{Activation, TransformerConfig};
 use crate::objectives::Evaluation;
 use crate::optim::{AdamW, Decay, LrSchedule, Optimizer};
-use crate::trainer::{train, TrainConfig, TrainReport};
+use crate::trainer::{train, Bound, TrainConfig, TrainReport};
 use crate::{Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -310,6 +312,7 @@ impl Recipe {
             resume: self.resume.clone(),
             tokens_per_step: self.tokens_per_step.unwrap_or(self.batch * self.seq_len),
             verbose: true,
+            bounds: Vec::new(),
         }
     }
 
@@ -336,9 +339,23 @@ impl Recipe {
         loss: impl FnMut(&mut Tape, &Params, &mut StdRng) -> L,
         evaluate: impl FnMut(&Params) -> Evaluation,
     ) -> Result<TrainReport, String> {
-        let mut optimizer = self.optimizer(params);
         let mut metadata = model_metadata.clone();
         metadata.extend(self.data_settings(data));
+        self.train_with(params, &metadata, Vec::new(), loss, evaluate)
+    }
+
+    /// [`Recipe::train`] for data that is not a text corpus: `metadata` already holds the
+    /// model's and the data's settings, and `bounds` lists the parameters to clamp after each
+    /// update (CLIP's temperature).
+    pub fn train_with<L: Into<Var>>(
+        &self,
+        params: &mut Params,
+        metadata: &BTreeMap<String, String>,
+        bounds: Vec<Bound>,
+        loss: impl FnMut(&mut Tape, &Params, &mut StdRng) -> L,
+        evaluate: impl FnMut(&Params) -> Evaluation,
+    ) -> Result<TrainReport, String> {
+        let mut optimizer = self.optimizer(params);
         println!(
             "model: d_model {}, {} heads, {} layers, {} parameters; batch {} x {}, {} steps, {} threads",
             self.d_model,
@@ -350,7 +367,11 @@ impl Recipe {
             self.steps,
             crate::num_threads()
         );
-        let report = train(&self.train_config(), params, &mut optimizer, &metadata, loss, evaluate)?;
+        let config = TrainConfig {
+            bounds,
+            ..self.train_config()
+        };
+        let report = train(&config, params, &mut optimizer, metadata, loss, evaluate)?;
         if !report.interrupted {
             let e = report
                 .last_eval

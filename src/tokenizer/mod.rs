@@ -4,16 +4,20 @@
 //!   tokens with fixed ids.
 //! - [`BpeTokenizer`]: byte-level byte-pair encoding trained from scratch, in the manner of
 //!   karpathy/minbpe.
-//! - [`Tokenizer`]: the one interface both share (encode, decode, vocabulary size, which ids are
+//! - [`WordTokenizer`]: one id per word of a given closed vocabulary (the shapes world's
+//!   captions), after the same five specials.
+//! - [`Tokenizer`]: the one interface all three share (encode, decode, vocabulary size, which ids are
 //!   special, checkpoint metadata), so the objectives never ask which tokenizer they have.
 
 pub mod bpe;
 pub mod char;
+pub mod word;
 
 pub use bpe::BpeTokenizer;
 pub use char::CharTokenizer;
+pub use word::WordTokenizer;
 
-/// The special tokens, in id order for [`CharTokenizer`] (ids 0 to 4).
+/// The special tokens, in id order for [`CharTokenizer`] and [`WordTokenizer`] (ids 0 to 4).
 pub const SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 /// Padding.
 pub const PAD: usize = 0;
@@ -50,7 +54,7 @@ impl SpecialIds {
     }
 }
 
-/// Either tokenizer, for programs that let the user choose (`--tokenizer char|bpe`), with its
+/// Any of the tokenizers, for programs that let the user choose (`--tokenizer char|bpe`), with its
 /// vocabulary stored as checkpoint metadata so a checkpoint carries the tokenizer it was trained
 /// with.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +63,8 @@ pub enum Tokenizer {
     Char(CharTokenizer),
     /// Byte-level BPE.
     Bpe(BpeTokenizer),
+    /// One id per word of a closed vocabulary.
+    Word(WordTokenizer),
 }
 
 impl Tokenizer {
@@ -67,6 +73,7 @@ impl Tokenizer {
         match self {
             Tokenizer::Char(t) => t.encode(text),
             Tokenizer::Bpe(t) => t.encode(text),
+            Tokenizer::Word(t) => t.encode(text),
         }
     }
 
@@ -75,6 +82,7 @@ impl Tokenizer {
         match self {
             Tokenizer::Char(t) => t.decode(ids),
             Tokenizer::Bpe(t) => t.decode(ids),
+            Tokenizer::Word(t) => t.decode(ids),
         }
     }
 
@@ -83,6 +91,7 @@ impl Tokenizer {
         match self {
             Tokenizer::Char(t) => t.vocab_size(),
             Tokenizer::Bpe(t) => t.vocab_size(),
+            Tokenizer::Word(t) => t.vocab_size(),
         }
     }
 
@@ -93,7 +102,7 @@ impl Tokenizer {
             .position(|s| *s == name)
             .unwrap_or_else(|| panic!("Tokenizer::special: '{name}' is not one of {SPECIALS:?}"));
         match self {
-            Tokenizer::Char(_) => k,
+            Tokenizer::Char(_) | Tokenizer::Word(_) => k,
             Tokenizer::Bpe(t) => t.special(k),
         }
     }
@@ -109,16 +118,17 @@ impl Tokenizer {
         }
     }
 
-    /// `"char"` or `"bpe"`.
+    /// `"char"`, `"bpe"` or `"word"`.
     pub fn kind(&self) -> &'static str {
         match self {
             Tokenizer::Char(_) => "char",
             Tokenizer::Bpe(_) => "bpe",
+            Tokenizer::Word(_) => "word",
         }
     }
 
-    /// `tokenizer.kind` and the vocabulary (`tokenizer.chars`, or `tokenizer.merges` as
-    /// "left right" pairs separated by commas).
+    /// `tokenizer.kind` and the vocabulary (`tokenizer.chars`; `tokenizer.merges` as
+    /// "left right" pairs separated by commas; or `tokenizer.words` separated by single spaces).
     pub fn to_metadata(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         match self {
@@ -130,6 +140,10 @@ impl Tokenizer {
                 m.insert("tokenizer.kind".into(), "bpe".into());
                 let merges: Vec<String> = t.merges().iter().map(|(a, b)| format!("{a} {b}")).collect();
                 m.insert("tokenizer.merges".into(), merges.join(","));
+            }
+            Tokenizer::Word(t) => {
+                m.insert("tokenizer.kind".into(), "word".into());
+                m.insert("tokenizer.words".into(), t.words().join(" "));
             }
         }
         m
@@ -155,7 +169,12 @@ impl Tokenizer {
                 }
                 Ok(Tokenizer::Bpe(BpeTokenizer::from_merges(merges)))
             }
-            other => Err(format!("tokenizer.kind '{other}' is neither 'char' nor 'bpe'")),
+            "word" => {
+                let words: Vec<&str> = field("tokenizer.words")?.split(' ').filter(|w| !w.is_empty()).collect();
+                let tok = WordTokenizer::try_new(&words).map_err(|e| format!("tokenizer.words: {e}"))?;
+                Ok(Tokenizer::Word(tok))
+            }
+            other => Err(format!("tokenizer.kind '{other}' is not 'char', 'bpe' or 'word'")),
         }
     }
 }

@@ -30,6 +30,31 @@ pub struct TrainConfig {
     pub tokens_per_step: usize,
     /// Print progress lines (tests turn them off).
     pub verbose: bool,
+    /// Parameters clamped into a range after every update (CLIP's temperature); usually none.
+    pub bounds: Vec<Bound>,
+}
+
+/// A parameter kept within `[min, max]`: after every optimizer step each of its values is
+/// clamped, outside autograd (the clamp has no gradient, it only edits the stored value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bound {
+    /// The parameter's name, e.g. `clip.log_scale`.
+    pub param: String,
+    /// Lowest value allowed.
+    pub min: f32,
+    /// Highest value allowed.
+    pub max: f32,
+}
+
+impl Bound {
+    /// θ = min(max(θ, min), max) for every value of the parameter. Error: no such parameter.
+    pub fn apply(&self, params: &mut Params) -> Result<(), String> {
+        let id = params
+            .find(&self.param)
+            .ok_or_else(|| format!("TrainConfig: bounds name '{}', which is not a parameter", self.param))?;
+        params.value_mut(id).mapv_inplace(|t| t.clamp(self.min, self.max));
+        Ok(())
+    }
 }
 
 impl TrainConfig {
@@ -51,6 +76,14 @@ impl TrainConfig {
                 return Err(format!("TrainConfig: grad_clip {c} must be positive and finite"));
             }
         }
+        for b in &self.bounds {
+            if b.min.is_nan() || b.max.is_nan() || b.min > b.max {
+                return Err(format!(
+                    "TrainConfig: the bound on '{}' has min {} above max {}",
+                    b.param, b.min, b.max
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -59,7 +92,7 @@ impl TrainConfig {
         self.out_dir.join("checkpoint.safetensors")
     }
 
-    /// The settings that shape the updates (`train.*`): steps, seed, schedule and clipping.
+    /// The settings that shape the updates (`train.*`): steps, seed, schedule, clipping and bounds.
     /// Logging, validation and checkpoint intervals do not change the run and are left out.
     pub fn settings(&self) -> BTreeMap<String, String> {
         let s = &self.schedule;
@@ -76,6 +109,11 @@ impl TrainConfig {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(
+            self.bounds
+                .iter()
+                .map(|b| (format!("train.bound.{}", b.param), format!("{}..{}", b.min, b.max))),
+        )
         .collect()
     }
 }

@@ -5,6 +5,7 @@
 //!   g = dL/dθ                                   (the tape's backward)
 //!   g = g * min(1, clip / ||g||)                (global-norm clipping)
 //!   θ = optimizer(θ, g, lr_s)
+//!   θ = clamp(θ, min, max)                     (only parameters with a [`Bound`])
 //!
 //! Around it:
 //! - a progress line every `log_every` updates: mean loss and gradient norm (before clipping)
@@ -26,7 +27,7 @@
 
 mod config;
 
-pub use config::{run_settings, TrainConfig};
+pub use config::{run_settings, Bound, TrainConfig};
 
 use crate::checkpoint;
 use crate::metrics::{MetricsLog, Record};
@@ -128,6 +129,9 @@ fn update<L: Into<Var>>(
         return Err(format!("the gradient norm is {grad_norm} at step {}; {kept}", step + 1));
     }
     optimizer.step(params, &grads); // θ = optimizer(θ, g, lr_s)
+    for bound in &config.bounds {
+        bound.apply(params)?; // θ = clamp(θ, min, max)
+    }
     check_finite_params(params, step + 1)?;
     Ok(Update { loss, grad_norm, lr })
 }
@@ -193,6 +197,12 @@ pub fn train<L: Into<Var>>(
     mut evaluate: impl FnMut(&Params) -> Evaluation,
 ) -> Result<TrainReport, String> {
     config.validate()?;
+    if let Some(b) = config.bounds.iter().find(|b| params.find(&b.param).is_none()) {
+        return Err(format!(
+            "TrainConfig: bounds name '{}', which is not a parameter",
+            b.param
+        ));
+    }
     let settings = run_settings(config, optimizer, params, metadata);
     let start = start_step(config, params, optimizer, &settings)?; // 0, or the checkpoint's
     std::fs::create_dir_all(&config.out_dir)

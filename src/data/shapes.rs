@@ -1,0 +1,398 @@
+//! The shapes world: small generated pictures of one or two coloured shapes, each with a caption
+//! that says exactly what is in it, for multimodal pretraining.
+//!
+//! A multimodal masked language model reads a caption with some words replaced by `[MASK]`,
+//! and the image, and predicts the masked words. Every colour, shape, size and relation word
+//! is drawn uniformly and independently of every other word, so the rest of the caption
+//! predicts it only at its prior, while the image determines it exactly:
+//!
+//! | word     | choices                                   | prior |
+//! |----------|-------------------------------------------|-------|
+//! | colour   | red green blue yellow purple orange white | 1/7   |
+//! | shape    | circle square triangle cross              | 1/4   |
+//! | size     | small large                               | 1/2   |
+//! | relation | "left of", "right of", above, below       | 1/4   |
+//!
+//! A model that beats the prior on a masked colour or shape word has looked at the picture.
+//!
+//! **Grammar.** One object or, with probability 1/2, two objects and a relation, read from the
+//! first object to the second:
+//!
+//! ```text
+//! a {size} {colour} {shape}
+//! a {size} {colour} {shape} {relation} a {size} {colour} {shape}
+//! ```
+//!
+//! for example "a large red circle left of a small blue square".
+//!
+//! **Images.** 32 by 32 RGB, f32 in 0..=1, a dark background (0.1) with uniform noise of
+//! plus or minus 0.05 on every channel of every pixel, shapes filled in their colour. Pixel
+//! (y, x) covers the square from (x, y) to (x + 1, y + 1) and is painted when its centre
+//! (x + 0.5, y + 0.5) lies inside a shape. An object of radius r (3.5 px small, 6.5 px large)
+//! centred at (cx, cy) stays inside the box of half-width r around its centre: a circle of
+//! radius r, a square of half-side 0.85 r, a triangle pointing up (apex at cy - r, base of width
+//! 2r at cy + r), a plus sign of two bars of half-width r/3.
+//!
+//! **Placement.** A lone object goes anywhere its box fits, at least 1 px from the edges. For
+//! "A left of B", A's whole box lies in the left half and B's in the right half, each at least
+//! 1 px from the midline and the edges (so the two never overlap and the relation is never in
+//! doubt); "right of" swaps the halves, and "above" and "below" use the top and bottom halves
+//! (y grows downwards). Centres are uniform within what these rules allow.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The side of every image, in pixels.
+pub const IMAGE_SIZE: usize = 32;
+/// The grey level of the background.
+pub const BACKGROUND: f32 = 0.1;
+/// The noise amplitude: every channel of every pixel moves by a uniform draw in ±NOISE.
+pub const NOISE: f32 = 0.05;
+/// The smallest gap, in pixels, between an object's box and the image edge or the midline.
+pub const MARGIN: f32 = 1.0;
+
+/// A square RGB image, channel-last and row-major: channel c of pixel (y, x) is
+/// `rgb[(y * size + x) * 3 + c]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    /// Width and height in pixels.
+    pub size: usize,
+    /// size * size * 3 values in 0..=1.
+    pub rgb: Vec<f32>,
+}
+
+impl Image {
+    /// An all-black image.
+    pub fn blank(size: usize) -> Image {
+        let rgb = vec![0.0; size * size * 3];
+        Image { size, rgb }
+    }
+
+    /// The red, green and blue of pixel (y, x).
+    pub fn pixel(&self, y: usize, x: usize) -> [f32; 3] {
+        let i = (y * self.size + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+}
+
+/// What an object looks like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A disc.
+    Circle,
+    /// An axis-aligned square.
+    Square,
+    /// A triangle pointing up.
+    Triangle,
+    /// A plus sign.
+    Cross,
+}
+
+impl Shape {
+    /// Every shape, in caption-vocabulary order.
+    pub const ALL: [Shape; 4] = [Shape::Circle, Shape::Square, Shape::Triangle, Shape::Cross];
+
+    /// The caption word (the table is in declaration order, as is `ALL`).
+    pub fn word(self) -> &'static str {
+        ["circle", "square", "triangle", "cross"][self as usize]
+    }
+}
+
+/// An object's fill colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colour {
+    /// (0.90, 0.10, 0.10)
+    Red,
+    /// (0.10, 0.80, 0.20)
+    Green,
+    /// (0.15, 0.30, 1.00)
+    Blue,
+    /// (0.95, 0.95, 0.10)
+    Yellow,
+    /// (0.60, 0.20, 0.90)
+    Purple,
+    /// (1.00, 0.50, 0.00)
+    Orange,
+    /// (0.95, 0.95, 0.95)
+    White,
+}
+
+impl Colour {
+    /// Every colour, in caption-vocabulary order.
+    pub const ALL: [Colour; 7] = [
+        Colour::Red,
+        Colour::Green,
+        Colour::Blue,
+        Colour::Yellow,
+        Colour::Purple,
+        Colour::Orange,
+        Colour::White,
+    ];
+
+    /// The caption word (the table is in declaration order, as is `ALL`).
+    pub fn word(self) -> &'static str {
+        ["red", "green", "blue", "yellow", "purple", "orange", "white"][self as usize]
+    }
+
+    /// The fill: any two colours differ by at least 0.4 in RGB distance, and each is far from
+    /// the background grey.
+    pub fn rgb(self) -> [f32; 3] {
+        match self {
+            Colour::Red => [0.90, 0.10, 0.10],
+            Colour::Green => [0.10, 0.80, 0.20],
+            Colour::Blue => [0.15, 0.30, 1.00],
+            Colour::Yellow => [0.95, 0.95, 0.10],
+            Colour::Purple => [0.60, 0.20, 0.90],
+            Colour::Orange => [1.00, 0.50, 0.00],
+            Colour::White => [0.95, 0.95, 0.95],
+        }
+    }
+}
+
+/// How big an object is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    /// Radius 3.5 px.
+    Small,
+    /// Radius 6.5 px.
+    Large,
+}
+
+impl Size {
+    /// Both sizes, in caption-vocabulary order.
+    pub const ALL: [Size; 2] = [Size::Small, Size::Large];
+
+    /// The caption word (the table is in declaration order, as is `ALL`).
+    pub fn word(self) -> &'static str {
+        ["small", "large"][self as usize]
+    }
+
+    /// Half the width of the object's box, in pixels (table in declaration order).
+    pub fn radius(self) -> f32 {
+        [3.5, 6.5][self as usize]
+    }
+}
+
+/// Where the first object of a scene is, seen from the second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relation {
+    /// The first is in the left half, the second in the right.
+    LeftOf,
+    /// The first is in the right half, the second in the left.
+    RightOf,
+    /// The first is in the top half, the second in the bottom.
+    Above,
+    /// The first is in the bottom half, the second in the top.
+    Below,
+}
+
+impl Relation {
+    /// Every relation, in caption-vocabulary order.
+    pub const ALL: [Relation; 4] = [Relation::LeftOf, Relation::RightOf, Relation::Above, Relation::Below];
+
+    /// The caption words (the table is in declaration order, as is `ALL`).
+    pub fn word(self) -> &'static str {
+        ["left of", "right of", "above", "below"][self as usize]
+    }
+}
+
+/// What a word of a caption describes; see [`Scene::roles`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// "a"
+    Article,
+    /// "small" or "large"
+    Size,
+    /// One of the seven colours.
+    Colour,
+    /// One of the four shapes.
+    Shape,
+    /// "left", "right", "of", "above" or "below".
+    Relation,
+}
+
+/// One shape in a scene.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Object {
+    /// What it looks like.
+    pub shape: Shape,
+    /// Its fill.
+    pub colour: Colour,
+    /// Its size.
+    pub size: Size,
+    /// Centre, in pixels from the left edge.
+    pub cx: f32,
+    /// Centre, in pixels from the top edge.
+    pub cy: f32,
+}
+
+impl Object {
+    /// Whether the point (x, y), in pixels, is inside the shape (see the module docs).
+    pub fn contains(&self, x: f32, y: f32) -> bool {
+        let (dx, dy, r) = (x - self.cx, y - self.cy, self.size.radius());
+        if dx.abs() > r || dy.abs() > r {
+            return false;
+        }
+        match self.shape {
+            Shape::Circle => dx * dx + dy * dy <= r * r,
+            Shape::Square => dx.abs() <= 0.85 * r && dy.abs() <= 0.85 * r,
+            Shape::Triangle => dx.abs() <= (dy + r) / 2.0,
+            Shape::Cross => dx.abs() <= r / 3.0 || dy.abs() <= r / 3.0,
+        }
+    }
+
+    /// "a {size} {colour} {shape}".
+    pub fn phrase(&self) -> String {
+        format!("a {} {} {}", self.size.word(), self.colour.word(), self.shape.word())
+    }
+
+    /// Uniform shape, colour and size, centred uniformly so that its box lies in the span `xs`
+    /// across and `ys` down.
+    fn random((xs, ys): Region, rng: &mut impl Rng) -> Object {
+        let (shape, colour, size) = (pick(&Shape::ALL, rng), pick(&Colour::ALL, rng), pick(&Size::ALL, rng));
+        let r = size.radius();
+        let (cx, cy) = (uniform(xs.0 + r, xs.1 - r, rng), uniform(ys.0 + r, ys.1 - r, rng));
+        Object {
+            shape,
+            colour,
+            size,
+            cx,
+            cy,
+        }
+    }
+}
+
+/// Where an object's box may go: the span across and the span down, in pixels.
+type Region = ((f32, f32), (f32, f32));
+
+/// One of `all`, uniformly.
+fn pick<T: Copy>(all: &[T], rng: &mut impl Rng) -> T {
+    all[rng.random_range(0..all.len())]
+}
+
+/// A uniform draw from lo..hi.
+fn uniform(lo: f32, hi: f32, rng: &mut impl Rng) -> f32 {
+    lo + (hi - lo) * rng.random::<f32>()
+}
+
+/// One picture's contents: an object, and maybe a second one with its relation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scene {
+    /// The object the caption names first.
+    pub first: Object,
+    /// How the first object lies relative to this one, and the object.
+    pub second: Option<(Relation, Object)>,
+}
+
+impl Scene {
+    /// A scene drawn as the module docs describe: one or two objects with probability 1/2
+    /// each; shape, colour, size and relation uniform and independent; centres uniform within
+    /// the placement rule.
+    pub fn random(rng: &mut impl Rng) -> Scene {
+        let s = IMAGE_SIZE as f32;
+        let whole = (MARGIN, s - MARGIN);
+        if !rng.random_bool(0.5) {
+            let first = Object::random((whole, whole), rng);
+            return Scene { first, second: None };
+        }
+        let (low, high) = ((MARGIN, s / 2.0 - MARGIN), (s / 2.0 + MARGIN, s - MARGIN));
+        let relation = pick(&Relation::ALL, rng);
+        let (region_first, region_second) = match relation {
+            Relation::LeftOf => ((low, whole), (high, whole)),
+            Relation::RightOf => ((high, whole), (low, whole)),
+            Relation::Above => ((whole, low), (whole, high)),
+            Relation::Below => ((whole, high), (whole, low)),
+        };
+        let first = Object::random(region_first, rng);
+        let second = Some((relation, Object::random(region_second, rng)));
+        Scene { first, second }
+    }
+
+    /// The scene's objects, first then second.
+    pub fn objects(&self) -> Vec<Object> {
+        let mut objects = vec![self.first];
+        objects.extend(self.second.map(|(_, o)| o));
+        objects
+    }
+
+    /// The picture: background and noise (drawn from `rng`), the shapes, clamped to 0..=1.
+    pub fn render(&self, rng: &mut impl Rng) -> Image {
+        let mut image = Image::blank(IMAGE_SIZE);
+        let objects = self.objects();
+        for y in 0..IMAGE_SIZE {
+            for x in 0..IMAGE_SIZE {
+                let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+                let fill = objects.iter().find(|o| o.contains(px, py));
+                let base = fill.map_or([BACKGROUND; 3], |o| o.colour.rgb());
+                for (c, value) in base.into_iter().enumerate() {
+                    let noisy = value + uniform(-NOISE, NOISE, rng);
+                    image.rgb[(y * IMAGE_SIZE + x) * 3 + c] = noisy.clamp(0.0, 1.0);
+                }
+            }
+        }
+        image
+    }
+
+    /// The caption, all lowercase, one space between words (see the grammar above).
+    pub fn caption(&self) -> String {
+        match &self.second {
+            None => self.first.phrase(),
+            Some((relation, second)) => format!("{} {} {}", self.first.phrase(), relation.word(), second.phrase()),
+        }
+    }
+
+    /// What each word of [`Scene::caption`] describes, aligned with `caption().split(' ')`.
+    /// "left of" and "right of" are two words, both [`Role::Relation`].
+    pub fn roles(&self) -> Vec<Role> {
+        let phrase = [Role::Article, Role::Size, Role::Colour, Role::Shape];
+        let mut roles = phrase.to_vec();
+        if let Some((relation, _)) = &self.second {
+            let words = relation.word().split(' ').count();
+            roles.extend(std::iter::repeat_n(Role::Relation, words));
+            roles.extend(phrase);
+        }
+        roles
+    }
+}
+
+/// A scene with its picture and caption.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Example {
+    /// What is in the picture.
+    pub scene: Scene,
+    /// The rendered picture.
+    pub image: Image,
+    /// The scene's caption.
+    pub caption: String,
+}
+
+/// `n` examples drawn from `StdRng::seed_from_u64(seed)`: the same seed gives the same examples,
+/// bit for bit.
+pub fn examples(n: usize, seed: u64) -> Vec<Example> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let scene = Scene::random(&mut rng);
+            let image = scene.render(&mut rng);
+            let caption = scene.caption();
+            Example { scene, image, caption }
+        })
+        .collect()
+}
+
+/// Every word a caption can contain, each once, in a fixed order: "a", the sizes, the colours,
+/// the shapes, then the relation words ("left", "of", "right", "above", "below").
+pub fn vocabulary() -> Vec<&'static str> {
+    let mut phrases = vec!["a"];
+    phrases.extend(Size::ALL.map(Size::word));
+    phrases.extend(Colour::ALL.map(Colour::word));
+    phrases.extend(Shape::ALL.map(Shape::word));
+    phrases.extend(Relation::ALL.map(Relation::word));
+    let mut words: Vec<&'static str> = Vec::new();
+    for word in phrases.into_iter().flat_map(|p| p.split(' ')) {
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    words
+}
