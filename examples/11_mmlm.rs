@@ -28,7 +28,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let mut flags = Flags::from_env()?;
     let defaults = Recipe {
-        steps: 2000,
+        steps: 4000,
         d_model: 64,
         batch: 64,
         dropout: 0.0,

@@ -30,6 +30,8 @@ pub fn show_grounding(model: &Mmlm, params: &Params, world: &ShapesWorld) -> Res
         );
     }
     println!("| text-only prior | {:.3} | {:.3} | |", 1.0 / 7.0, 1.0 / 4.0);
+    let objects: usize = pairs.iter().map(|e| e.scene.objects().len()).sum();
+    println!("({objects} colour words and {objects} shape words, each masked alone)");
     Ok(())
 }
 
@@ -72,14 +74,22 @@ pub fn write_attention(model: &Mmlm, params: &Params, world: &ShapesWorld, dir: 
     );
     let path = dir.join("attention.svg");
     write(&path, &heatmap_svg(&e.image, last, world.patch, 8, &title)?)?;
-    let top = (0..last.len())
-        .max_by(|&a, &b| last[a].total_cmp(&last[b]))
-        .unwrap_or(0);
+    // Which patches the first object's box touches, and the share of the attention to the
+    // image that lands on them.
+    let (o, r, p) = (&e.scene.first, e.scene.first.size.radius(), world.patch as f32);
+    let grid = e.image.size / world.patch;
+    let cells = |c: f32| ((c - r) / p).floor() as usize..=(((c + r) / p).ceil() as usize - 1);
+    let own: Vec<usize> = cells(o.cy)
+        .flat_map(|row| cells(o.cx).map(move |col| row * grid + col))
+        .collect();
+    let share = own.iter().map(|&j| last[j]).sum::<f32>() / last.iter().sum::<f32>();
     println!(
-        "  {}: the masked colour of \"{}\" looks most at patch {top} ({:.2} of its attention)",
+        "  {}: of the attention the masked colour pays the picture, {:.0}% lands on the {} of {} \
+         patches its object covers",
         path.display(),
-        e.caption,
-        last[top]
+        100.0 * share,
+        own.len(),
+        last.len()
     );
     Ok(())
 }

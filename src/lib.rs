@@ -26,16 +26,19 @@
 //!    tests it. They know nothing of the tape.
 //! 5. [`gradcheck`]: checking any gradient against central finite differences.
 //! 6. [`threads`] and [`memory`]: one setting for every thread pool, and reuse of freed buffers.
-//! 7. [`tokenizer`]: characters, and byte-level BPE trained from scratch, behind one
-//!    [`Tokenizer`](tokenizer::Tokenizer) that also says which ids are special.
+//! 7. [`tokenizer`]: characters, byte-level BPE trained from scratch, and whole words (for
+//!    the shapes world's captions), behind one [`Tokenizer`](tokenizer::Tokenizer) that also
+//!    says which ids are special.
 //! 8. [`data`]: reading and splitting a corpus, drawing windows, and the
 //!    [`Batch`](data::Batch) every model takes; documents, sentences and next-sentence pairs
 //!    (`documents.rs`, `pairs.rs`) for the objectives that read two segments; BART's noise
-//!    functions (`bart_noise.rs`) and T5's span corruption (`span_corruption.rs`).
+//!    functions (`bart_noise.rs`) and T5's span corruption (`span_corruption.rs`); the shapes
+//!    world (`shapes.rs`), generated pictures with captions that say what is in them, drawn
+//!    by `image_svg.rs`.
 //! 9. [`nn`]: the Transformer's layers, each a plain struct with a `forward` written with the
 //!    ops: linear, embeddings, layer norm, positions, multi-head attention (with an optional
 //!    key/value cache, `kv_cache.rs`), feed-forward, encoder and decoder layers, and the three
-//!    stacks.
+//!    stacks; patch embeddings (`patch_embedding.rs`) turn an image into tokens.
 //! 10. [`generate`]: sampling text from the decoder-only model or the encoder-decoder, through
 //!     the model's own forward, with or without the cache.
 //! 11. [`objectives`]: the pretraining objectives, each one file that opens with its loss
@@ -45,8 +48,12 @@
 //!     next-sentence prediction beside the masked LM, [`Bert`](objectives::Bert)); and
 //!     `denoise.rs` (BART's and T5's denoising on the encoder-decoder,
 //!     [`Denoiser`](objectives::Denoiser)), its noise choice in `noise.rs` and its scores in
-//!     `reconstruction.rs`; and `simcse.rs` (contrastive sentence embeddings,
-//!     [`SimCse`](objectives::SimCse)), measured by `sentence_embeddings.rs`.
+//!     `reconstruction.rs`; `simcse.rs` (contrastive sentence embeddings,
+//!     [`SimCse`](objectives::SimCse)), measured by `sentence_embeddings.rs`; and the
+//!     multimodal pair: `mmlm.rs` (masked words predicted from a caption and its image, with
+//!     image-text matching in `itm.rs`, over the one stream of `image_text.rs`,
+//!     [`Mmlm`](objectives::Mmlm)), measured by `grounding.rs`, and `clip.rs` (two towers
+//!     trained contrastively, [`Clip`](objectives::Clip)).
 //! 12. [`optim`]: SGD with momentum, AdamW (and which parameters it does not decay), the
 //!     learning-rate schedule, gradient clipping.
 //! 13. [`checkpoint`]: models and training runs as safetensors, and the settings a resume must
@@ -55,8 +62,8 @@
 //!     line by line (schedule, forward, loss, backward, clip, optimizer step). It writes
 //!     [`metrics`] (CSV and an SVG loss curve, drawn with the primitives of `svg.rs`).
 //! 15. [`recipe`]: what every training example shares (flags via [`cli`], corpus and
-//!     tokenizer, model shape, optimizer, validation set), and [`inspect`]: a model's guesses,
-//!     printed.
+//!     tokenizer, model shape, optimizer, validation set), and [`inspect`] and
+//!     [`inspect_images`]: a model's guesses, printed and drawn.
 //!
 //! ## The examples, as a curriculum
 //!
@@ -72,8 +79,10 @@
 //! | 8 | `cargo run --release --example bert` | masked LM and next-sentence prediction on sentence pairs |
 //! | 9 | `cargo run --release --example denoise` | BART's denoising (or T5's span corruption) on the encoder-decoder |
 //! | 10 | `cargo run --release --example simcse -- --init runs/mlm/checkpoint.safetensors` | SimCSE sentence embeddings, and what they retrieve |
+//! | 11 | `cargo run --release --example mmlm` | a multimodal masked LM on generated pictures: does it read the image? |
+//! | 12 | `cargo run --release --example clip` | CLIP's two towers, and retrieval between pictures and captions |
 //!
-//! The files are `examples/01_*.rs` to `examples/10_*.rs`. A new objective adds one file in
+//! The files are `examples/01_*.rs` to `examples/12_*.rs`. A new objective adds one file in
 //! `src/objectives/` and one example like `04_mlm.rs`: flags, data, model and validation set
 //! from the recipe, then the model's `loss` and `evaluate` handed to the trainer.
 //!

@@ -174,11 +174,14 @@ fn captions_match_scenes_and_images() {
         check_object(&e, &e.scene.first, first);
         let o = e.scene.objects();
         for a in &o {
-            let r = radius(a.size);
-            assert!(
-                a.cx - r >= 1.0 && a.cx + r <= 31.0 && a.cy - r >= 1.0 && a.cy + r <= 31.0,
-                "{a:?}"
-            );
+            // The box lies inside the image and inside one grid block of 8 (small) or 16 (large)
+            // pixels whose start is a multiple of 8, across and down.
+            let (r, block) = (radius(a.size), if a.size == Size::Small { 8.0 } else { 16.0 });
+            for c in [a.cx, a.cy] {
+                let start = 8.0 * ((c - r) / 8.0).floor();
+                assert!(c - r >= 0.0 && c + r <= 32.0, "{a:?}");
+                assert!(c + r <= start + block, "{a:?} crosses its grid block");
+            }
         }
         match (rest, e.scene.second) {
             (None, None) => assert_eq!(o.len(), 1),
@@ -188,13 +191,13 @@ fn captions_match_scenes_and_images() {
                 let (a, b) = (&e.scene.first, &second);
                 let (ra, rb) = (radius(a.size), radius(b.size));
                 match relation {
-                    Relation::LeftOf => assert!(a.cx + ra < 16.0 && b.cx - rb > 16.0),
-                    Relation::RightOf => assert!(a.cx - ra > 16.0 && b.cx + rb < 16.0),
-                    Relation::Above => assert!(a.cy + ra < 16.0 && b.cy - rb > 16.0),
-                    Relation::Below => assert!(a.cy - ra > 16.0 && b.cy + rb < 16.0),
+                    Relation::LeftOf => assert!(a.cx + ra <= 16.0 && b.cx - rb >= 16.0),
+                    Relation::RightOf => assert!(a.cx - ra >= 16.0 && b.cx + rb <= 16.0),
+                    Relation::Above => assert!(a.cy + ra <= 16.0 && b.cy - rb >= 16.0),
+                    Relation::Below => assert!(a.cy - ra >= 16.0 && b.cy + rb <= 16.0),
                 }
-                let apart_x = (a.cx - b.cx).abs() > ra + rb;
-                let apart_y = (a.cy - b.cy).abs() > ra + rb;
+                let apart_x = (a.cx - b.cx).abs() >= ra + rb;
+                let apart_y = (a.cy - b.cy).abs() >= ra + rb;
                 assert!(apart_x || apart_y, "boxes overlap: {}", e.caption);
             }
             _ => panic!("caption and scene disagree on the second object: {}", e.caption),

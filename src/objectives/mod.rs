@@ -24,6 +24,11 @@
 //! [`SimCse`] (`simcse.rs`) trains the encoder contrastively: two dropout views of each line,
 //! InfoNCE over the batch; `sentence_embeddings.rs` measures the embeddings (alignment,
 //! uniformity, retrieval).
+//!
+//! [`Mmlm`] (`mmlm.rs`) reads a caption and an image in one stream (`image_text.rs`): masked
+//! caption words are predicted from the rest of the caption and the image's patches, beside
+//! image-text matching (`itm.rs`); `grounding.rs` measures whether it reads the image. [`Clip`]
+//! (`clip.rs`) trains an image tower and a text tower to agree.
 
 pub mod clip;
 pub mod clm;

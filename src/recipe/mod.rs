@@ -357,13 +357,13 @@ impl Recipe {
     ) -> Result<TrainReport, String> {
         let mut optimizer = self.optimizer(params);
         println!(
-            "model: d_model {}, {} heads, {} layers, {} parameters; batch {} x {}, {} steps, {} threads",
+            "model: d_model {}, {} heads, {} layers, {} parameters; batch {} ({} tokens), {} steps, {} threads",
             self.d_model,
             self.heads,
             self.layers,
             params.num_elements(),
             self.batch,
-            self.seq_len,
+            self.train_config().tokens_per_step,
             self.steps,
             crate::num_threads()
         );
