@@ -157,8 +157,9 @@ impl OneStream {
         let e_type1 = types.forward(tape, params, &vec![1; b * p], &[b, p]); // E_type[1]
         let v = tape.add(v, e_type1);
         let v = self.encoder.embed.dropout.forward(tape, v, rng); // [B, P, D]
-                                                                  // Pack each row as its n text positions, then its P patches, then padding: gather rows of
-                                                                  // [text | patches] (concatenated per row, Tt + P of them) in that order.
+
+        // Pack each row as its n text positions, then its P patches, then padding: gather rows
+        // of [text | patches] (concatenated per row, Tt + P of them) in that order.
         let ts = tt + p;
         let both = tape.concat(&[e, v], 1); // [B, Tt + P, D]
         let d = tape.shape(both)[2];
