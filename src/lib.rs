@@ -81,8 +81,12 @@
 //! | 10 | `cargo run --release --example simcse -- --init runs/mlm/checkpoint.safetensors` | SimCSE sentence embeddings, and what they retrieve |
 //! | 11 | `cargo run --release --example mmlm` | a multimodal masked LM on generated pictures: does it read the image? |
 //! | 12 | `cargo run --release --example clip` | CLIP's two towers, and retrieval between pictures and captions |
+//! | 13 | `cargo run --release --example finetune -- --init runs/mlm/checkpoint.safetensors` | fine-tuning on speaker attribution: does pretraining help? |
+//! | 14 | `cargo run --release --example scaling` | bigger is better, and data hungry: loss against size and data |
+//! | 15 | `cargo run --release --example bias` | a planted bias in the data, learned by the model |
+//! | 16 | `cargo run --release --example attention -- --mlm runs/mlm/checkpoint.safetensors` | every head's attention, drawn, and the heads with a job |
 //!
-//! The files are `examples/01_*.rs` to `examples/12_*.rs`. A new objective adds one file in
+//! The files are `examples/01_*.rs` to `examples/16_*.rs`. A new objective adds one file in
 //! `src/objectives/` and one example like `04_mlm.rs`: flags, data, model and validation set
 //! from the recipe, then the model's `loss` and `evaluate` handed to the trainer.
 //!
@@ -121,6 +125,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attention_map;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
@@ -130,6 +135,7 @@ pub mod gradients;
 pub mod inspect;
 pub mod inspect_images;
 pub mod kernels;
+pub mod learning_curve;
 pub mod memory;
 pub mod metrics;
 pub mod nn;
@@ -138,6 +144,7 @@ pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod recipe;
+pub mod scaling;
 mod svg;
 pub mod tape;
 pub mod tensor;

@@ -26,7 +26,7 @@
 mod model;
 mod training;
 
-pub use model::{check_config_against_tensors, load_model, EXTRA_IDS};
+pub use model::{check_config_against_tensors, load_encoder, load_model, EXTRA_IDS};
 pub use training::{check_metadata, load_training, save_training, WITHOUT_STATE_KEY};
 
 use crate::tensor::Tensor;

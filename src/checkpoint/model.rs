@@ -2,7 +2,7 @@
 //! each other and against the tensors before anything is built.
 
 use super::{assign, is_optimizer_state, read};
-use crate::nn::TransformerConfig;
+use crate::nn::{Encoder, TransformerConfig};
 use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
 use crate::Params;
@@ -98,4 +98,31 @@ pub fn check_config_against_tensors(
         }
     }
     Ok(())
+}
+
+/// The encoder of a pretrained checkpoint, for fine-tuning: any model whose encoder is
+/// registered as `encoder.*` (the masked LM, BERT, SimCSE). Its config (with `dropout`) and
+/// tokenizer come from the metadata and its weights from the `encoder.*` tensors; every other
+/// tensor (heads, optimizer state) is left out. Errors name the file and the missing or
+/// misshapen tensor.
+pub fn load_encoder(path: &Path, dropout: f32) -> Result<(Encoder, Params, Tokenizer), String> {
+    let mut ckpt = read(path).map_err(|e| e.to_string())?;
+    let in_file = |e: String| format!("checkpoint {}: {e}", path.display());
+    let config = TransformerConfig::from_metadata(&ckpt.metadata).map_err(in_file)?;
+    let tokenizer = Tokenizer::from_metadata(&ckpt.metadata).map_err(in_file)?;
+    if tokenizer.vocab_size() != config.vocab_size {
+        return Err(in_file(format!(
+            "the tokenizer in the metadata has {} ids, but config.vocab_size is {}",
+            tokenizer.vocab_size(),
+            config.vocab_size
+        )));
+    }
+    check_config_against_tensors(&config, &ckpt.tensors).map_err(in_file)?;
+    let config = TransformerConfig { dropout, ..config };
+    let mut params = Params::new();
+    let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let encoder = Encoder::new(&mut params, "encoder", &config, rng).map_err(in_file)?;
+    ckpt.tensors.retain(|name, _| name.starts_with("encoder."));
+    assign(path, ckpt, &mut params).map_err(|e| e.to_string())?;
+    Ok((encoder, params, tokenizer))
 }

@@ -17,6 +17,7 @@
 
 pub mod bart_noise;
 pub mod batch;
+pub mod bias_corpus;
 pub mod corpus;
 pub mod documents;
 pub mod image_svg;
@@ -24,6 +25,7 @@ pub mod pairs;
 pub mod shapes;
 pub mod span_corruption;
 pub mod span_lengths;
+pub mod speakers;
 pub mod windows;
 
 pub use batch::Batch;

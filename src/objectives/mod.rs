@@ -30,6 +30,7 @@
 //! image-text matching (`itm.rs`); `grounding.rs` measures whether it reads the image. [`Clip`]
 //! (`clip.rs`) trains an image tower and a text tower to agree.
 
+pub mod classify;
 pub mod clip;
 pub mod clm;
 pub mod denoise;

@@ -23,6 +23,7 @@
 
 mod check;
 mod denoise;
+pub mod finetune;
 mod lines;
 mod memory;
 mod pairs;

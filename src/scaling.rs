@@ -1,0 +1,603 @@
+//! Scaling laws at toy scale: "bigger is better" and "data hungry" as numbers and a picture.
+//!
+//! Kaplan et al. (2020, "Scaling Laws for Neural Language Models") found that a language
+//! model's test loss falls as a power of its size when nothing else holds it back:
+//!
+//! ```text
+//! L(N) = (N_c / N)^alpha_N        alpha_N ~ 0.076, N = non-embedding parameters
+//! L(C) = (C_c / C)^alpha_C        alpha_C ~ 0.050 on the compute-efficient frontier
+//! C    ~ 6 N D                    training FLOPs, D = training tokens
+//! ```
+//!
+//! A power law is a straight line on log-log axes, so [`fit_power_law`] fits one by least
+//! squares on the logarithms and [`loglog_svg`] draws points and fit. Muennighoff et al.
+//! (2023, "Scaling Data-Constrained Language Models") measured the data side: repeating the
+//! same tokens for up to about 4 epochs is nearly as good as fresh tokens, and further
+//! repetition is worth less and less; [`train_fraction`] keeps the first part of a training
+//! split, so that a fixed number of updates repeats it.
+//!
+//! Besides: [`non_embedding_parameters`] (Kaplan's N), [`training_flops`] (C), [`Run`] (one
+//! run's measurements, its validation curve read back from `metrics.csv`),
+//! [`compute_frontier`], the tables and charts of `examples/14_scaling.rs`, and [`Shape`]
+//! for its `--sizes` flag.
+
+use crate::data::Corpus;
+use crate::metrics::MetricsLog;
+use crate::recipe::Recipe;
+use crate::svg::{format_tick, line, min_max, text, xml_escape};
+use crate::trainer::TrainReport;
+use crate::Params;
+use std::fmt::Write as _;
+
+/// y = a x^(-alpha), with the fit's coefficient of determination r2 (in log space).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PowerLaw {
+    /// The value at x = 1.
+    pub a: f64,
+    /// The exponent: y falls by a factor 2^alpha each time x doubles.
+    pub alpha: f64,
+    /// 1 - (residual sum of squares) / (total sum of squares) of log y: 1 for a perfect fit.
+    pub r2: f64,
+}
+
+impl PowerLaw {
+    /// a x^(-alpha).
+    pub fn predict(&self, x: f64) -> f64 {
+        self.a * x.powf(-self.alpha)
+    }
+}
+
+impl std::fmt::Display for PowerLaw {
+    /// `3.104 x^-0.0812 (r2 0.981)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = if (0.01..1e4).contains(&self.a) {
+            format!("{:.3}", self.a)
+        } else {
+            format!("{:.2e}", self.a)
+        };
+        write!(f, "{a} x^-{:.4} (r2 {:.3})", self.alpha, self.r2)
+    }
+}
+
+/// Fit y = a x^(-alpha) by ordinary least squares on the logarithms, where the law is linear:
+///
+/// ```text
+/// log y = log a - alpha log x,   u = log x, v = log y
+/// alpha = -sum (u - mean u)(v - mean v) / sum (u - mean u)^2
+/// log a = mean v + alpha mean u
+/// r2    = 1 - sum (v - fitted v)^2 / sum (v - mean v)^2     (1 when every v is equal)
+/// ```
+///
+/// Errors: lengths that differ, fewer than 2 points, a value that is not positive and finite,
+/// or every x equal (no slope to fit).
+///
+/// ```
+/// let xs = [1.0, 10.0, 100.0];
+/// let ys: Vec<f64> = xs.iter().map(|x: &f64| 2.0 * x.powf(-0.5)).collect();
+/// let law = microlm::scaling::fit_power_law(&xs, &ys).unwrap();
+/// assert!((law.alpha - 0.5).abs() < 1e-12 && (law.a - 2.0).abs() < 1e-12);
+/// ```
+pub fn fit_power_law(xs: &[f64], ys: &[f64]) -> Result<PowerLaw, String> {
+    let (nx, ny) = (xs.len(), ys.len());
+    if nx != ny || nx < 2 {
+        return Err(format!("fit_power_law: got {nx} x and {ny} y, not 2 or more pairs"));
+    }
+    if let Some(v) = xs.iter().chain(ys).find(|v| !(v.is_finite() && **v > 0.0)) {
+        return Err(format!("fit_power_law: {v} is not positive and finite"));
+    }
+    let u: Vec<f64> = xs.iter().map(|x| x.ln()).collect();
+    let v: Vec<f64> = ys.iter().map(|y| y.ln()).collect();
+    let (mu, mv) = (u.iter().sum::<f64>() / nx as f64, v.iter().sum::<f64>() / nx as f64);
+    let suu: f64 = u.iter().map(|ui| (ui - mu).powi(2)).sum();
+    let suv: f64 = u.iter().zip(&v).map(|(ui, vi)| (ui - mu) * (vi - mv)).sum();
+    if suu == 0.0 {
+        return Err("fit_power_law: every x is the same, so there is no slope to fit".into());
+    }
+    let alpha = -suv / suu;
+    let log_a = mv + alpha * mu;
+    let residual = |(ui, vi): (&f64, &f64)| (vi - (log_a - alpha * ui)).powi(2);
+    let ss_res: f64 = u.iter().zip(&v).map(residual).sum();
+    let ss_tot: f64 = v.iter().map(|vi| (vi - mv).powi(2)).sum();
+    let r2 = if ss_tot == 0.0 { 1.0 } else { 1.0 - ss_res / ss_tot };
+    Ok(PowerLaw {
+        a: log_a.exp(),
+        alpha,
+        r2,
+    })
+}
+
+/// Training FLOPs, C = 6 N D (Kaplan et al. 2020, section 2.1), for `non_embedding` parameters
+/// N trained on `tokens` tokens D. Each parameter costs a multiply and an add per token going
+/// forward (2 N D) and twice that going backward (gradients for the activations and for the
+/// weights, 4 N D). It leaves out the embeddings, the output layer, and attention's scores and
+/// weighted sums: 4 T d more per token and layer forward in a bidirectional encoder (T the
+/// context), against the 24 d^2 of the layer's weights, so T / (6 d) more: at our context of
+/// 128 that is 67% for d_model 32 but 8% for d_model 256.
+///
+/// ```
+/// assert_eq!(microlm::scaling::training_flops(1_000, 2_000), 12.0e6);
+/// ```
+pub fn training_flops(non_embedding: usize, tokens: usize) -> f64 {
+    6.0 * non_embedding as f64 * tokens as f64
+}
+
+/// True for a parameter that maps between ids and vectors rather than computing: the token,
+/// segment and position embeddings (names containing `token_embedding`, `segment_embedding`
+/// or `position_embedding`) and the output projection to the vocabulary (`*.lm_head.*`,
+/// `*.output.*`). Kaplan et al. count neither in N.
+pub fn is_embedding(name: &str) -> bool {
+    let table = ["token_embedding", "segment_embedding", "position_embedding"];
+    table.iter().any(|t| name.contains(t)) || name.contains(".lm_head.") || name.contains(".output.")
+}
+
+/// N: how many parameter values `params` holds outside [`is_embedding`] tables.
+pub fn non_embedding_parameters(params: &Params) -> usize {
+    let counted = params.ids().filter(|&id| !is_embedding(params.name(id)));
+    counted.map(|id| params.value(id).len()).sum()
+}
+
+/// The first `fraction` of `data`'s training ids (rounded to a whole token): a fixed number of
+/// updates drawing windows from them repeats a smaller set of unique tokens. `fraction` must
+/// be in (0, 1] and the part at least one sequence long.
+pub fn train_fraction(data: &Corpus, fraction: f64) -> Result<&[usize], String> {
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(format!("train fraction {fraction} is not in (0, 1]"));
+    }
+    let n = (data.train.len() as f64 * fraction).round() as usize;
+    if n < data.seq_len {
+        return Err(format!(
+            "{n} training tokens are fewer than one sequence of {}",
+            data.seq_len
+        ));
+    }
+    Ok(&data.train[..n])
+}
+
+/// The example's settings: the mlm example's recipe with 800 updates of 16 x 64 tokens (0.82M
+/// tokens, 0.8 epochs of Tiny Shakespeare's training split) at a peak learning rate of 2e-3
+/// after 50 warmup updates, validated every 100 on 40 batches; 3 layers for the data part;
+/// written under `runs/scaling`. The masked LM sits on a plateau near the unigram loss (about
+/// 3 nats) for its first 200-300 updates: 400 updates of 16 x 128 at 1e-3 end with every
+/// size still close to it (2.8 to 3.2 nats), so the same tokens go into twice the updates,
+/// at twice the rate. The whole example runs in about ten minutes on two cores.
+pub fn sweep_recipe() -> Recipe {
+    Recipe {
+        steps: 800,
+        seq_len: 64,
+        batch: 16,
+        layers: 3,
+        lr: 2e-3,
+        warmup: 50,
+        eval_every: 100,
+        eval_batches: 40,
+        out: "runs/scaling".into(),
+        ..Recipe::default()
+    }
+}
+
+/// Parse `"32,16,8"`: the data part's fractions of the training split, as denominators.
+pub fn parse_denominators(text: &str) -> Result<Vec<usize>, String> {
+    let parse = |item: &str| item.trim().parse().ok().filter(|&d: &usize| d > 0);
+    let fail = |item: &str| format!("--fractions: `{item}` is not a whole number above 0");
+    text.split(',')
+        .map(|item| parse(item).ok_or_else(|| fail(item)))
+        .collect()
+}
+
+/// `base` for the data part's run on 1/`denominator` of the training split: `steps` updates,
+/// 8 validations, written to `base.out/data_1of8` (for 8).
+pub fn data_recipe(base: &Recipe, steps: usize, denominator: usize) -> Recipe {
+    Recipe {
+        steps,
+        eval_every: (steps / 8).max(1),
+        out: base.out.join(format!("data_1of{denominator}")),
+        ..base.clone()
+    }
+}
+
+/// A model's shape in a size sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Width.
+    pub d_model: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+}
+
+impl Shape {
+    /// Parse `"32x1,64x2,128x3x4"`: `d_model x layers`, optionally `x heads`; without heads,
+    /// one head per 32 dimensions (at least one), so heads are 32 wide as in the mlm example.
+    pub fn parse_list(text: &str) -> Result<Vec<Shape>, String> {
+        let parse = |item: &str| -> Option<Shape> {
+            let n: Vec<usize> = item.trim().split('x').map(|s| s.parse().ok()).collect::<Option<_>>()?;
+            let (d_model, layers) = (*n.first()?, *n.get(1)?);
+            let heads = if n.len() == 3 { n[2] } else { (d_model / 32).max(1) };
+            (n.len() <= 3).then_some(Shape { d_model, layers, heads })
+        };
+        let fail = |item: &str| format!("--sizes: `{item}` is not d_model x layers (e.g. 64x2)");
+        text.split(',')
+            .map(|item| parse(item).ok_or_else(|| fail(item)))
+            .collect()
+    }
+
+    /// "d128 L3".
+    pub fn label(&self) -> String {
+        format!("d{} L{}", self.d_model, self.layers)
+    }
+
+    /// `base` at this shape, writing to `base.out/d128_l3`.
+    pub fn recipe(&self, base: &Recipe) -> Recipe {
+        Recipe {
+            d_model: self.d_model,
+            layers: self.layers,
+            heads: self.heads,
+            out: base.out.join(format!("d{}_l{}", self.d_model, self.layers)),
+            ..base.clone()
+        }
+    }
+}
+
+/// One training run's measurements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    /// What it was ("d128 L3", "1/8").
+    pub label: String,
+    /// Every parameter.
+    pub parameters: usize,
+    /// Kaplan's N, see [`non_embedding_parameters`].
+    pub non_embedding: usize,
+    /// Training tokens one update reads.
+    pub tokens_per_step: usize,
+    /// Updates.
+    pub steps: usize,
+    /// How many distinct training tokens the windows were drawn from.
+    pub unique_tokens: usize,
+    /// The final validation loss, in nats.
+    pub val_loss: f64,
+    /// Wall time of the training loop (validations included), in seconds.
+    pub seconds: f64,
+    /// (step, validation loss) at every validation, from the run's `metrics.csv`.
+    pub curve: Vec<(usize, f64)>,
+}
+
+impl Run {
+    /// The measurements of a finished run of `recipe` that trained `params` on windows of
+    /// `unique` training tokens; the curve is read back from `recipe.out/metrics.csv`.
+    pub fn of(
+        label: &str,
+        recipe: &Recipe,
+        params: &Params,
+        report: &TrainReport,
+        unique: usize,
+    ) -> Result<Run, String> {
+        let eval = report.last_eval.as_ref().ok_or("the run ended without a validation")?;
+        let log = MetricsLog::resume(&recipe.out, "", report.step)?;
+        let curve = log.records().iter().filter_map(|r| r.val_loss.map(|v| (r.step, v)));
+        Ok(Run {
+            label: label.to_string(),
+            parameters: params.num_elements(),
+            non_embedding: non_embedding_parameters(params),
+            tokens_per_step: recipe.batch * recipe.seq_len,
+            steps: report.step,
+            unique_tokens: unique,
+            val_loss: eval.loss,
+            seconds: report.elapsed_s,
+            curve: curve.collect(),
+        })
+    }
+
+    /// D, training tokens read in all.
+    pub fn tokens(&self) -> usize {
+        self.steps * self.tokens_per_step
+    }
+
+    /// C = 6 N D, see [`training_flops`].
+    pub fn flops(&self) -> f64 {
+        training_flops(self.non_embedding, self.tokens())
+    }
+
+    /// Passes over the unique tokens after `step` updates.
+    pub fn epochs(&self, step: usize) -> f64 {
+        (step * self.tokens_per_step) as f64 / self.unique_tokens as f64
+    }
+
+    /// The (step, loss) of the lowest validation loss (the last of equals).
+    pub fn best(&self) -> (usize, f64) {
+        let lower = |best: (usize, f64), p: &(usize, f64)| if p.1 <= best.1 { *p } else { best };
+        self.curve.iter().fold((self.steps, self.val_loss), lower)
+    }
+
+    /// The validation curve against training FLOPs so far (step 0, at zero FLOPs, left out).
+    pub fn curve_vs_flops(&self) -> Vec<(f64, f64)> {
+        let c = |step: usize| training_flops(self.non_embedding, step * self.tokens_per_step);
+        self.curve.iter().filter(|p| p.0 > 0).map(|&(s, l)| (c(s), l)).collect()
+    }
+}
+
+/// The size sweep's table: one row per run, parameters, N, FLOPs, loss and time.
+pub fn size_table(runs: &[Run]) -> String {
+    let mut s = "model       parameters  non-embedding      FLOPs  val loss   time\n".to_string();
+    for r in runs {
+        let (p, n, c, l, t) = (r.parameters, r.non_embedding, r.flops(), r.val_loss, r.seconds);
+        let _ = writeln!(s, "{:<10} {p:>11} {n:>14} {c:>10.2e} {l:>9.4} {t:>5.0}s", r.label);
+    }
+    s
+}
+
+/// The data part's table: unique tokens, epochs, the final loss, and where repetition stopped
+/// helping (the lowest validation loss, and what the rest of the run added to it).
+pub fn data_table(runs: &[Run]) -> String {
+    let mut s = "data   unique tokens  epochs  val loss   lowest validation loss\n".to_string();
+    for r in runs {
+        let (step, best) = r.best();
+        let (e, gap) = (r.epochs(step), r.val_loss - best);
+        let verdict = if step == r.steps {
+            "still falling at the end".to_string()
+        } else {
+            format!("{best:.4} at {e:.1} epochs, then {gap:+.4} by the end")
+        };
+        let (u, e, l) = (r.unique_tokens, r.epochs(r.steps), r.val_loss);
+        let _ = writeln!(s, "{:<6} {u:>13} {e:>7.2} {l:>9.4}   {verdict}", r.label);
+    }
+    s
+}
+
+/// The size sweep's fits: L = a N^-alpha over the runs' final losses, and L = a C^-alpha
+/// over the [`compute_frontier`] of all their validation points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SizeFits {
+    /// Against non-embedding parameters.
+    pub parameters: PowerLaw,
+    /// Against training FLOPs, on the frontier.
+    pub compute: PowerLaw,
+    /// The frontier's points.
+    pub frontier: Vec<(f64, f64)>,
+    /// True if the final validation loss falls at every step up in size (in the runs' order).
+    pub falls_with_size: bool,
+}
+
+/// Fit both laws of [`SizeFits`] to the runs of a size sweep.
+pub fn fit_sizes(runs: &[Run]) -> Result<SizeFits, String> {
+    let (n, loss): (Vec<f64>, Vec<f64>) = runs.iter().map(|r| (r.non_embedding as f64, r.val_loss)).unzip();
+    let frontier = compute_frontier(&runs.iter().flat_map(Run::curve_vs_flops).collect::<Vec<_>>());
+    let (c, l): (Vec<f64>, Vec<f64>) = frontier.iter().copied().unzip();
+    let (parameters, compute) = (fit_power_law(&n, &loss)?, fit_power_law(&c, &l)?);
+    let falls_with_size = loss.windows(2).all(|w| w[1] < w[0]);
+    Ok(SizeFits {
+        parameters,
+        compute,
+        frontier,
+        falls_with_size,
+    })
+}
+
+impl std::fmt::Display for SizeFits {
+    /// Both fits beside Kaplan et al.'s exponents, and whether the loss falls with size.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (p, c, k) = (&self.parameters, &self.compute, self.frontier.len());
+        writeln!(f, "L = {p} for x = N (Kaplan et al. 2020: alpha_N ~ 0.076)")?;
+        writeln!(f, "L = {c} for x = C, on {k} frontier points (Kaplan: alpha_C ~ 0.050)")?;
+        let yes = if self.falls_with_size { "yes" } else { "NO" };
+        writeln!(f, "validation loss falls at every step up in size: {yes}")
+    }
+}
+
+/// The lower envelope of (compute, loss) points: sorted by compute, each point whose loss is
+/// below that of every point with less compute. Kaplan et al. fit L(C) to this frontier.
+pub fn compute_frontier(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut sorted = points.to_vec();
+    sorted.sort_by(|p, q| p.0.total_cmp(&q.0));
+    let mut frontier: Vec<(f64, f64)> = Vec::new();
+    for p in sorted {
+        if frontier.last().is_none_or(|last| p.1 < last.1) {
+            frontier.push(p);
+        }
+    }
+    frontier
+}
+
+/// Two log-log charts side by side: final validation loss against N with its fit, and every
+/// run's validation curve against FLOPs with the frontier's fit.
+pub fn size_svg(runs: &[Run], fits: &SizeFits) -> String {
+    let finals = vec![(
+        "final".into(),
+        runs.iter().map(|r| (r.non_embedding as f64, r.val_loss)).collect(),
+    )];
+    let curves: Vec<_> = runs.iter().map(|r| (r.label.clone(), r.curve_vs_flops())).collect();
+    let (y, by_n) = ("validation loss (nats)", Some(&fits.parameters));
+    let left = loglog_svg(&finals, "non-embedding parameters N", y, "loss against size", by_n);
+    let right = loglog_svg(
+        &curves,
+        "training FLOPs C = 6ND",
+        y,
+        "loss against compute",
+        Some(&fits.compute),
+    );
+    let w = 2.0 * WIDTH;
+    let mut s = format!("<svg xmlns=\"{SVG_NS}\" width=\"{w}\" height=\"{HEIGHT}\" viewBox=\"0 0 {w} {HEIGHT}\">\n");
+    let _ = write!(
+        s,
+        "<g>\n{left}</g>\n<g transform=\"translate({WIDTH},0)\">\n{right}</g>\n</svg>\n"
+    );
+    s
+}
+
+/// The data part's chart: final validation loss against unique training tokens.
+pub fn data_svg(runs: &[Run]) -> String {
+    let points = vec![(
+        "final".into(),
+        runs.iter().map(|r| (r.unique_tokens as f64, r.val_loss)).collect(),
+    )];
+    let title = format!("{} updates on less and less data", runs.first().map_or(0, |r| r.steps));
+    loglog_svg(
+        &points,
+        "unique training tokens",
+        "validation loss (nats)",
+        &title,
+        None,
+    )
+}
+
+const SVG_NS: &str = "http://www.w3.org/2000/svg";
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 440.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 680.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 380.0;
+const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+
+/// A log-log chart as a self-contained SVG document (720 x 440): each series as a line through
+/// its points with a dot (`<circle>`) on every point, and `fit`, if given, as a dashed straight
+/// line with its formula in the legend. Ticks are at the powers of ten (labelled `10⁴`), or at
+/// 1, 2 and 5 times them when the data span less than two decades, finer still under one.
+/// Points that are not positive and finite are left out.
+pub fn loglog_svg(
+    series: &[(String, Vec<(f64, f64)>)],
+    x_label: &str,
+    y_label: &str,
+    title: &str,
+    fit: Option<&PowerLaw>,
+) -> String {
+    let drawable = |p: &&(f64, f64)| p.0 > 0.0 && p.1 > 0.0 && p.0.is_finite() && p.1.is_finite();
+    let all = || series.iter().flat_map(|(_, pts)| pts.iter().filter(drawable));
+    let (x0, x1, x_ticks) = log_axis(min_max(all().map(|p| p.0)).unwrap_or((1.0, 10.0)));
+    let (y0, y1, y_ticks) = log_axis(min_max(all().map(|p| p.1)).unwrap_or((1.0, 10.0)));
+    let px = |x: f64| LEFT + (x / x0).log10() / (x1 / x0).log10() * (RIGHT - LEFT);
+    let py = |y: f64| BOTTOM - (y / y0).log10() / (y1 / y0).log10() * (BOTTOM - TOP);
+    let (w, h, mid_x, mid_y) = (RIGHT - LEFT, BOTTOM - TOP, (LEFT + RIGHT) / 2.0, (TOP + BOTTOM) / 2.0);
+
+    let mut s = format!(
+        "<svg xmlns=\"{SVG_NS}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"white\"/>\n"
+    );
+    text(
+        &mut s,
+        (WIDTH / 2.0, 24.0),
+        "middle",
+        "font-size=\"16\"",
+        &xml_escape(title),
+    );
+    for y in y_ticks {
+        line(&mut s, (LEFT, py(y)), (RIGHT, py(y)), "#ddd", 1.0);
+        text(&mut s, (LEFT - 6.0, py(y) + 4.0), "end", "", &tick_label(y));
+    }
+    for x in x_ticks {
+        line(&mut s, (px(x), TOP), (px(x), BOTTOM), "#ddd", 1.0);
+        text(&mut s, (px(x), BOTTOM + 18.0), "middle", "", &tick_label(x));
+    }
+    let frame = "fill=\"none\" stroke=\"black\"";
+    let _ = writeln!(s, r#"<rect x="{LEFT}" y="{TOP}" width="{w}" height="{h}" {frame}/>"#);
+    text(&mut s, (mid_x, HEIGHT - 12.0), "middle", "", &xml_escape(x_label));
+    let rotate = format!("transform=\"rotate(-90 20 {mid_y})\"");
+    text(&mut s, (20.0, mid_y), "middle", &rotate, &xml_escape(y_label));
+
+    let mut legend: Vec<(String, &str, &str)> = Vec::new(); // (name, colour, dashes)
+    for (k, (name, pts)) in series.iter().enumerate() {
+        let colour = COLOURS[k % COLOURS.len()];
+        let pts: Vec<(f64, f64)> = pts.iter().filter(drawable).map(|&(x, y)| (px(x), py(y))).collect();
+        let path: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.2},{y:.2}")).collect();
+        let stroke = format!("fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"");
+        let _ = writeln!(s, r#"<polyline points="{}" {stroke}/>"#, path.join(" "));
+        for (x, y) in pts {
+            let _ = writeln!(s, r#"<circle cx="{x:.2}" cy="{y:.2}" r="3.5" fill="{colour}"/>"#);
+        }
+        legend.push((name.clone(), colour, "none"));
+    }
+    if let Some(law) = fit {
+        if let Some((xa, xb)) = fit_segment(law, (x0, x1), (y0, y1)) {
+            let (a, b) = ((px(xa), py(law.predict(xa))), (px(xb), py(law.predict(xb))));
+            dashed_line(&mut s, a, b, "black");
+        }
+        legend.push((format!("fit: {law}"), "black", "6 4"));
+    }
+    if all().next().is_none() {
+        text(&mut s, (mid_x, mid_y), "middle", "fill=\"#888\"", "no data");
+    }
+    for (i, (name, colour, dashes)) in legend.iter().enumerate() {
+        let (x, y) = (RIGHT - 240.0, TOP + 16.0 + 18.0 * i as f64);
+        match *dashes {
+            "none" => line(&mut s, (x, y), (x + 20.0, y), colour, 2.0),
+            _ => dashed_line(&mut s, (x, y), (x + 20.0, y), colour),
+        }
+        text(&mut s, (x + 26.0, y + 4.0), "start", "", &xml_escape(name));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Append a dashed SVG `<line>` (the fitted law's style).
+fn dashed_line(s: &mut String, a: (f64, f64), b: (f64, f64), stroke: &str) {
+    let (x1, y1, x2, y2) = (a.0, a.1, b.0, b.1);
+    let style = format!("stroke=\"{stroke}\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"");
+    let _ = writeln!(
+        s,
+        r#"<line x1="{x1:.2}" y1="{y1:.2}" x2="{x2:.2}" y2="{y2:.2}" {style}/>"#
+    );
+}
+
+/// The ends and ticks of a log axis over `(lo, hi)` (both positive): the nearest tick values at
+/// or beyond the data. Ticks are the powers of ten over more than two decades, 1, 2 and 5
+/// times them over more than 0.7 of one, 1, 1.5, 2, 2.5, 3, 4, ..., 8 times them over more
+/// than 0.2, and every tenth (1.0, 1.1, ..., 9.9 times them) below that.
+fn log_axis((lo, hi): (f64, f64)) -> (f64, f64, Vec<f64>) {
+    let (lo, hi) = if lo == hi { (lo / 2.0, hi * 2.0) } else { (lo, hi) };
+    let tenths: Vec<f64> = (10..100).map(|m| m as f64 / 10.0).collect();
+    let mantissas: &[f64] = match (hi / lo).log10() {
+        span if span > 2.0 => &[1.0],
+        span if span > 0.7 => &[1.0, 2.0, 5.0],
+        span if span > 0.2 => &[1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        _ => &tenths,
+    };
+    let (k0, k1) = (lo.log10().floor() as i32 - 1, hi.log10().ceil() as i32 + 1);
+    let candidates = (k0..=k1).flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)));
+    let eps = 1e-9; // rounding slack: 0.30000000000000004 is the tick 0.3
+    let lo_end = candidates
+        .clone()
+        .filter(|&c| c <= lo * (1.0 + eps))
+        .fold(f64::NAN, f64::max);
+    let hi_end = candidates
+        .clone()
+        .filter(|&c| c >= hi * (1.0 - eps))
+        .fold(f64::NAN, f64::min);
+    (
+        lo_end,
+        hi_end,
+        candidates.filter(|&c| c >= lo_end && c <= hi_end).collect(),
+    )
+}
+
+/// A tick value: plain between 0.01 and 9999 ("0.5", "2", "150"), else "10⁵" or "2×10⁵".
+fn tick_label(v: f64) -> String {
+    let k = (v.log10() + 1e-9).floor() as i32;
+    let m = v / 10f64.powi(k);
+    let m_step = if (m - m.round()).abs() < 1e-6 { 1.0 } else { 0.1 };
+    if (-2..=3).contains(&k) {
+        return format_tick(v, m_step * 10f64.powi(k));
+    }
+    let digit = |c: char| {
+        c.to_digit(10)
+            .map_or('⁻', |d| "⁰¹²³⁴⁵⁶⁷⁸⁹".chars().nth(d as usize).unwrap())
+    };
+    let power: String = k.to_string().chars().map(digit).collect();
+    match format_tick(m, m_step).as_str() {
+        "1" => format!("10{power}"),
+        m => format!("{m}×10{power}"),
+    }
+}
+
+/// The x range, within the axes' ends, where the fitted line y = a x^(-alpha) stays between
+/// the y ends; in log space it is a straight line, so this is an interval (or nothing).
+fn fit_segment(law: &PowerLaw, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> Option<(f64, f64)> {
+    let (mut lo, mut hi) = (x0, x1);
+    if law.alpha != 0.0 {
+        // x where the line crosses y0 and y1: x = (a / y)^(1 / alpha).
+        let (xa, xb) = ((law.a / y0).powf(1.0 / law.alpha), (law.a / y1).powf(1.0 / law.alpha));
+        (lo, hi) = (lo.max(xa.min(xb)), hi.min(xa.max(xb)));
+    } else if !(y0..=y1).contains(&law.a) {
+        return None;
+    }
+    (lo < hi).then_some((lo, hi))
+}
