@@ -1,18 +1,18 @@
 //! # 14. Scaling: bigger is better, and data hungry
 //!
-//! Masked-LM training (the mlm example's model, at 800 updates of 16 x 64 tokens and a peak
-//! learning rate of 2e-3: `scaling::sweep_recipe`) of four sizes on the same tokens, then one
-//! size on less and less unique data; about ten minutes on two cores.
+//! Masked-LM training (the mlm example's model and recipe, at 800 updates of 16 x 64 tokens:
+//! `scaling::sweep_recipe`) of four sizes on the same tokens, then one size on less and less
+//! unique data; about ten minutes on two cores.
 //!
-//!   cargo run --release --example 14_scaling
-//!   cargo run --release --example 14_scaling -- --steps 100 --sizes 32x1,64x2 --fractions 2,1
+//!   cargo run --release --example scaling
+//!   cargo run --release --example scaling -- --steps 100 --sizes 32x1,64x2 --fractions 2,1
 //!
 //! 1. Sizes (`--sizes`, d_model x layers, 32-wide heads) each read the same D tokens. The table
 //!    gives every parameter, Kaplan's N (without embedding and output tables), C = 6 N D and
 //!    the validation loss; then the fits L = a N^-alpha over the sizes and L = a C^-alpha over
 //!    the compute frontier (the lowest validation loss any size had reached at each compute).
 //!    `runs/scaling/size.svg` draws both.
-//! 2. Data (`--d-model` x `--layers`): `--data-steps` updates on the first 1/32, 1/16, ... and
+//! 2. Data (`--d-model` x `--layers`): `--data-steps` updates on the first 1/256, 1/64, ... and
 //!    all of the training split (`--fractions`), so the smaller parts repeat; the step of the
 //!    lowest validation loss says when repetition stopped helping. `runs/scaling/data.svg`.
 
@@ -32,8 +32,8 @@ fn run() -> Result<(), String> {
     let recipe = Recipe::read(&mut flags, scaling::sweep_recipe())?;
     let sizes = flags.arg("sizes", "32x1,64x2,128x3,256x4".to_string(), "d_model x layers, ...")?;
     let data_steps = flags.arg("data-steps", recipe.steps, "updates of each run of the data part")?;
-    let fractions = flags.arg("fractions", "32,16,8,4,2,1".to_string(), "data part: 1/n splits")?;
-    if flags.help_or_finish("14_scaling")? {
+    let fractions = flags.arg("fractions", "256,64,16,4,1".to_string(), "data part: 1/n splits")?;
+    if flags.help_or_finish("scaling")? {
         return Ok(());
     }
     if recipe.resume.is_some() {

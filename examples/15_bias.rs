@@ -4,7 +4,7 @@
 //! differ in one planted skew: in the skewed one, sentences about seven occupations say "mr"
 //! 80% of the time and about seven others 20%; in the balanced one, 50% for all.
 //!
-//!   cargo run --release --example 15_bias                  # about 6 minutes on two cores
+//!   cargo run --release --example bias                  # about 6 minutes on two cores
 //!
 //! It writes `runs/bias/{skewed,balanced}.txt` and trains the masked LM of `04_mlm.rs` on each,
 //! smaller (d_model 64, 2 layers, 0.1M parameters; 64 characters per sequence) and longer:
@@ -25,7 +25,6 @@ use microlm::data::Batch;
 use microlm::objectives::MaskedLm;
 use microlm::recipe::Recipe;
 use microlm::Params;
-use std::path::PathBuf;
 
 fn main() {
     microlm::cli::main(run);
@@ -48,7 +47,7 @@ fn run() -> Result<(), String> {
     let recipe = Recipe::read(&mut flags, defaults.clone())?;
     let sentences = flags.arg("sentences", bias_corpus::DEFAULT_SENTENCES, "sentences per corpus")?;
     let seed: u64 = flags.arg("corpus-seed", 16, "seeds the generated corpora")?;
-    if flags.help_or_finish("15_bias")? {
+    if flags.help_or_finish("bias")? {
         return Ok(());
     }
     if recipe.corpus != defaults.corpus || recipe.resume.is_some() || recipe.seq_len < 64 {
@@ -56,42 +55,29 @@ fn run() -> Result<(), String> {
     }
     std::fs::create_dir_all(&recipe.out).map_err(|e| format!("{}: {e}", recipe.out.display()))?;
 
-    let (skewed, balanced) = (
-        bias_corpus::skewed(sentences, seed),
-        bias_corpus::balanced(sentences, seed),
-    );
+    let skewed = bias_corpus::skewed(sentences, seed);
+    let balanced = bias_corpus::balanced(sentences, seed);
     let mut measured = Vec::new();
     for (name, corpus) in [("skewed", &skewed), ("balanced", &balanced)] {
         let path = recipe.out.join(format!("{name}.txt"));
         std::fs::write(&path, &corpus.text).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("\n== the {name} corpus, {}", path.display());
-        match train_and_probe(&recipe, path, name, &corpus.occupations)? {
+        let mut r = recipe.clone();
+        (r.corpus, r.out) = (path, recipe.out.join(name));
+        match train_and_probe(&r, &corpus.occupations)? {
             Some(p_mr) => measured.push(p_mr),
             None => return Ok(()), // Ctrl-C
         }
     }
     let table = bias_corpus::table(&skewed.occupations, &measured[0], &measured[1]);
-    println!("\nP(mr | occupation) on held-out sentences, normalised over {{mr, ms}}:\n{table}");
-    println!(
-        "(targets: within 0.15 of the planted P(mr), and of 0.5)\n\n{}",
-        bias_corpus::WHAT_IT_SHOWS
-    );
+    let shows = bias_corpus::WHAT_IT_SHOWS;
+    println!("\nP(mr | occupation) on held-out sentences, normalised over {{mr, ms}}:\n{table}\n\n{shows}");
     Ok(())
 }
 
-/// Train the masked LM as `04_mlm.rs` does on the text at `corpus` (output in `out/name`),
-/// then measure its P(mr) for each occupation; `None` if interrupted.
-fn train_and_probe(
-    recipe: &Recipe,
-    corpus: PathBuf,
-    name: &str,
-    occ: &[Occupation],
-) -> Result<Option<Vec<f64>>, String> {
-    let recipe = Recipe {
-        corpus,
-        out: recipe.out.join(name),
-        ..recipe.clone()
-    };
+/// Train the masked LM as `04_mlm.rs` does, then measure its P(mr) for each occupation;
+/// `None` if interrupted.
+fn train_and_probe(recipe: &Recipe, occupations: &[Occupation]) -> Result<Option<Vec<f64>>, String> {
     let data = recipe.load_data()?;
     let mut params = Params::new();
     let config = recipe.model_config(&data)?;
@@ -105,5 +91,5 @@ fn train_and_probe(
         |params| model.evaluate(params, &val),
     )?;
     let probabilities = |x: &Batch, at: usize| model.probabilities(&params, x, &[at]);
-    Ok((!report.interrupted).then(|| bias_corpus::measure(&data.tokenizer, occ, probabilities)))
+    Ok((!report.interrupted).then(|| bias_corpus::measure(&data.tokenizer, occupations, probabilities)))
 }

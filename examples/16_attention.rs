@@ -6,8 +6,8 @@
 //!
 //!   cargo run --release --example mlm        # writes runs/mlm/checkpoint.safetensors
 //!   cargo run --release --example clm        # writes runs/clm/checkpoint.safetensors
-//!   cargo run --release --example 16_attention
-//!   cargo run --release --example 16_attention -- --mlm runs/mlm/checkpoint.safetensors --text "To be, or not to be"
+//!   cargo run --release --example attention
+//!   cargo run --release --example attention -- --mlm runs/mlm/checkpoint.safetensors --text "To be, or not to be"
 //!
 //! With neither `--mlm` nor `--clm` it reads both default checkpoints; with one, only that one.
 //! For each it writes `runs/attention/{mlm,clm}.svg` (rows: layers, columns: heads; queries
@@ -36,7 +36,7 @@ fn run() -> Result<(), String> {
     let windows: usize = flags.arg("windows", 8, "validation windows measured")?;
     let threshold: f64 = flags.arg("threshold", 0.5, "name the heads with more than this on a pattern")?;
     let out: String = flags.arg("out", "runs/attention".into(), "output directory")?;
-    if flags.help_or_finish("16_attention")? {
+    if flags.help_or_finish("attention")? {
         return Ok(());
     }
     let default = |kind: &str| Some(format!("runs/{kind}/checkpoint.safetensors"));
@@ -75,9 +75,15 @@ fn run() -> Result<(), String> {
             patterns.queries()
         );
         println!("{}\nheads with more than {threshold} on a pattern:", patterns.table());
-        for job in patterns.jobs(threshold) {
-            println!("  {job}");
-        }
+        let jobs = patterns.jobs(threshold);
+        println!(
+            "  {}",
+            if jobs.is_empty() {
+                "none (try a lower --threshold)".into()
+            } else {
+                jobs.join("\n  ")
+            }
+        );
     }
     Ok(())
 }

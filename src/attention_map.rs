@@ -68,29 +68,19 @@ impl Looked {
     /// the error names the example that makes one.
     pub fn load(kind: &str, path: &Path) -> Result<Looked, String> {
         let made_by = |e: String| format!("{e}\n(make it with: cargo run --release --example {kind})");
-        match kind {
-            "mlm" => {
-                let (model, params, tokenizer) = MaskedLm::load(path).map_err(made_by)?;
-                let (stack, causal) = (model.encoder, false);
-                Ok(Looked {
-                    stack,
-                    causal,
-                    params,
-                    tokenizer,
-                })
-            }
-            "clm" => {
-                let (model, params, tokenizer) = CausalLm::load(path).map_err(made_by)?;
-                let (stack, causal) = (model.decoder.stack, true);
-                Ok(Looked {
-                    stack,
-                    causal,
-                    params,
-                    tokenizer,
-                })
-            }
-            other => Err(format!("Looked::load: kind {other:?} is not mlm or clm")),
+        let (stack, params, tokenizer) = match kind {
+            "mlm" => MaskedLm::load(path).map(|(model, p, t)| (model.encoder, p, t)),
+            "clm" => CausalLm::load(path).map(|(model, p, t)| (model.decoder.stack, p, t)),
+            other => return Err(format!("Looked::load: kind {other:?} is not mlm or clm")),
         }
+        .map_err(made_by)?;
+        let causal = kind == "clm";
+        Ok(Looked {
+            stack,
+            causal,
+            params,
+            tokenizer,
+        })
     }
 
     /// The model's shape.
@@ -126,13 +116,11 @@ pub fn token_labels(tokenizer: &Tokenizer, ids: &[usize]) -> Vec<String> {
 
 /// One layer's weights as `[H, T, T]`: `[H, T, T]` as it is, `[1, H, T, T]` without the batch.
 fn heads_of(map: &Tensor) -> ArrayView3<'_, f32> {
+    let shape = map.shape();
     let view = match map.ndim() {
-        4 if map.shape()[0] == 1 => map.index_axis(Axis(0), 0),
+        4 if shape[0] == 1 => map.index_axis(Axis(0), 0),
         3 => map.view(),
-        _ => panic!(
-            "attention map: expected [H, T, T] or [1, H, T, T], got {:?}",
-            map.shape()
-        ),
+        _ => panic!("attention map: expected [H, T, T] or [1, H, T, T], got {shape:?}"),
     };
     view.into_dimensionality::<Ix3>().expect("three axes")
 }
@@ -169,10 +157,8 @@ pub fn attention_grid_svg(tokens: &[String], maps: &[Tensor], title: &str) -> St
             "attention_grid_svg: layer {l} against {t} tokens"
         );
         for h in 0..heads {
-            let (x, y) = (
-                gap + h as f64 * (panel + gap),
-                30.0 + l as f64 * (head_band + panel + gap),
-            );
+            let x = gap + h as f64 * (panel + gap);
+            let y = 30.0 + l as f64 * (head_band + panel + gap);
             let _ = writeln!(s, r#"<g id="layer{l}-head{h}">"#);
             let small = r#"font-family="sans-serif" font-size="11""#;
             text(&mut s, (x, y + 11.0), "start", small, &format!("layer {l}, head {h}"));
@@ -269,16 +255,11 @@ fn pattern_of(tokens: &[String], word: &[Option<usize>], i: usize, j: usize) -> 
 /// or `None` for a boundary.
 fn words(tokens: &[String]) -> Vec<Option<usize>> {
     let mut count = 0;
-    let mut previous_was_boundary = true;
-    tokens
-        .iter()
-        .map(|t| {
-            let boundary = is_boundary(t);
-            if !boundary && previous_was_boundary {
-                count += 1;
-            }
-            previous_was_boundary = boundary;
-            (!boundary).then_some(count)
+    let starts = |k: usize| !is_boundary(&tokens[k]) && (k == 0 || is_boundary(&tokens[k - 1]));
+    (0..tokens.len())
+        .map(|k| {
+            count += starts(k) as usize;
+            (!is_boundary(&tokens[k])).then_some(count)
         })
         .collect()
 }
@@ -357,11 +338,6 @@ impl HeadPatterns {
         std::array::from_fn(|p| (self.counts[p] > 0).then(|| self.uniform[p] / self.counts[p] as f64))
     }
 
-    /// Queries each pattern was measured on.
-    pub fn counts(&self) -> [usize; P] {
-        self.counts
-    }
-
     /// Queries measured ("self" is measured on every one).
     pub fn queries(&self) -> usize {
         self.counts[2]
@@ -390,53 +366,22 @@ impl HeadPatterns {
         out
     }
 
-    /// Every head and pattern with a mean mass above `threshold`, largest first.
-    pub fn jobs(&self, threshold: f64) -> Vec<Job> {
+    /// "layer 0 head 2: previous 0.83 (uniform 0.02)" for every head and pattern with a mean
+    /// mass above `threshold`, largest first: the heads with a recognisable job.
+    pub fn jobs(&self, threshold: f64) -> Vec<String> {
         let uniform = self.uniform();
-        let mut out = Vec::new();
-        for layer in 0..self.layers {
-            for head in 0..self.heads {
-                for (p, mass) in self.mean(layer, head).into_iter().enumerate() {
-                    if let Some(mass) = mass.filter(|&m| m > threshold) {
-                        let (pattern, uniform) = (PATTERNS[p], uniform[p].unwrap_or(0.0));
-                        out.push(Job {
-                            layer,
-                            head,
-                            pattern,
-                            mass,
-                            uniform,
-                        });
+        let mut found = Vec::new();
+        for l in 0..self.layers {
+            for h in 0..self.heads {
+                for (p, mass) in self.mean(l, h).into_iter().enumerate() {
+                    if let Some(m) = mass.filter(|&m| m > threshold) {
+                        let (name, u) = (PATTERNS[p], uniform[p].unwrap_or(0.0));
+                        found.push((m, format!("layer {l} head {h}: {name} {m:.2} (uniform {u:.2})")));
                     }
                 }
             }
         }
-        out.sort_by(|a, b| b.mass.total_cmp(&a.mass));
-        out
-    }
-}
-
-/// A head with a recognisable job: its mean mass on one pattern, and what uniform attention
-/// would give. Displayed as "layer 0 head 2: previous 0.83 (uniform 0.02)".
-#[derive(Clone, Debug, PartialEq)]
-pub struct Job {
-    /// The layer.
-    pub layer: usize,
-    /// The head.
-    pub head: usize,
-    /// One of [`PATTERNS`].
-    pub pattern: &'static str,
-    /// Its mean mass on the pattern.
-    pub mass: f64,
-    /// The uniform baseline for the pattern.
-    pub uniform: f64,
-}
-
-impl std::fmt::Display for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "layer {} head {}: {} {:.2} (uniform {:.2})",
-            self.layer, self.head, self.pattern, self.mass, self.uniform
-        )
+        found.sort_by(|a, b| b.0.total_cmp(&a.0));
+        found.into_iter().map(|(_, job)| job).collect()
     }
 }

@@ -155,3 +155,35 @@ fn probes_are_held_out() {
         fill(PROBE_TEMPLATES[0], "nurse", "ms", SURNAMES[0])
     );
 }
+
+#[test]
+fn measure_normalises_over_r_and_s_at_the_mask() {
+    use microlm::data::Batch;
+    use microlm::tokenizer::{CharTokenizer, Tokenizer};
+    let corpus = bias_corpus::skewed(200, SEED);
+    let tok = Tokenizer::Char(CharTokenizer::from_text(&corpus.text));
+    let (r, s, mask) = (tok.encode("r")[0], tok.encode("s")[0], tok.special("[MASK]"));
+    // A fake model: P(r) = 0.3 and P(s) = 0.1 wherever it is asked, after checking that it
+    // is asked at the one [MASK], right after an "m".
+    let fake = |x: &Batch, at: usize| {
+        assert_eq!(x.ids.iter().filter(|&&id| id == mask).count(), 1);
+        assert_eq!((x.ids[at], tok.decode(&x.ids[at - 1..at])), (mask, "m".to_string()));
+        let mut row = vec![0.0; tok.vocab_size()];
+        (row[r], row[s]) = (0.3, 0.1);
+        vec![row]
+    };
+    let p = bias_corpus::measure(&tok, &corpus.occupations, fake);
+    assert_eq!(p.len(), 14);
+    assert!(p.iter().all(|&v| (v - 0.75).abs() < 1e-6), "{p:?}");
+    let table = bias_corpus::table(&corpus.occupations, &p, &[0.5; 14]);
+    assert!(table.contains("nurse          0.20    0.750     0.500"), "{table}");
+    assert!(
+        table.contains("skewed model vs planted 0.300, balanced model vs 0.5 0.000 (targets: 0.15)"),
+        "{table}"
+    );
+    // 0.75 is within 0.15 of 0.8 for the seven mr-skewed occupations only.
+    assert!(
+        table.contains("skewed model 7 of 14, balanced model 14 of 14"),
+        "{table}"
+    );
+}

@@ -24,12 +24,12 @@
 //! between 0.5 and the skewed probability.
 //!
 //! **Why titles and not "he" and "she".** With characters as tokens, a masked letter of a
-//! pronoun is given away by the letters left showing: "that [MASK]he" can only be "she" and
-//! "that [MASK]e" only "he"; even with the whole word masked, the number of masks tells the
-//! length. A masked LM on characters therefore almost never has to guess a pronoun from the
-//! occupation, and learns almost nothing of a pronoun skew. "mr" and "ms" differ in one letter
-//! with the same letters around it, so a masked second letter of a title can only be guessed
-//! from the rest of the sentence: exactly the guess the plant is about.
+//! pronoun is given away by the letters left showing: `that [MASK]he` can only be "she" and
+//! `that [MASK]e` only "he"; even with the whole word masked, the number of masks tells the
+//! length. A masked LM on characters would almost never have to guess a pronoun from the
+//! occupation, so a pronoun skew would barely touch its loss. "mr" and "ms" differ in one
+//! letter with the same letters around it, so a masked second letter of a title can only be
+//! guessed from the rest of the sentence: exactly the guess the plant is about.
 //!
 //! **Probes.** [`PROBE_TEMPLATES`] are sentences that never occur in either corpus (new words
 //! around the same slots); [`probes`] cuts each one at the second letter of the title, the
@@ -225,22 +225,28 @@ pub fn measure(
 }
 
 /// The table of planted and measured P(mr) per occupation (`skewed` and `balanced` in the
-/// order of `occupations`), and the mean absolute errors: the skewed model against the planted
-/// probabilities, the balanced one against 0.5.
+/// order of `occupations`), then for each model its mean absolute error (the skewed model
+/// against the planted probabilities, the balanced one against 0.5) and how many occupations
+/// are within 0.15 of their target.
 pub fn table(occupations: &[Occupation], skewed: &[f64], balanced: &[f64]) -> String {
     let mut out = format!(
         "{:<10} {:>8} {:>8} {:>9}\n",
         "occupation", "planted", "skewed", "balanced"
     );
-    let (mut err_skewed, mut err_balanced) = (0.0, 0.0);
+    let n = occupations.len() as f64;
+    let (mut mae, mut within) = ([0.0; 2], [0; 2]);
     for ((o, s), b) in occupations.iter().zip(skewed).zip(balanced) {
         let _ = writeln!(out, "{:<10} {:>8.2} {:>8.3} {:>9.3}", o.name, o.p_mr, s, b);
-        err_skewed += (s - o.p_mr).abs() / occupations.len() as f64;
-        err_balanced += (b - 0.5).abs() / occupations.len() as f64;
+        for (k, error) in [(s - o.p_mr).abs(), (b - 0.5).abs()].into_iter().enumerate() {
+            mae[k] += error / n;
+            within[k] += (error <= 0.15) as usize;
+        }
     }
     let _ = write!(
         out,
-        "mean absolute error: skewed model vs planted {err_skewed:.3}, balanced model vs 0.5 {err_balanced:.3}"
+        "mean absolute error: skewed model vs planted {:.3}, balanced model vs 0.5 {:.3} (targets: 0.15)\n\
+        within 0.15 of the target: skewed model {} of {n}, balanced model {} of {n}",
+        mae[0], mae[1], within[0], within[1]
     );
     out
 }
