@@ -4,7 +4,7 @@
 //! differ in one planted skew: in the skewed one, sentences about seven occupations say "mr"
 //! 80% of the time and about seven others 20%; in the balanced one, 50% for all.
 //!
-//!   cargo run --release --example bias                  # about 6 minutes on two cores
+//!   cargo run --release --example bias       # about 4 minutes on two cores
 //!
 //! It writes `runs/bias/{skewed,balanced}.txt` and trains the masked LM of `04_mlm.rs` on each,
 //! smaller (d_model 64, 2 layers, 0.1M parameters; 64 characters per sequence) and longer:
