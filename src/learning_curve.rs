@@ -1,8 +1,8 @@
 //! A learning curve as an SVG chart: accuracy against the number of labelled examples (a log
 //! axis), one line per way of starting, and a baseline drawn across. Built with the crate's SVG
-//! primitives (`svg.rs`).
+//! primitives (`svg.rs`), whose log axis it shares with the scaling charts.
 
-use crate::svg::{line, text, xml_escape};
+use crate::svg::{line, log_ticks, min_max, plain_log_tick, text, xml_escape};
 use std::fmt::Write as _;
 
 const W: f64 = 640.0;
@@ -15,11 +15,13 @@ const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
 
 /// The chart: `series` are (name, points (labelled examples, accuracy)); `baseline` is drawn as
 /// a dashed line with its name. Accuracy runs from 0 to 1; the x axis is logarithmic over the
-/// points' range.
+/// points' range with a margin of 1.5 times either side, its ticks those of `svg.rs`'s log
+/// axis written out in full (`2000`, not `2×10³`).
 pub fn learning_curve_svg(title: &str, series: &[(String, Vec<(f64, f64)>)], baseline: Option<(&str, f64)>) -> String {
     let xs = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
-    let (lo, hi) = crate::svg::min_max(xs.filter(|&x| x > 0.0)).unwrap_or((1.0, 10.0));
-    let (lo, hi) = ((lo / 1.5).log10(), (hi * 1.5).log10());
+    let (lo, hi) = min_max(xs.filter(|&x| x > 0.0)).unwrap_or((1.0, 10.0));
+    let (x0, x1) = (lo / 1.5, hi * 1.5); // the axis's ends
+    let (lo, hi) = (x0.log10(), x1.log10());
     let px = |x: f64| LEFT + (x.log10() - lo) / (hi - lo) * (W - LEFT - RIGHT);
     let py = |y: f64| TOP + (1.0 - y) * (H - TOP - BOTTOM);
     let mut s = format!(
@@ -40,14 +42,9 @@ pub fn learning_curve_svg(title: &str, series: &[(String, Vec<(f64, f64)>)], bas
         line(&mut s, (LEFT - 4.0, py(y)), (W - RIGHT, py(y)), "#ddd", 1.0);
         text(&mut s, (LEFT - 8.0, py(y) + 4.0), "end", "", &format!("{y:.1}"));
     }
-    for decade in (lo.ceil() as i32)..=(hi.floor() as i32) {
-        for m in [1.0, 2.0, 5.0] {
-            let x = m * 10f64.powi(decade);
-            if x.log10() >= lo && x.log10() <= hi {
-                line(&mut s, (px(x), py(0.0)), (px(x), py(0.0) + 4.0), "black", 1.0);
-                text(&mut s, (px(x), py(0.0) + 18.0), "middle", "", &format!("{x}"));
-            }
-        }
+    for x in log_ticks(x0, x1) {
+        line(&mut s, (px(x), py(0.0)), (px(x), py(0.0) + 4.0), "black", 1.0);
+        text(&mut s, (px(x), py(0.0) + 18.0), "middle", "", &plain_log_tick(x));
     }
     text(
         &mut s,

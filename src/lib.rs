@@ -34,7 +34,8 @@
 //!    (`documents.rs`, `pairs.rs`) for the objectives that read two segments; BART's noise
 //!    functions (`bart_noise.rs`) and T5's span corruption (`span_corruption.rs`); the shapes
 //!    world (`shapes.rs`), generated pictures with captions that say what is in them, drawn
-//!    by `image_svg.rs`.
+//!    by `image_svg.rs`; the speaker-attribution task (`speakers.rs`), real labels for
+//!    fine-tuning; and a generated corpus with a planted bias (`bias_corpus.rs`).
 //! 9. [`nn`]: the Transformer's layers, each a plain struct with a `forward` written with the
 //!    ops: linear, embeddings, layer norm, positions, multi-head attention (with an optional
 //!    key/value cache, `kv_cache.rs`), feed-forward, encoder and decoder layers, and the three
@@ -53,7 +54,8 @@
 //!     multimodal pair: `mmlm.rs` (masked words predicted from a caption and its image, with
 //!     image-text matching in `itm.rs`, over the one stream of `image_text.rs`,
 //!     [`Mmlm`](objectives::Mmlm)), measured by `grounding.rs`, and `clip.rs` (two towers
-//!     trained contrastively, [`Clip`](objectives::Clip)).
+//!     trained contrastively, [`Clip`](objectives::Clip)). Last, for fine-tuning rather than
+//!     pretraining, `classify.rs`: a classifier head over the encoder's mean-pooled states.
 //! 12. [`optim`]: SGD with momentum, AdamW (and which parameters it does not decay), the
 //!     learning-rate schedule, gradient clipping.
 //! 13. [`checkpoint`]: models and training runs as safetensors, and the settings a resume must
@@ -62,8 +64,13 @@
 //!     line by line (schedule, forward, loss, backward, clip, optimizer step). It writes
 //!     [`metrics`] (CSV and an SVG loss curve, drawn with the primitives of `svg.rs`).
 //! 15. [`recipe`]: what every training example shares (flags via [`cli`], corpus and
-//!     tokenizer, model shape, optimizer, validation set), and [`inspect`] and
-//!     [`inspect_images`]: a model's guesses, printed and drawn.
+//!     tokenizer, model shape, optimizer, validation set), and `recipe/finetune.rs`:
+//!     fine-tuning a classifier with early stopping, whose learning curve [`learning_curve`]
+//!     draws as SVG. [`inspect`] and [`inspect_images`]: a model's guesses, printed and drawn;
+//!     [`attention_map`]: every layer's and head's attention drawn as SVG grids, and the heads
+//!     with a recognisable job.
+//! 16. [`scaling`]: the scaling-law sweep (loss against model size, compute and data) and its
+//!     power-law fit, with the log-log charts in `scaling/chart.rs`.
 //!
 //! ## The examples, as a curriculum
 //!
@@ -101,8 +108,6 @@
 //!   search: generation is one sequence, greedy or sampled.
 //! - Toy scale only: the models have about a million parameters and the examples train them in
 //!   minutes; nothing here has been run at the sizes the papers use.
-//! - Next-sentence prediction, denoising, contrastive and multimodal objectives, and
-//!   fine-tuning are not built yet (see NOTES.md §13).
 //!
 //! ## A taste
 //!

@@ -1,5 +1,6 @@
-//! The drawing primitives of the crate's SVG charts (the loss curve in `metrics.rs`): lines,
-//! text, round tick values, and XML escaping. A chart is SVG text built with these; no plotting
+//! The drawing primitives of the crate's SVG charts (the loss curve in `metrics.rs`, the
+//! scaling charts, the learning curve, the attention maps): lines, text, the ticks of a linear
+//! axis and of a log axis, and XML escaping. A chart is SVG text built with these; no plotting
 //! library.
 
 use std::fmt::Write as _;
@@ -51,6 +52,80 @@ pub(crate) fn format_tick(v: f64, step: f64) -> String {
     let decimals = (-step.log10().floor()).max(0.0) as usize;
     let v = if v.abs() < step * 1e-9 { 0.0 } else { v }; // no "-0.0"
     format!("{v:.decimals$}")
+}
+
+/// Rounding slack for comparing tick values: 0.30000000000000004 is the tick 0.3.
+const EPS: f64 = 1e-9;
+
+/// The candidate ticks of a log axis over `lo..hi` (both positive): m times 10^k for k from a
+/// power below `lo` to one above `hi`, with mantissas m as dense as the span calls for: the
+/// powers of ten alone over more than two decades, 1, 2 and 5 times them over more than 0.7 of
+/// one, 1, 1.5, 2, 2.5, 3, 4, ..., 8 times them over more than 0.2, and every tenth (1.0, 1.1,
+/// ..., 9.9 times them) below that.
+fn log_candidates(lo: f64, hi: f64) -> Vec<f64> {
+    let tenths: Vec<f64> = (10..100).map(|m| m as f64 / 10.0).collect();
+    let mantissas: &[f64] = match (hi / lo).log10() {
+        span if span > 2.0 => &[1.0],
+        span if span > 0.7 => &[1.0, 2.0, 5.0],
+        span if span > 0.2 => &[1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        _ => &tenths,
+    };
+    let (k0, k1) = (lo.log10().floor() as i32 - 1, hi.log10().ceil() as i32 + 1);
+    let candidates = (k0..=k1).flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)));
+    candidates.collect()
+}
+
+/// A log axis that fits its data `(lo, hi)` (both positive): its ends, the nearest ticks at or
+/// beyond the data, and the ticks between them (see [`log_candidates`] for how dense). Data of
+/// one value get an axis from half to twice it.
+pub(crate) fn log_axis((lo, hi): (f64, f64)) -> (f64, f64, Vec<f64>) {
+    let (lo, hi) = if lo == hi { (lo / 2.0, hi * 2.0) } else { (lo, hi) };
+    let candidates = log_candidates(lo, hi);
+    let below = candidates.iter().copied().filter(|&c| c <= lo * (1.0 + EPS));
+    let above = candidates.iter().copied().filter(|&c| c >= hi * (1.0 - EPS));
+    let (lo_end, hi_end) = (below.fold(f64::NAN, f64::max), above.fold(f64::NAN, f64::min));
+    let ticks = candidates.into_iter().filter(|&c| c >= lo_end && c <= hi_end);
+    (lo_end, hi_end, ticks.collect())
+}
+
+/// The ticks of a log axis whose ends `lo < hi` are already chosen: the candidates of
+/// [`log_candidates`] between them.
+pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let inside = |c: &f64| *c >= lo * (1.0 - EPS) && *c <= hi * (1.0 + EPS);
+    log_candidates(lo, hi).into_iter().filter(inside).collect()
+}
+
+/// A log tick value written out, with the decimals its mantissa needs: "0.05", "2", "150",
+/// "2000", "1.5".
+pub(crate) fn plain_log_tick(v: f64) -> String {
+    let (_, k, m_step) = mantissa_exponent(v);
+    format_tick(v, m_step * 10f64.powi(k))
+}
+
+/// A log tick value: plain between 0.01 and 999 ("0.05", "2", "150"), else "10³" or "2×10⁵".
+pub(crate) fn log_tick_label(v: f64) -> String {
+    let (m, k, m_step) = mantissa_exponent(v);
+    if (-2..=2).contains(&k) {
+        return format_tick(v, m_step * 10f64.powi(k));
+    }
+    let digit = |c: char| {
+        c.to_digit(10)
+            .map_or('⁻', |d| "⁰¹²³⁴⁵⁶⁷⁸⁹".chars().nth(d as usize).unwrap())
+    };
+    let power: String = k.to_string().chars().map(digit).collect();
+    match format_tick(m, m_step).as_str() {
+        "1" => format!("10{power}"),
+        m => format!("{m}×10{power}"),
+    }
+}
+
+/// v = m 10^k with 1 <= m < 10 (a hair of slack, so 1000 is 1 x 10^3, not 9.99... x 10^2),
+/// and the step the mantissa is written to: 1 for a whole m, else 0.1.
+fn mantissa_exponent(v: f64) -> (f64, i32, f64) {
+    let k = (v.log10() + EPS).floor() as i32;
+    let m = v / 10f64.powi(k);
+    let m_step = if (m - m.round()).abs() < 1e-6 { 1.0 } else { 0.1 };
+    (m, k, m_step)
 }
 
 /// Escape text for use inside an XML element or attribute.

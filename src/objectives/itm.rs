@@ -4,7 +4,8 @@
 //!   L_ITM = -(1/N) sum_b log softmax(W tanh(W_p h_CLS + b_p) + c)_{y_b},
 //!
 //! with y_b = 1 for Matched and 0 for Mismatched (the reverse of NSP's convention, hence the
-//! enum). The head is BERT's pooler and two-way classifier, as NSP's (`nsp.rs`), named `itm`.
+//! enum). The head is BERT's pooler and two-way classifier, as NSP's (`nsp.rs`), named `itm`,
+//! and the loss is NSP's two-way cross-entropy with these classes.
 //!
 //! **Pairs.** Each example keeps its own image with probability 0.5 (a Bernoulli draw per
 //! example, UNITER's way); otherwise its image is another example's, drawn uniformly among the
@@ -16,6 +17,7 @@
 //! `docs/objectives.md` §3.
 
 use super::image_text::ImageTextBatch;
+use super::nsp::two_way_loss;
 use crate::data::shapes::Image;
 use crate::tokenizer::Tokenizer;
 use crate::{CrossEntropy, Tape, Var};
@@ -81,10 +83,8 @@ pub fn itm_batch(
     })
 }
 
-/// L_ITM = mean_b CE(s_b, y_b) over the two-way scores `s` [N, 2].
-///
-/// dL/ds_b = (softmax(s_b) - onehot(y_b)) / N.
+/// L_ITM = mean_b CE(s_b, y_b) over the two-way scores `s` [N, 2], with y_b = 1 for Matched
+/// and 0 for Mismatched: NSP's [`two_way_loss`] of ITM's classes.
 pub fn itm_loss(tape: &mut Tape, s: Var, labels: &[ItmLabel]) -> CrossEntropy {
-    let y: Vec<Option<usize>> = labels.iter().map(|y_b| Some(y_b.class())).collect();
-    tape.cross_entropy(s, &y)
+    two_way_loss(tape, s, labels.iter().map(|y_b| y_b.class()))
 }

@@ -32,11 +32,22 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// L_NSP = mean_b CE(s_b, y_b) over the two-way scores `s` [N, 2].
-///
-/// dL/ds_b = (softmax(s_b) - onehot(y_b)) / N.
+/// L_NSP = mean_b CE(s_b, y_b) over the two-way scores `s` [N, 2], with y_b = 0 for IsNext and
+/// 1 for NotNext: [`two_way_loss`] of NSP's classes.
 pub fn nsp_loss(tape: &mut Tape, s: Var, labels: &[NspLabel]) -> CrossEntropy {
-    let y: Vec<Option<usize>> = labels.iter().map(|y_b| Some(y_b.class())).collect();
+    two_way_loss(tape, s, labels.iter().map(|y_b| y_b.class()))
+}
+
+/// The loss of a two-way "do these belong together?" head: the mean cross-entropy of the scores
+/// `s` [N, 2] against one class per row. NSP uses it, and so does image-text matching
+/// (`itm.rs`), each with its own classes.
+///
+/// ```text
+/// L       = -(1/N) sum_b log softmax(s_b)_{y_b}
+/// dL/ds_b = (softmax(s_b) - onehot(y_b)) / N
+/// ```
+pub fn two_way_loss(tape: &mut Tape, s: Var, classes: impl IntoIterator<Item = usize>) -> CrossEntropy {
+    let y: Vec<Option<usize>> = classes.into_iter().map(Some).collect();
     tape.cross_entropy(s, &y)
 }
 
