@@ -11,7 +11,8 @@
 //!
 //! Compared under the same budget and seeds: (a) the pretrained encoder, (b) the same
 //! architecture from random initialisation, (c) the frozen pretrained encoder with only the head
-//! trained (a linear probe), and (d) encoders given with `--bert` or `--simcse`. The learning
+//! trained (a linear probe; the same probe on a random encoder is its control), and (d)
+//! encoders given with `--bert` or `--simcse`. The learning
 //! curve (test accuracy against labelled speeches) of (a) and (b) goes to
 //! `runs/finetune/learning_curve.svg`.
 
@@ -58,16 +59,22 @@ fn run() -> Result<(), String> {
         }
     }
     let all = task.train.len();
-    println!("(c) linear probe on the frozen pretrained encoder, {all} speeches:");
     let probe = FinetuneConfig {
         frozen: true,
         lr: f.probe_lr,
         ..config.clone()
     };
-    let mut rows = vec![(
-        "(c) linear probe".to_string(),
-        mean_test_accuracy(pretrained, &task, &tok, all, &probe, seeds)?,
-    )];
+    let mut rows = vec![];
+    for (name, start) in [
+        ("(c) linear probe", pretrained),
+        ("(c) probe of a random encoder", random),
+    ] {
+        println!("{name}, {all} speeches, only the head trained:");
+        rows.push((
+            name.to_string(),
+            mean_test_accuracy(start, &task, &tok, all, &probe, seeds)?,
+        ));
+    }
     for (name, path) in &f.others {
         let (enc, p, _) = load_encoder(path, 0.1)?;
         println!("(d) {name}, fine-tuned on {all} speeches:");

@@ -12,9 +12,10 @@
 //!    the validation loss; then the fits L = a N^-alpha over the sizes and L = a C^-alpha over
 //!    the compute frontier (the lowest validation loss any size had reached at each compute).
 //!    `runs/scaling/size.svg` draws both.
-//! 2. Data (`--d-model` x `--layers`): `--data-steps` updates on the first 1/256, 1/64, ... and
-//!    all of the training split (`--fractions`), so the smaller parts repeat; the step of the
-//!    lowest validation loss says when repetition stopped helping. `runs/scaling/data.svg`.
+//! 2. Data (`--d-model` x `--layers`): `--data-steps` updates on the first 1/256, 1/16, 1/8,
+//!    1/4, 1/2 and all of the training split (`--fractions`), so the smaller parts repeat; the
+//!    step of the lowest validation loss says when repetition stopped helping.
+//!    `runs/scaling/data.svg`.
 
 use microlm::cli::Flags;
 use microlm::data::{Corpus, Windows};
@@ -32,7 +33,7 @@ fn run() -> Result<(), String> {
     let recipe = Recipe::read(&mut flags, scaling::sweep_recipe())?;
     let sizes = flags.arg("sizes", "32x1,64x2,128x3,256x4".to_string(), "d_model x layers, ...")?;
     let data_steps = flags.arg("data-steps", recipe.steps, "updates of each run of the data part")?;
-    let fractions = flags.arg("fractions", "256,64,16,4,1".to_string(), "data part: 1/n splits")?;
+    let fractions = flags.arg("fractions", "256,16,8,4,2,1".to_string(), "data part: 1/n splits")?;
     if flags.help_or_finish("scaling")? {
         return Ok(());
     }

@@ -8,7 +8,7 @@
 //!
 //! It writes `runs/bias/{skewed,balanced}.txt` and trains the masked LM of `04_mlm.rs` on each,
 //! smaller (d_model 64, 2 layers, 0.1M parameters; 64 characters per sequence) and longer:
-//! 2,500 updates at lr 3e-3. One letter in 30 depends on the occupation, so the association is
+//! 5,000 updates at lr 3e-3. One letter in 30 depends on the occupation, so the association is
 //! learned last (the 0.8M model had barely begun on it after 2,000 updates). Then it probes
 //! each model with held-out sentences, never in either corpus, such as
 //! "yesterday i saw the nurse, m[MASK] lee, by the station.".
@@ -33,7 +33,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let mut flags = Flags::from_env()?;
     let defaults = Recipe {
-        steps: 2500,
+        steps: 5000,
         d_model: 64,
         layers: 2,
         seq_len: 64,

@@ -491,7 +491,8 @@ fn x_config(seed: u64) -> FinetuneConfig {
     FinetuneConfig {
         lr: 1e-2,
         batch: 8,
-        max_epochs: 12,
+        updates: 96,
+        eval_every: 8,
         patience: 2,
         max_len: 8,
         frozen: false,
@@ -507,14 +508,14 @@ fn all_bits(p: &Params) -> Vec<(String, Vec<u32>)> {
     p.ids().map(|id| (p.name(id).to_string(), bits(p.value(id)))).collect()
 }
 
-/// Whether a speech holds an 'x' is read from its tokens' mean: after a few epochs at lr 1e-2,
+/// Whether a speech holds an 'x' is read from its tokens' mean: after a few passes at lr 1e-2,
 /// test accuracy is above 0.9 (chance: 0.5, the classes alternate). The result reports the
 /// weights kept: its validation accuracy is the kept weights', and they are exactly the weights
-/// after `best_epoch` epochs (a run stopped there by `max_epochs` ends on them). Validation
-/// reaches its best before the last epoch run (asserted), so keeping the last epoch's weights
+/// after `best_update` updates (a run stopped there by `updates` ends on them). Validation
+/// reaches its best before the last evaluation run (asserted), so keeping the last weights
 /// instead would fail the bitwise comparison.
 #[test]
-fn finetune_learns_a_readable_class_and_keeps_the_best_epochs_weights() {
+fn finetune_learns_a_readable_class_and_keeps_the_best_weights() {
     let tok = x_tokenizer();
     let data = x_speeches(128, 11);
     let (train, rest) = data.split_at(64);
@@ -526,17 +527,18 @@ fn finetune_learns_a_readable_class_and_keeps_the_best_epochs_weights() {
     let mut params = init.clone();
     let r = finetune(&model, &mut params, &tok, &train, &val, &test, &config);
     assert!(r.test_accuracy > 0.9, "{r:?}");
-    assert!((1..=config.max_epochs).contains(&r.best_epoch), "{r:?}");
+    assert!((1..=config.updates).contains(&r.best_update), "{r:?}");
+    assert_eq!(r.best_update % config.eval_every, 0, "{r:?}");
     assert!(
-        r.best_epoch < config.max_epochs,
-        "the run must go on past its best epoch: {r:?}"
+        r.best_update < config.updates,
+        "the run must go on past its best evaluation: {r:?}"
     );
     assert_eq!(r.val_accuracy, model.accuracy(&params, &batches(&val, &tok, 64, 8)));
     assert_eq!(r.test_accuracy, model.accuracy(&params, &batches(&test, &tok, 64, 8)));
 
     let mut until_best = init.clone();
     let short = FinetuneConfig {
-        max_epochs: r.best_epoch,
+        updates: r.best_update,
         ..config.clone()
     };
     let r_short = finetune(&model, &mut until_best, &tok, &train, &val, &test, &short);
@@ -554,7 +556,7 @@ fn a_frozen_finetune_changes_only_the_head() {
     let (model, init) = tiny_classifier(&tiny_config(12, 0.1), 2, 14);
     let mut params = init.clone();
     let config = FinetuneConfig {
-        max_epochs: 2,
+        updates: 16,
         frozen: true,
         ..x_config(1)
     };
@@ -587,13 +589,13 @@ fn run_is_deterministic_per_seed() {
     };
     let encoder_config = tiny_config(12, 0.1);
     let config = FinetuneConfig {
-        max_epochs: 3,
+        updates: 24,
         ..x_config(7)
     };
     let once = || run(Start::Random(&encoder_config), &task, &tok, 30, &config).unwrap();
     let a = once();
     assert_eq!(a, once());
-    assert!((1..=3).contains(&a.best_epoch), "{a:?}");
+    assert!([8, 16, 24].contains(&a.best_update), "{a:?}");
 }
 
 #[test]
