@@ -25,7 +25,9 @@
 //!    sums, and matmul through matrixmultiply's SIMD `sgemm` beside the naive triple loop that
 //!    tests it. They know nothing of the tape.
 //! 5. [`gradcheck`]: checking any gradient against central finite differences.
-//! 6. [`threads`] and [`memory`]: one setting for every thread pool, and reuse of freed buffers.
+//! 6. [`threads`] and [`memory`]: one setting for every thread pool, and reuse of freed buffers;
+//!    [`profile`]: with `--profile true`, the tape times every op it records, forward and
+//!    backward, and a training example ends with the table of where a step went.
 //! 7. [`tokenizer`]: characters, byte-level BPE trained from scratch, and whole words (for
 //!    the shapes world's captions), behind one [`Tokenizer`](tokenizer::Tokenizer) that also
 //!    says which ids are special.
@@ -148,6 +150,7 @@ pub mod objectives;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub mod profile;
 pub mod recipe;
 pub mod scaling;
 mod svg;

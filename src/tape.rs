@@ -27,7 +27,9 @@
 
 use crate::gradients::Gradients;
 use crate::params::{ParamId, Params};
+use crate::profile;
 use crate::tensor::{Grad, Tensor};
+use std::time::Instant;
 
 /// A handle to a value recorded on a [`Tape`]: the index of its node. Only meaningful for the
 /// tape that made it.
@@ -81,6 +83,8 @@ pub struct Tape {
     nodes: Vec<Node>,
     recording: bool,
     training: bool,
+    /// With [`profile`](crate::profile) on: when the last node was recorded.
+    clock: Option<Instant>,
 }
 
 impl Default for Tape {
@@ -96,6 +100,7 @@ impl Tape {
             nodes: Vec::new(),
             recording: true,
             training: true,
+            clock: profile::enabled().then(Instant::now),
         }
     }
 
@@ -106,6 +111,7 @@ impl Tape {
             nodes: Vec::new(),
             recording: false,
             training: false,
+            clock: None, // evaluation is not part of a training step
         }
     }
 
@@ -168,6 +174,21 @@ impl Tape {
     }
 
     fn push(&mut self, node: Node) -> Var {
+        if let Some(last) = self.clock {
+            // Profiling: the time since the last node is this node's forward (module profile).
+            let now = Instant::now();
+            let view = node
+                .inputs
+                .iter()
+                .any(|&v| self.value(v).as_ptr() == node.value.as_ptr());
+            let bytes = if view {
+                0
+            } else {
+                node.value.len() * std::mem::size_of::<f32>()
+            };
+            profile::add_forward(node.op, now - last, self.flops(&node), bytes);
+            self.clock = Some(now);
+        }
         self.nodes.push(node);
         Var(self.nodes.len() - 1)
     }
@@ -276,6 +297,12 @@ impl Tape {
         })
     }
 
+    /// The FLOPs [`profile::flops`] counts for `node`'s forward.
+    fn flops(&self, node: &Node) -> f64 {
+        let inputs: Vec<&[usize]> = node.inputs.iter().map(|&v| self.shape(v)).collect();
+        profile::flops(node.op, node.value.shape(), &inputs)
+    }
+
     /// A listing of the recorded ops, one line each: index, op, shape, inputs.
     pub fn describe(&self) -> String {
         let mut s = String::new();
@@ -337,7 +364,9 @@ impl Tape {
                     node.op
                 ),
                 Kind::Op(backward) => {
+                    let started = self.clock.map(|_| Instant::now()); // profiling
                     let input_grads = backward(grad);
+                    let bytes: usize = input_grads.iter().map(|g| g.len() * std::mem::size_of::<f32>()).sum();
                     let node = &self.nodes[i];
                     assert_eq!(
                         input_grads.len(),
@@ -361,6 +390,9 @@ impl Tape {
                             Some(acc) => *acc += &g,
                             slot => *slot = Some(g),
                         }
+                    }
+                    if let Some(t) = started {
+                        profile::add_backward(node.op, t.elapsed(), self.flops(node), bytes);
                     }
                 }
             }

@@ -229,6 +229,8 @@ impl Recipe {
             tokens_per_step: d.tokens_per_step,
         };
         r.check()?;
+        // One switch for the process, as MICROLM_THREADS is: tapes read it when they are made.
+        crate::profile::set_enabled(flags.arg("profile", false, "print where a training step goes, op by op")?);
         Ok(r)
     }
 
@@ -373,6 +375,10 @@ impl Recipe {
             ..self.train_config()
         };
         let report = train(&config, params, &mut optimizer, metadata, loss, evaluate)?;
+        if crate::profile::enabled() {
+            let peak = crate::profile::PEAK_GFLOPS_PER_CORE * crate::num_threads() as f64;
+            println!("\n{}", crate::profile::take().table(peak));
+        }
         if !report.interrupted {
             let e = report
                 .last_eval

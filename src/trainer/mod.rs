@@ -33,6 +33,7 @@ use crate::checkpoint;
 use crate::metrics::{MetricsLog, Record};
 use crate::objectives::Evaluation;
 use crate::optim::{clip_grad_norm, Optimizer};
+use crate::profile;
 use crate::{Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -121,16 +122,22 @@ fn update<L: Into<Var>>(
         return Err(format!("the training loss is {loss} at step {}; {kept}", step + 1));
     }
     let mut grads = tape.backward(l); // g = dL/dθ
+    let clock = Instant::now(); // for the profile, if it is on
     let grad_norm = match config.grad_clip {
         Some(c) => clip_grad_norm(&mut grads, c), // g = g min(1, c / ||g||)
         None => grads.global_norm(),
     };
+    let clipped = Instant::now();
     if !grad_norm.is_finite() {
         return Err(format!("the gradient norm is {grad_norm} at step {}; {kept}", step + 1));
     }
     optimizer.step(params, &grads); // θ = optimizer(θ, g, lr_s)
     for bound in &config.bounds {
         bound.apply(params)?; // θ = clamp(θ, min, max)
+    }
+    if profile::enabled() {
+        profile::add_forward("clip", clipped - clock, 0.0, 0);
+        profile::add_forward("optimizer", clipped.elapsed(), 0.0, 0);
     }
     check_finite_params(params, step + 1)?;
     Ok(Update { loss, grad_norm, lr })
@@ -231,6 +238,9 @@ pub fn train<L: Into<Var>>(
         let u = update(config, step, params, optimizer, &mut loss_of_step)?;
         step += 1;
         last_loss = u.loss;
+        if profile::enabled() {
+            profile::add_step(ts.elapsed());
+        }
         let dt = ts.elapsed().as_secs_f64();
         train_s += dt;
         interval_s += dt;
