@@ -174,20 +174,8 @@ impl Tape {
     }
 
     fn push(&mut self, node: Node) -> Var {
-        if let Some(last) = self.clock {
-            // Profiling: the time since the last node is this node's forward (module profile).
-            let now = Instant::now();
-            let view = node
-                .inputs
-                .iter()
-                .any(|&v| self.value(v).as_ptr() == node.value.as_ptr());
-            let bytes = if view {
-                0
-            } else {
-                node.value.len() * std::mem::size_of::<f32>()
-            };
-            profile::add_forward(node.op, now - last, self.flops(&node), bytes);
-            self.clock = Some(now);
+        if self.clock.is_some() {
+            self.profile_forward(&node);
         }
         self.nodes.push(node);
         Var(self.nodes.len() - 1)
@@ -297,6 +285,25 @@ impl Tape {
         })
     }
 
+    /// Profiling: the time since the last node is this node's forward (module
+    /// [`profile`](crate::profile)). Kept out of `push`, so that `push` stays small when off.
+    #[cold]
+    #[inline(never)]
+    fn profile_forward(&mut self, node: &Node) {
+        let now = Instant::now();
+        let view = node
+            .inputs
+            .iter()
+            .any(|&v| self.value(v).as_ptr() == node.value.as_ptr());
+        let bytes = if view {
+            0
+        } else {
+            node.value.len() * std::mem::size_of::<f32>()
+        };
+        let last = self.clock.replace(now).expect("called only when profiling");
+        profile::add_forward(node.op, now - last, self.flops(node), bytes);
+    }
+
     /// The FLOPs [`profile::flops`] counts for `node`'s forward.
     fn flops(&self, node: &Node) -> f64 {
         let inputs: Vec<&[usize]> = node.inputs.iter().map(|&v| self.shape(v)).collect();
@@ -366,7 +373,7 @@ impl Tape {
                 Kind::Op(backward) => {
                     let started = self.clock.map(|_| Instant::now()); // profiling
                     let input_grads = backward(grad);
-                    let bytes: usize = input_grads.iter().map(|g| g.len() * std::mem::size_of::<f32>()).sum();
+                    let bytes = started.map(|_| input_grads.iter().map(|g| g.len() * 4).sum::<usize>());
                     let node = &self.nodes[i];
                     assert_eq!(
                         input_grads.len(),
@@ -391,8 +398,9 @@ impl Tape {
                             slot => *slot = Some(g),
                         }
                     }
-                    if let Some(t) = started {
+                    if let (Some(t), Some(bytes)) = (started, bytes) {
                         profile::add_backward(node.op, t.elapsed(), self.flops(node), bytes);
+                        // 4 bytes an f32
                     }
                 }
             }
