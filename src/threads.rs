@@ -29,6 +29,7 @@ pub fn set_num_threads(n: usize) -> Result<(), String> {
     std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
+        .stack_size(8 << 20) // a main thread's, as `on_pool` runs whole programs here
         .build_global()
         .map_err(|e| format!("set_num_threads: rayon's pool was already started ({e}); call this before any op"))
 }
@@ -58,4 +59,13 @@ pub fn num_threads() -> usize {
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Run `f` on one of rayon's worker threads and wait for it. Called from outside the pool, every
+/// parallel loop hands its work to the pool and puts the calling thread to sleep until the pool
+/// is done: two context switches per op, a few thousand per training step. Called from a
+/// worker, a parallel loop runs its first part on the calling thread and the other workers
+/// steal the rest. The examples run their whole `main` this way (`cli::main`).
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
 }
