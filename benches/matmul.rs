@@ -12,13 +12,15 @@
 //! - `tape.matmul`: what a user pays: a fresh `Tape::no_grad()`, A and B put on it with
 //!   `tape.constant(t.clone())` (a refcount bump), `tape.matmul(a, b)` (which allocates the
 //!   output), and dropping the tape (which frees it).
-//! - `sgemm`: one `matrixmultiply::sgemm` call into a preallocated output.
-//! - batched shape only: `sgemm loop`, 128 sequential sgemm calls (each free to use
-//!   matrixmultiply's own threads), and `sgemm rayon`, the same 128 calls spread over rayon's
-//!   pool, which is what the crate's kernel does for a batch of small products.
+//! - `sgemm`: one `matrixmultiply::sgemm` call into a preallocated output. The crate builds
+//!   matrixmultiply without its threads, so this is one thread: with 2 threads, `tape.matmul`
+//!   (which cuts a large product into one sgemm per thread) should be nearly twice as fast.
+//! - batched shape only: `sgemm loop`, 128 sequential sgemm calls, and `sgemm rayon`, the same
+//!   128 calls spread over rayon's pool, which is what the crate's kernel does for a batch of
+//!   small products.
 //!
-//! Threads: `MICROLM_THREADS=1` or `=2` sets both rayon's pool and matrixmultiply's
-//! (`MATMUL_NUM_THREADS`) through `microlm::init_threads_from_env()`; the default is all CPUs.
+//! Threads: `MICROLM_THREADS=1` or `=2` sizes rayon's pool through
+//! `microlm::init_threads_from_env()`; the default is all CPUs.
 //!
 //! ```text
 //! MICROLM_THREADS=2 cargo bench --bench matmul
@@ -363,29 +365,32 @@ fn summary_line(threads: usize, s: &Summary) -> Option<String> {
 fn main() {
     let threads = microlm::init_threads_from_env();
     println!(
-        "matmul bench: {threads} thread(s) for rayon and matrixmultiply \
+        "matmul bench: {threads} thread(s) in rayon's pool \
          (MICROLM_THREADS={}; set MICROLM_THREADS=1 or =2 to choose)",
         std::env::var("MICROLM_THREADS").unwrap_or_else(|_| "<unset: all CPUs>".into())
     );
 
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    // On a worker of rayon's pool, as the examples run.
+    microlm::threads::on_pool(move || {
+        let mut c = Criterion::default()
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .configure_from_args();
 
-    let summaries: Vec<Summary> = SHAPES.iter().map(|&s| bench_shape(&mut c, s)).collect();
-    c.final_summary();
+        let summaries: Vec<Summary> = SHAPES.iter().map(|&s| bench_shape(&mut c, s)).collect();
+        c.final_summary();
 
-    println!();
-    println!(
-        "Median GFLOP/s (2*M*N*K*batch / median time per call; the variants of a shape timed in \
-         alternating {} ms blocks for ~{} s after its criterion group), {threads} thread(s):",
-        BLOCK.as_millis(),
-        SUMMARY_BUDGET.as_secs()
-    );
-    for s in &summaries {
-        if let Some(line) = summary_line(threads, s) {
-            println!("{line}");
+        println!();
+        println!(
+            "Median GFLOP/s (2*M*N*K*batch / median time per call; the variants of a shape timed in \
+             alternating {} ms blocks for ~{} s after its criterion group), {threads} thread(s):",
+            BLOCK.as_millis(),
+            SUMMARY_BUDGET.as_secs()
+        );
+        for s in &summaries {
+            if let Some(line) = summary_line(threads, s) {
+                println!("{line}");
+            }
         }
-    }
+    });
 }

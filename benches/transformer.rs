@@ -183,8 +183,11 @@ fn bench_train_step(c: &mut Criterion) {
 fn main() {
     let threads = microlm::init_threads_from_env();
     println!("threads: {threads}");
-    let mut c = Criterion::default().configure_from_args();
-    bench_attention(&mut c);
-    bench_train_step(&mut c);
-    c.final_summary();
+    // As the examples do: on a worker of rayon's pool, so parallel loops do not hand off.
+    microlm::threads::on_pool(|| {
+        let mut c = Criterion::default().configure_from_args();
+        bench_attention(&mut c);
+        bench_train_step(&mut c);
+        c.final_summary();
+    });
 }

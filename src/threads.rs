@@ -1,9 +1,11 @@
 //! One setting for every thread in the crate.
 //!
-//! Two pools do our parallel work: rayon's global pool (rows of elementwise, softmax, layer
-//! norm and cross-entropy kernels; the batch of small matmuls) and matrixmultiply's own pool
-//! (the blocks of one large matmul, sized by `MATMUL_NUM_THREADS` when its first product runs).
-//! [`set_num_threads`] sets both, so "1 thread" and "2 threads" mean the same everywhere.
+//! One pool does all our parallel work: rayon's global pool (rows of elementwise, softmax,
+//! layer norm and cross-entropy kernels; a batch of small matmuls; the parts of one large
+//! matmul, each a single-threaded sgemm). matrixmultiply's own threads are not used: two pools
+//! on two cores handed work back and forth, a context switch each time, and a seventh of the
+//! `clm` example's CPU time was the kernel's (NOTES.md §8.1). [`set_num_threads`] sizes the
+//! pool, and [`on_pool`] runs a whole program on one of its workers.
 //!
 //! ```
 //! // Call it first thing in `main`, before any op runs.
@@ -15,9 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static CONFIGURED: AtomicBool = AtomicBool::new(false);
 
-/// Use `n` threads for everything: builds rayon's global pool with `n` threads and sets
-/// `MATMUL_NUM_THREADS=n` for matrixmultiply. Must run before the first op; afterwards (or if
-/// called twice) it returns an error saying so and changes nothing.
+/// Use `n` threads for everything: builds rayon's global pool with `n` threads. Must run before
+/// the first op; afterwards (or if called twice) it returns an error saying so and changes
+/// nothing.
 pub fn set_num_threads(n: usize) -> Result<(), String> {
     if n == 0 {
         return Err("set_num_threads: n must be at least 1".into());
@@ -25,8 +27,6 @@ pub fn set_num_threads(n: usize) -> Result<(), String> {
     if CONFIGURED.swap(true, Ordering::SeqCst) {
         return Err("set_num_threads: threads were already configured in this process".into());
     }
-    // matrixmultiply reads this once, when its first sgemm runs.
-    std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .stack_size(8 << 20) // a main thread's, as `on_pool` runs whole programs here

@@ -87,3 +87,27 @@ fn row_wise_ops_are_bit_identical_across_runs_and_thread_counts() {
     let three = in_pool(3, run_all);
     assert!(first == three, "2 threads and 3 threads differ");
 }
+
+/// A large product is cut into one part per thread, by rows when it has more rows and by
+/// columns otherwise, each part one sgemm over all of K: the bits are the same at 1, 2 and 3
+/// threads, and the values agree with the naive triple loop. The sizes do not divide evenly.
+#[test]
+fn large_products_cut_across_threads_give_the_same_bits_and_the_right_values() {
+    use microlm::kernels::matmul::{matmul, matmul_naive};
+    for (m, k, n) in [(301, 200, 171), (97, 250, 333)] {
+        let (a, b) = (random(&[m, k], 20), random(&[k, n], 21));
+        let bits_at = |threads| {
+            let c = in_pool(threads, || matmul(a.view(), b.view()));
+            c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+        };
+        let one = bits_at(1);
+        assert_eq!(one, bits_at(2), "{m}x{k}x{n}: 2 threads differ from 1");
+        assert_eq!(one, bits_at(3), "{m}x{k}x{n}: 3 threads differ from 1");
+        let c = in_pool(2, || matmul(a.view(), b.view()));
+        let naive = matmul_naive(a.view(), b.view());
+        for (x, y) in c.iter().zip(naive.iter()) {
+            // |terms| < 9 each, K <= 250 of them: f32 rounding stays far below 1e-2.
+            assert!((x - y).abs() < 1e-2, "{m}x{k}x{n}: {x} against {y}");
+        }
+    }
+}

@@ -2,14 +2,14 @@
 //! same seed (dropout on) write bit-identical checkpoints, and a run stopped at step N and
 //! resumed to 2N writes the same checkpoint as a straight run to 2N.
 //!
-//! Both thread pools are set to 2 threads: matrixmultiply's through `set_num_threads(2)` (it
-//! reads `MATMUL_NUM_THREADS` when its first product runs, so this is done before any op, once
-//! per process), and rayon's through an explicit 2-thread pool each run is `install`ed in.
+//! Each run is `install`ed in an explicit 2-thread rayon pool, which does all the parallel work:
+//! the row-wise kernels' blocks and the parts of every large product (each part one sgemm).
 //!
 //! The model is big enough that the row-wise kernels split into several parallel blocks:
 //! 8 sequences of 128 tokens are 1024 rows; at d_model 64 that is 65 536 elements, 4 blocks of
 //! `rows_per_task(64)` = 256 rows (`TASK_ELEMENTS` = 2^14), and the feed-forward's 1024 x 256
-//! and the attention's 8 x 4 x 128 rows of 128 split into 16 and 32 blocks. One more run, in a
+//! and the attention's 8 x 4 x 128 rows of 128 split into 16 and 32 blocks; every linear layer's
+//! 1024-row product is cut into one part per thread. One more run, in a
 //! 1-thread rayon pool, must also give the same bits (block sizes never depend on the thread
 //! count).
 
@@ -44,16 +44,6 @@ fn config() -> TransformerConfig {
     }
 }
 
-/// Matrixmultiply's pool at 2 threads for the whole process, before any product runs.
-fn two_matmul_threads() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Err only if another test of this binary configured it first, to the same 2.
-        let _ = microlm::set_num_threads(2);
-    });
-    assert_eq!(std::env::var("MATMUL_NUM_THREADS").as_deref(), Ok("2"));
-}
-
 fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -82,7 +72,6 @@ fn counting_batch(rng: &mut StdRng) -> Batch {
 /// One run of `steps` updates into `dir`, in a fresh model and optimizer, optionally resumed
 /// from `resume` and optionally stopped (as Ctrl-C stops it) during update `stop_at`.
 fn run(threads: usize, dir: &Path, steps: usize, resume: Option<PathBuf>, stop_at: Option<usize>) -> TrainReport {
-    two_matmul_threads();
     let dir = dir.to_path_buf();
     in_pool(threads, move || {
         let mut params = Params::new();

@@ -5,10 +5,10 @@
 //! (batch) axes broadcast like elementwise ops. `sgemm` takes a row stride and a column stride
 //! for each operand, so a transposed view (`b.t()`) is read in place, never copied.
 //!
-//! Threads: one big product is split by matrixmultiply's own threads (`MATMUL_NUM_THREADS`).
-//! A batch of small products (those sgemm would run on one thread anyway) is instead spread
-//! across the batch with rayon; for 128 products of 128x32 by 32x128 that was about twice as
-//! fast on this 2-core machine (see NOTES.md).
+//! Threads: every sgemm runs on one thread, and rayon shares the work. A batch of small products
+//! is spread across the batch (for 128 products of 128x32 by 32x128 that was about twice as fast
+//! on this 2-core machine as matrixmultiply's threads; see NOTES.md); one large product is cut
+//! into one part per thread, by rows or by columns, each part one sgemm.
 
 use super::broadcast::broadcast_shape;
 use super::vector::dot;
@@ -18,6 +18,10 @@ use rayon::prelude::*;
 /// matrixmultiply gives a product more than one thread only when m*k + k*n >= 2 * 2^14
 /// (its `LoopThreadConfig`); below that we parallelise across the batch instead.
 const SGEMM_THREADING_THRESHOLD: usize = 2 << 14;
+
+/// A large product is cut for the threads into parts of a multiple of this many rows (or
+/// columns), so that every part but the last fills whole micro-kernel tiles.
+const SPLIT_ALIGN: usize = 16;
 
 /// Swap the last two axes of a view: the transpose of each matrix in a stack, read through
 /// strides (nothing is copied).
@@ -114,6 +118,31 @@ unsafe fn run_products(
     let a_offsets = batch_offsets(batch, &a.strides()[..nd]);
     let b_offsets = batch_offsets(batch, &b.strides()[..nd]);
     let (pa, pb) = (SendPtr(a.as_ptr()), SendPtr(b.as_ptr()));
+    // Rows r0..r1 and columns c0..c1 of C_i = A_i · B_i: one sgemm on the matching rows of A_i
+    // and columns of B_i.
+    let block = |i: usize, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
+        let (r, c0i) = (r0 as isize, c0 as isize);
+        // SAFETY: the A and B offsets come from the views' own strides and stay inside them;
+        // the caller guarantees C's; sgemm with beta = 0 writes every element of the block.
+        unsafe {
+            matrixmultiply::sgemm(
+                r1 - r0,
+                k,
+                c1 - c0,
+                1.0,
+                pa.get().offset(a_offsets[i] + r * rsa),
+                rsa,
+                csa,
+                pb.get().offset(b_offsets[i] + c0i * csb),
+                rsb,
+                csb,
+                0.0,
+                c.get().offset(c_offsets[i] + r * rsc + c0i * csc),
+                rsc,
+                csc,
+            );
+        }
+    };
     // One product: C_i = A_i · B_i.
     let product = |i: usize| {
         if m == 1 && csa == 1 && (rsb == 1 || csb == 1) {
@@ -130,31 +159,29 @@ unsafe fn run_products(
             };
             return;
         }
-        // SAFETY: the A and B offsets come from the views' own strides and stay inside them;
-        // the caller guarantees C's; sgemm with beta = 0 writes every element of C_i.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                pa.get().offset(a_offsets[i]),
-                rsa,
-                csa,
-                pb.get().offset(b_offsets[i]),
-                rsb,
-                csb,
-                0.0,
-                c.get().offset(c_offsets[i]),
-                rsc,
-                csc,
-            );
-        }
+        block(i, (0, m), (0, n));
     };
     let nb = c_offsets.len();
     let small = m * k + k * n < SGEMM_THREADING_THRESHOLD;
+    let parts = rayon::current_num_threads();
     if nb > 1 && small {
         (0..nb).into_par_iter().for_each(product);
+    } else if parts > 1 && !small && m.max(n) >= 2 * SPLIT_ALIGN {
+        // One large product at a time, its rows (or, if it has more columns, its columns) cut
+        // into one part per thread; each part is one single-threaded sgemm. Every element of C
+        // is still one sgemm's sum over all of K, in the same order: the same bits.
+        for i in 0..nb {
+            let along = if m >= n { m } else { n };
+            let step = along.div_ceil(parts).next_multiple_of(SPLIT_ALIGN);
+            (0..along.div_ceil(step)).into_par_iter().for_each(|p| {
+                let cut = (p * step, ((p + 1) * step).min(along));
+                if m >= n {
+                    block(i, cut, (0, n));
+                } else {
+                    block(i, (0, m), cut);
+                }
+            });
+        }
     } else {
         (0..nb).for_each(product);
     }
