@@ -83,7 +83,7 @@
 //! | 3 | `cargo run --release --example 03_tokenizers` | characters and BPE on Tiny Shakespeare |
 //! | 4 | `cargo run --release --example mlm` | masked LM: a BERT-style encoder in about five minutes |
 //! | 5 | `cargo run --release --example fill_mask -- "To be, or not to b[MASK]"` | asking it |
-//! | 6 | `cargo run --release --example clm` | causal LM with nanoGPT's CPU recipe in about 90 seconds |
+//! | 6 | `cargo run --release --example clm` | causal LM with nanoGPT's CPU recipe in about 75 seconds |
 //! | 7 | `cargo run --release --example generate -- "ROMEO:"` | continuing a prompt with it |
 //! | 8 | `cargo run --release --example bert` | masked LM and next-sentence prediction on sentence pairs |
 //! | 9 | `cargo run --release --example denoise` | BART's denoising (or T5's span corruption) on the encoder-decoder |
