@@ -373,7 +373,7 @@ impl Tape {
                 Kind::Op(backward) => {
                     let started = self.clock.map(|_| Instant::now()); // profiling
                     let input_grads = backward(grad);
-                    let bytes = started.map(|_| input_grads.iter().map(|g| g.len() * 4).sum::<usize>());
+                    let f32s = started.map(|_| input_grads.iter().map(|g| g.len()).sum::<usize>());
                     let node = &self.nodes[i];
                     assert_eq!(
                         input_grads.len(),
@@ -398,9 +398,9 @@ impl Tape {
                             slot => *slot = Some(g),
                         }
                     }
-                    if let (Some(t), Some(bytes)) = (started, bytes) {
+                    if let (Some(t), Some(n)) = (started, f32s) {
+                        let bytes = n * std::mem::size_of::<f32>();
                         profile::add_backward(node.op, t.elapsed(), self.flops(node), bytes);
-                        // 4 bytes an f32
                     }
                 }
             }
