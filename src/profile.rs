@@ -16,7 +16,7 @@
 //! 2 T_q T_k (D + D_v) per head. Backward needs two products per forward product: 2x. The
 //! elementwise ops (layer norm, GELU, softmax, cross-entropy, adds) do a few operations per
 //! element and are limited by memory, not arithmetic, so their rows give the bytes of the new
-//! values they make (outputs forward, unless a view of an input; input gradients backward).
+//! values they make (outputs forward, input gradients backward, views not counted).
 //!
 //! Off, the cost is one relaxed atomic load per tape made: a tape reads the switch once, when it
 //! is created.
@@ -63,8 +63,8 @@ pub struct Row {
     pub flops_forward: f64,
     /// FLOPs counted backward.
     pub flops_backward: f64,
-    /// Bytes of the new values it made: outputs forward (not views of an input), input
-    /// gradients backward.
+    /// Bytes of the new values it made: outputs forward, input gradients backward; a view of
+    /// its input (forward) or of dL/d(output) (backward) is not new.
     pub bytes: u64,
 }
 

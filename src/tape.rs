@@ -371,9 +371,16 @@ impl Tape {
                     node.op
                 ),
                 Kind::Op(backward) => {
-                    let started = self.clock.map(|_| Instant::now()); // profiling
+                    let started = self.clock.map(|_| (Instant::now(), grad.as_ptr())); // profiling
                     let input_grads = backward(grad);
-                    let f32s = started.map(|_| input_grads.iter().map(|g| g.len()).sum::<usize>());
+                    // New gradients only: one that is dL/d(output) itself, reshaped, is not.
+                    let f32s = started.map(|(_, seed)| {
+                        input_grads
+                            .iter()
+                            .filter(|g| g.as_ptr() != seed)
+                            .map(|g| g.len())
+                            .sum::<usize>()
+                    });
                     let node = &self.nodes[i];
                     assert_eq!(
                         input_grads.len(),
@@ -398,7 +405,7 @@ impl Tape {
                             slot => *slot = Some(g),
                         }
                     }
-                    if let (Some(t), Some(n)) = (started, f32s) {
+                    if let (Some((t, _)), Some(n)) = (started, f32s) {
                         let bytes = n * std::mem::size_of::<f32>();
                         profile::add_backward(node.op, t.elapsed(), self.flops(node), bytes);
                     }

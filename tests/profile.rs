@@ -67,8 +67,8 @@ fn a_profiled_tape_records_calls_flops_and_new_bytes_and_nothing_when_off() {
     assert_eq!(matmul.bytes, 2 * (32 + 24 + 48));
     let reshape = &p.rows["reshape"];
     assert_eq!(reshape.calls, 2);
-    // The reshape's output is a view (0 bytes); its backward makes one [2, 4] gradient.
-    assert_eq!(reshape.bytes, 2 * 32);
+    // The reshape's output is a view, and so is its gradient (dL/dy in the old shape): 0 bytes.
+    assert_eq!(reshape.bytes, 0);
     assert_eq!(p.rows["gelu"].flops_forward, 0.0);
     assert_eq!(p.rows["input"].calls, 4);
     assert!(p.rows["matmul"].backward > std::time::Duration::ZERO);
