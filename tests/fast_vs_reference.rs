@@ -262,8 +262,8 @@ fn matmul_kernel_batch_across_rayon() {
     );
 }
 
-/// One 200x200x200 product: m*k + k*n = 80 000 is past matrixmultiply's threading threshold,
-/// so with MATMUL_NUM_THREADS (default: the physical cores) >= 2 it runs on several threads.
+/// One 200x200x200 product: m*k + k*n = 80 000 is past the threading threshold, so with 2 or more
+/// rayon threads (default: the cores) it is cut into one sgemm per thread.
 /// The naive reference takes most of the time here (~0.6 s a case), hence one case.
 #[test]
 fn matmul_kernel_one_big_product() {

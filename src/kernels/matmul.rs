@@ -94,8 +94,8 @@ pub fn matmul_heads_interleaved(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) 
 
 /// Run the products C_i = A_i B_i for every batch index i, with A and B broadcast to `batch`,
 /// C_i at `c + c_offsets[i]` with row and column strides `c_strides`. A batch of small products
-/// (ones sgemm would run on one thread anyway) is spread over rayon; otherwise the products run
-/// in turn, each free to use matrixmultiply's threads.
+/// is spread over rayon; otherwise the products run in turn, each cut into one part per rayon
+/// thread (by rows, or by columns when it has more), each part one sgemm.
 ///
 /// # Safety
 /// `c` must point to writable memory in which the blocks named by `c_offsets` and `c_strides`
