@@ -19,10 +19,8 @@
 
 use microlm::cli::Flags;
 use microlm::data::{Corpus, Windows};
-use microlm::objectives::MaskedLm;
 use microlm::recipe::Recipe;
 use microlm::scaling::{self, Run, Shape};
-use microlm::Params;
 
 fn main() {
     microlm::cli::main(run);
@@ -79,19 +77,8 @@ data part, d{} L{}:",
 fn train_mlm(label: &str, recipe: &Recipe, data: &Corpus, ids: &[usize]) -> Result<Run, String> {
     println!("\n== {label}: {} training tokens ==", ids.len());
     let train = Windows::new(ids, recipe.seq_len, "the training tokens")?;
-    let mut params = Params::new();
-    let config = recipe.model_config(data)?;
-    let model = MaskedLm::new(&mut params, &config, &data.tokenizer, false, &mut recipe.init_rng())?;
-    let val = recipe.validation_set(data)?;
-    let mut metadata = model.metadata();
-    metadata.insert("data.train_tokens".into(), ids.len().to_string());
-    let report = recipe.train(
-        data,
-        &mut params,
-        &metadata,
-        |tape, params, rng| model.loss(tape, params, &train.batch(recipe.batch, rng), rng),
-        |params| model.evaluate(params, &val),
-    )?;
+    let metadata = [("data.train_tokens".to_string(), ids.len().to_string())].into();
+    let (_, params, report) = recipe.train_masked_lm(data, &train, metadata)?;
     if report.interrupted {
         return Err("interrupted: the scaling runs do not resume".into());
     }

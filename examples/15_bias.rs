@@ -22,9 +22,7 @@
 use microlm::cli::Flags;
 use microlm::data::bias_corpus::{self, Occupation};
 use microlm::data::Batch;
-use microlm::objectives::MaskedLm;
 use microlm::recipe::Recipe;
-use microlm::Params;
 
 fn main() {
     microlm::cli::main(run);
@@ -79,17 +77,7 @@ fn run() -> Result<(), String> {
 /// `None` if interrupted.
 fn train_and_probe(recipe: &Recipe, occupations: &[Occupation]) -> Result<Option<Vec<f64>>, String> {
     let data = recipe.load_data()?;
-    let mut params = Params::new();
-    let config = recipe.model_config(&data)?;
-    let model = MaskedLm::new(&mut params, &config, &data.tokenizer, false, &mut recipe.init_rng())?;
-    let (train, val) = (data.train_windows()?, recipe.validation_set(&data)?);
-    let report = recipe.train(
-        &data,
-        &mut params,
-        &model.metadata(),
-        |tape, params, rng| model.loss(tape, params, &train.batch(recipe.batch, rng), rng),
-        |params| model.evaluate(params, &val),
-    )?;
+    let (model, params, report) = recipe.train_masked_lm(&data, &data.train_windows()?, Default::default())?;
     let probabilities = |x: &Batch, at: usize| model.probabilities(&params, x, &[at]);
     Ok((!report.interrupted).then(|| bias_corpus::measure(&data.tokenizer, occupations, probabilities)))
 }

@@ -25,6 +25,7 @@ mod check;
 mod denoise;
 pub mod finetune;
 mod lines;
+mod masked_lm;
 mod memory;
 mod pairs;
 pub mod shapes;
