@@ -41,18 +41,12 @@ fn main() {
     let mha = MultiHeadAttention::new(&mut params, "demo", 128, 4, &mut rng);
     let mut tape = Tape::no_grad();
     let x = encoder.embed.forward(&mut tape, &params, &tokens, 0, &mut rng);
-    let att = mha.forward(
-        &mut tape,
-        &params,
-        x,
-        x,
-        &AttentionMask {
-            causal: true,
-            key_lengths: Some(vec![6, 4]),
-        },
-        None, // no key/value cache
-    );
-    let w = tape.value(att.weights);
+    let mask = AttentionMask {
+        causal: true,
+        key_lengths: Some(vec![6, 4]),
+    };
+    let weights = mha.weights(&mut tape, &params, x, x, &mask);
+    let w = tape.value(weights);
     for i in 0..6 {
         let row: Vec<String> = (0..6).map(|j| format!("{:.3}", w[[1, 0, i, j]])).collect();
         println!("query {i}: {}", row.join("  "));

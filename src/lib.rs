@@ -161,7 +161,7 @@ pub mod tokenizer;
 pub mod trainer;
 
 pub use gradients::Gradients;
-pub use ops::{Attention, AttentionMask, CrossEntropy};
+pub use ops::{AttentionMask, CrossEntropy};
 pub use params::{ParamId, Params};
 pub use tape::{Tape, Var};
 pub use tensor::{Grad, Tensor};

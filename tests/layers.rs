@@ -72,7 +72,7 @@ fn fused_attention_gradcheck_with_each_mask() {
             uniform(&[2, 2, 3, 5], 3),
         );
         let f = |t: &mut Tape, x: &[Var]| {
-            let o = t.attention(x[0], x[1], x[2], &mask, 0.5).out;
+            let o = t.attention(x[0], x[1], x[2], &mask, 0.5);
             weighted_sum(t, o, 4)
         };
         assert_ok(
@@ -97,7 +97,7 @@ fn fused_attention_matches_the_composite_reference() {
             let mut tape = Tape::new();
             let (qv, kv, vv) = (tape.input(q.clone()), tape.input(k.clone()), tape.input(v.clone()));
             let o = if fused {
-                tape.attention(qv, kv, vv, &mask, 0.5).out
+                tape.attention(qv, kv, vv, &mask, 0.5)
             } else {
                 tape.attention_reference(qv, kv, vv, &mask, 0.5)
             };
@@ -115,6 +115,77 @@ fn fused_attention_matches_the_composite_reference() {
     }
 }
 
+/// Values and gradients of `attention_blocked` against the composite reference, within 1e-5.
+fn check_blocked_against_reference(mask: &AttentionMask, tq: usize, tk: usize, block_rows: usize) {
+    let (q, k, v) = (
+        uniform(&[2, 2, tq, 4], 11),
+        uniform(&[2, 2, tk, 4], 12),
+        uniform(&[2, 2, tk, 3], 13),
+    );
+    let run = |fused: bool| {
+        let mut tape = Tape::new();
+        let (qv, kv, vv) = (tape.input(q.clone()), tape.input(k.clone()), tape.input(v.clone()));
+        let o = if fused {
+            tape.attention_blocked(qv, kv, vv, mask, 0.7, block_rows)
+        } else {
+            tape.attention_reference(qv, kv, vv, mask, 0.7)
+        };
+        let out = tape.value(o).to_owned();
+        let l = weighted_sum(&mut tape, o, 14);
+        let g = tape.backward(l);
+        (out, [qv, kv, vv].map(|x| g.wrt(x).unwrap().clone()))
+    };
+    let ((o1, g1), (o2, g2)) = (run(true), run(false));
+    let worst = |a: &ArrayD<f32>, b: &ArrayD<f32>| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let what = format!("{mask:?}, Tq {tq}, Tk {tk}, blocks of {block_rows} rows");
+    assert!(worst(&o1, &o2) < 1e-5, "values differ by {} for {what}", worst(&o1, &o2));
+    for (name, (a, b)) in ["dQ", "dK", "dV"].iter().zip(g1.iter().zip(&g2)) {
+        assert!(worst(a, b) < 1e-5, "{name} differs by {} for {what}", worst(a, b));
+    }
+}
+
+#[test]
+fn attention_in_row_blocks_matches_the_reference_for_any_block_size() {
+    // Blocks of 1, 2 and 3 rows cut 7 queries unevenly; 7 and 16 rows are one block. A padding
+    // length of 0 gives rows that see nothing (all-zero output and gradients in both).
+    let mut cases: Vec<AttentionMask> = masks().into_iter().map(|(_, m)| m).collect();
+    cases.push(AttentionMask::padding(vec![0, 5]));
+    cases.push(AttentionMask {
+        causal: true,
+        key_lengths: Some(vec![7, 4]),
+    });
+    for mask in &cases {
+        for block_rows in [1, 2, 3, 7, 16] {
+            check_blocked_against_reference(mask, 7, 7, block_rows);
+        }
+    }
+    // Cross-shaped: 5 queries over 7 keys (no causal mask: query i would not be key i).
+    for block_rows in [2, 5] {
+        check_blocked_against_reference(&AttentionMask::padding(vec![7, 3]), 5, 7, block_rows);
+    }
+}
+
+#[test]
+fn attention_in_row_blocks_gradcheck() {
+    let mask = AttentionMask {
+        causal: true,
+        key_lengths: Some(vec![5, 3]),
+    };
+    let (q, k, v) = (
+        uniform(&[2, 2, 5, 4], 21),
+        uniform(&[2, 2, 5, 4], 22),
+        uniform(&[2, 2, 5, 3], 23),
+    );
+    let f = |t: &mut Tape, x: &[Var]| {
+        let o = t.attention_blocked(x[0], x[1], x[2], &mask, 0.5, 2);
+        weighted_sum(t, o, 24)
+    };
+    assert_ok(
+        "attention in blocks of 2 rows",
+        gradcheck(f, &[q, k, v], GradcheckConfig::default()),
+    );
+}
+
 #[test]
 fn attention_weights_are_zero_on_hidden_keys_and_sum_to_one() {
     let mut params = Params::new();
@@ -125,8 +196,8 @@ fn attention_weights_are_zero_on_hidden_keys_and_sum_to_one() {
         causal: true,
         key_lengths: Some(vec![4, 2]),
     };
-    let att = mha.forward(&mut tape, &params, x, x, &mask, None);
-    let w = tape.value(att.weights);
+    let weights = mha.weights(&mut tape, &params, x, x, &mask);
+    let w = tape.value(weights);
     assert_eq!(w.shape(), &[2, 2, 4, 4]);
     for ((b, h, i, j), &p) in w.view().into_dimensionality::<ndarray::Ix4>().unwrap().indexed_iter() {
         if mask.is_masked(b, i, j) {
@@ -175,7 +246,7 @@ fn multi_head_self_and_cross_attention_gradcheck() {
         key_lengths: Some(vec![3, 2]),
     };
     check_layer("self-attention", &params, uniform(&[2, 3, 8], 2), |t, p, x| {
-        mha.forward(t, p, x, x, &mask, None).out
+        mha.forward(t, p, x, x, &mask, None)
     });
     let memory = uniform(&[2, 4, 8], 3);
     let cross_mask = AttentionMask::padding(vec![4, 2]);
@@ -185,13 +256,13 @@ fn multi_head_self_and_cross_attention_gradcheck() {
         uniform(&[2, 3, 8], 4),
         |t, p, x| {
             let m = t.constant(memory.clone());
-            mha.forward(t, p, x, m, &cross_mask, None).out
+            mha.forward(t, p, x, m, &cross_mask, None)
         },
     );
     let queries = uniform(&[2, 3, 8], 5);
     check_layer("cross-attention (memory)", &params, memory.clone(), |t, p, m| {
         let q = t.constant(queries.clone());
-        mha.forward(t, p, q, m, &cross_mask, None).out
+        mha.forward(t, p, q, m, &cross_mask, None)
     });
 }
 

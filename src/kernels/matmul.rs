@@ -12,7 +12,7 @@
 
 use super::broadcast::broadcast_shape;
 use super::vector::dot;
-use ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Dimension, IxDyn};
 use rayon::prelude::*;
 
 /// matrixmultiply gives a product more than one thread only when m*k + k*n >= 2 * 2^14
@@ -90,6 +90,49 @@ pub fn matmul_heads_interleaved(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) 
     // SAFETY: every product wrote all of its block.
     let c = unsafe { c.assume_init() };
     c.permuted_axes(vec![0, 2, 1, 3])
+}
+
+/// C = alpha A·B + beta C for one matrix each, on this thread: one `sgemm` reading A, B and C
+/// through their strides (a transposed view or a slice of a larger array is not copied). With
+/// beta = 0, C's old values are not read. The row-block attention kernel's products use it.
+pub fn gemm_into(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f32, mut c: ArrayViewMut2<'_, f32>) {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(
+        k == k2 && c.dim() == (m, n),
+        "gemm_into: A {:?} x B {:?} does not give C {:?}",
+        a.shape(),
+        b.shape(),
+        c.shape()
+    );
+    if m * n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: C = beta C.
+        c.mapv_inplace(|x| if beta == 0.0 { 0.0 } else { beta * x });
+        return;
+    }
+    let (sa, sb, sc) = (a.strides(), b.strides(), c.strides().to_vec());
+    // SAFETY: the pointers and strides come from the three views, which cover A (m x k),
+    // B (k x n) and C (m x n); C is borrowed mutably, so nothing else reads or writes it.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            sa[0],
+            sa[1],
+            b.as_ptr(),
+            sb[0],
+            sb[1],
+            beta,
+            c.as_mut_ptr(),
+            sc[0],
+            sc[1],
+        );
+    }
 }
 
 /// Run the products C_i = A_i B_i for every batch index i, with A and B broadcast to `batch`,

@@ -13,7 +13,7 @@
 use super::kv_cache::KvCache;
 use super::linear::Linear;
 use crate::data::Batch;
-use crate::ops::{Attention, AttentionMask};
+use crate::ops::AttentionMask;
 use crate::{Params, Tape, Var};
 use rand::Rng;
 
@@ -57,7 +57,7 @@ impl MultiHeadAttention {
         }
     }
 
-    /// x_q [B, Tq, D], x_kv [B, Tk, D] -> out [B, Tq, D], and the weights [B, H, Tq, Tk].
+    /// x_q [B, Tq, D], x_kv [B, Tk, D] -> out [B, Tq, D].
     ///
     /// With `cache`, K and V are the cache's after this call: self-attention appends the
     /// projections of x_kv to it, cross-attention computes them at the first call only (later
@@ -71,7 +71,7 @@ impl MultiHeadAttention {
         x_kv: Var,
         mask: &AttentionMask,
         cache: Option<&mut KvCache>,
-    ) -> Attention {
+    ) -> Var {
         let d = self.q_proj.d_out;
         let h = self.heads;
         let q = self.q_proj.forward(tape, params, x_q); // [B, Tq, D]
@@ -89,13 +89,21 @@ impl MultiHeadAttention {
             }
         };
         let scale = 1.0 / ((d / h) as f32).sqrt(); // 1 / sqrt(d_k)
-        let att = tape.attention(q, k, v, mask, scale); // out [B, H, Tq, D/H]
-        let merged = tape.merge_heads(att.out); // [B, Tq, D]
-        let out = self.out_proj.forward(tape, params, merged); // [B, Tq, D]
-        Attention {
-            out,
-            weights: att.weights,
-        }
+        let out = tape.attention(q, k, v, mask, scale); // [B, H, Tq, D/H]
+        let merged = tape.merge_heads(out); // [B, Tq, D]
+        self.out_proj.forward(tape, params, merged) // [B, Tq, D]
+    }
+
+    /// The attention weights of every head, P = softmax(Q K^T / sqrt(d_k) + mask),
+    /// [B, H, Tq, Tk], for pictures: the same projections as [`MultiHeadAttention::forward`],
+    /// with P kept whole (forward never holds it) and no backward.
+    pub fn weights(&self, tape: &mut Tape, params: &Params, x_q: Var, x_kv: Var, mask: &AttentionMask) -> Var {
+        let (d, h) = (self.q_proj.d_out, self.heads);
+        let q = self.q_proj.forward(tape, params, x_q);
+        let q = tape.split_heads(q, h); // [B, H, Tq, D/H]
+        let k = self.k_proj.forward(tape, params, x_kv);
+        let k = tape.split_heads(k, h); // [B, H, Tk, D/H]
+        tape.attention_weights(q, k, mask, 1.0 / ((d / h) as f32).sqrt())
     }
 
     /// K = X_kv W_K^T + b_K and V = X_kv W_V^T + b_V, split into heads: [B, H, Tk, D/H] each.

@@ -88,14 +88,13 @@ impl DecoderLayer {
         match self.norm {
             NormPlacement::Pre => {
                 let h = self.norm1.forward(tape, params, x);
-                let a = self.self_attn.forward(tape, params, h, h, self_mask, self_cache).out;
+                let a = self.self_attn.forward(tape, params, h, h, self_mask, self_cache);
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a); // x + SelfAttn(LN_1(x))
                 let h = self.norm2.forward(tape, params, x);
                 let c = self
                     .cross_attn
-                    .forward(tape, params, h, memory, memory_mask, cross_cache)
-                    .out;
+                    .forward(tape, params, h, memory, memory_mask, cross_cache);
                 let c = self.dropout.forward(tape, c, rng);
                 let x = tape.add(x, c); // x + CrossAttn(LN_2(x), m)
                 let h = self.norm3.forward(tape, params, x);
@@ -104,14 +103,13 @@ impl DecoderLayer {
                 tape.add(x, f) // x + FFN(LN_3(x))
             }
             NormPlacement::Post => {
-                let a = self.self_attn.forward(tape, params, x, x, self_mask, self_cache).out;
+                let a = self.self_attn.forward(tape, params, x, x, self_mask, self_cache);
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a);
                 let x = self.norm1.forward(tape, params, x); // LN_1(x + SelfAttn(x))
                 let c = self
                     .cross_attn
-                    .forward(tape, params, x, memory, memory_mask, cross_cache)
-                    .out;
+                    .forward(tape, params, x, memory, memory_mask, cross_cache);
                 let c = self.dropout.forward(tape, c, rng);
                 let x = tape.add(x, c);
                 let x = self.norm2.forward(tape, params, x); // LN_2(x + CrossAttn(x, m))

@@ -71,7 +71,7 @@ impl EncoderLayer {
         match self.norm {
             NormPlacement::Pre => {
                 let h = self.norm1.forward(tape, params, x);
-                let a = self.self_attn.forward(tape, params, h, h, mask, cache).out;
+                let a = self.self_attn.forward(tape, params, h, h, mask, cache);
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a); // x + Dropout(SelfAttn(LN_1(x)))
                 let h = self.norm2.forward(tape, params, x);
@@ -80,7 +80,7 @@ impl EncoderLayer {
                 tape.add(x, f) // x + Dropout(FFN(LN_2(x)))
             }
             NormPlacement::Post => {
-                let a = self.self_attn.forward(tape, params, x, x, mask, cache).out;
+                let a = self.self_attn.forward(tape, params, x, x, mask, cache);
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a);
                 let x = self.norm1.forward(tape, params, x); // LN_1(x + Dropout(SelfAttn(x)))
@@ -99,6 +99,6 @@ impl EncoderLayer {
             NormPlacement::Pre => self.norm1.forward(tape, params, x),
             NormPlacement::Post => x,
         };
-        self.self_attn.forward(tape, params, h, h, mask, None).weights
+        self.self_attn.weights(tape, params, h, h, mask)
     }
 }

@@ -1,168 +1,135 @@
-//! Scaled dot-product attention, fused (Vaswani et al., 2017, section 3.2.1):
+//! Scaled dot-product attention, fused, one block of query rows at a time (Vaswani et al.,
+//! 2017, section 3.2.1):
 //!
 //!   S = Q K^T * scale + mask,   P = softmax(S) over the keys,   O = P V,
 //!
 //! with scale = 1 / sqrt(d_k) by default and mask = -inf at every (query, key) pair a query may
-//! not see. Shapes: Q [B, H, Tq, D], K [B, H, Tk, D], V [B, H, Tk, Dv], P [B, H, Tq, Tk],
-//! O [B, H, Tq, Dv].
+//! not see. Shapes: Q [B, H, Tq, D], K [B, H, Tk, D], V [B, H, Tk, Dv], O [B, H, Tq, Dv].
 //!
-//! Fused means one op on the tape instead of five (matmul, scale, mask, softmax, matmul): the
-//! scores are scaled, masked and turned into probabilities in place, so each forward holds one
-//! [B, H, Tq, Tk] buffer, P, which backward needs anyway. [`Tape::attention_reference`] builds
-//! the same function from primitive ops; tests check one against the other.
+//! **Row blocks.** Built from primitive ops ([`Tape::attention_reference`]), attention holds S
+//! and P for every head at once: B * H * Tq * Tk floats per layer, which grow with T^2 (at
+//! T = 1,024, batch 4 and 4 heads, 64 MB each). Here each head (b, h) is one task, and it takes
+//! its queries a block of rows at a time: S_blk = Q_blk K^T, the softmax, O_blk = P_blk V, while
+//! the block's [rows, Tk] scores are still in the core's cache. Forward keeps O and one number
+//! per query row, the log of the softmax's denominator (scaled scores s_ij = S_ij * scale),
+//!
+//!   lse_i = log sum_j e^(s_ij),   so that   P_ij = e^(s_ij - lse_i),
+//!
+//! and backward recomputes each block's P from Q, K and lse (one more product, Q_blk K^T)
+//! instead of reading a stored P. Attention's memory grows with T, not T^2. This is the CPU
+//! form of FlashAttention (Dao et al., 2022, "FlashAttention: Fast and Memory-Efficient Exact
+//! Attention with IO-Awareness"), whose backward also uses
+//!
+//!   D_i = sum_j dP_ij P_ij = sum_j (G_i . V_j) P_ij = G_i . O_i      (G = dL/dO),
+//!
+//! one dot product per row instead of a pass over the row's Tk entries.
+//!
+//! Both masks hide a suffix of each query's keys (`attention_mask.rs`), so a block multiplies
+//! only the keys its last row can see: under the causal mask, about half of them.
 
-use crate::kernels::matmul::{matmul as gemm, matmul_heads_interleaved as gemm_interleaved, t};
+use super::attention_mask::AttentionMask;
+use crate::kernels::matmul::{gemm_into, matmul as gemm, t};
 use crate::kernels::{self, vector::exp};
 use crate::tape::{Tape, Var};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{s, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, Ix4};
 use rayon::prelude::*;
 
-/// Which (query, key) pairs attention may not use.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AttentionMask {
-    /// Causal: query i may only see keys j <= i (a decoder may not look ahead).
-    pub causal: bool,
-    /// Key padding: sequence b has `key_lengths[b]` real keys; keys at j >= that are padding.
-    pub key_lengths: Option<Vec<usize>>,
-}
+/// About this many scores per row block (S_blk is [rows, Tk]): 128 KB of f32, so that a block's
+/// scores, and in backward its dP, stay in the core's cache while they are used.
+const BLOCK_SCORES: usize = 32 * 1024;
 
-impl AttentionMask {
-    /// No masking at all.
-    pub fn none() -> AttentionMask {
-        AttentionMask::default()
-    }
-
-    /// The causal mask alone.
-    pub fn causal() -> AttentionMask {
-        AttentionMask {
-            causal: true,
-            key_lengths: None,
-        }
-    }
-
-    /// Key padding alone.
-    pub fn padding(key_lengths: Vec<usize>) -> AttentionMask {
-        AttentionMask {
-            causal: false,
-            key_lengths: Some(key_lengths),
-        }
-    }
-
-    /// True if query i of sequence b may not see key j.
-    pub fn is_masked(&self, b: usize, i: usize, j: usize) -> bool {
-        (self.causal && j > i) || self.key_lengths.as_ref().is_some_and(|len| j >= len[b])
-    }
-
-    /// How many keys query i of sequence b sees, out of `tk`: it sees keys 0..visible_keys,
-    /// since both masks hide a suffix (causal: keys after i; padding: keys at or past the length).
-    pub fn visible_keys(&self, b: usize, i: usize, tk: usize) -> usize {
-        let causal_limit = if self.causal { i + 1 } else { tk };
-        let padding_limit = self.key_lengths.as_ref().map_or(tk, |len| len[b]);
-        causal_limit.min(padding_limit).min(tk)
-    }
-
-    /// The mask as booleans of shape [B, 1, Tq, Tk] (true = hidden), for `masked_fill`.
-    pub fn to_bool(&self, b: usize, tq: usize, tk: usize) -> ArrayD<bool> {
-        ArrayD::from_shape_fn(IxDyn(&[b, 1, tq, tk]), |ix| self.is_masked(ix[0], ix[2], ix[3]))
-    }
-
-    fn check(&self, b: usize, tk: usize) {
-        if let Some(len) = &self.key_lengths {
-            assert!(
-                len.len() == b,
-                "attention: {} key lengths given for a batch of {b}",
-                len.len()
-            );
-            if let Some(&bad) = len.iter().find(|&&l| l > tk) {
-                panic!("attention: key length {bad} exceeds the {tk} keys");
-            }
-        }
-    }
-}
-
-/// The outputs of [`Tape::attention`].
-#[derive(Clone, Copy, Debug)]
-pub struct Attention {
-    /// O = P V, [B, H, Tq, Dv].
-    pub out: Var,
-    /// The attention weights P, [B, H, Tq, Tk], for inspection (pictures). It shares the
-    /// buffer backward keeps; it has no backward of its own, so a loss must not use it.
-    pub weights: Var,
+/// Query rows per block for `tk` keys: about [`BLOCK_SCORES`] / Tk, at least 1. At Tk = 128 a
+/// block is 256 rows (a whole toy sequence); at Tk = 1,024 it is 32.
+pub fn attention_block_rows(tk: usize) -> usize {
+    (BLOCK_SCORES / tk.max(1)).max(1)
 }
 
 impl Tape {
     /// O = softmax(Q K^T * scale + mask) V; see the module docs. `scale` is usually
-    /// 1 / sqrt(D).
-    ///
-    /// Backward, with G = dL/dO:
-    ///   dV = P^T G,
-    ///   dP = G V^T,
-    ///   dS = P * (dP - rowsum(dP * P))   (the softmax backward; 0 wherever P = 0, so masked
-    ///                                     pairs get no gradient),
-    ///   dQ = dS K * scale,   dK = dS^T Q * scale.
-    pub fn attention(&mut self, q: Var, k: Var, v: Var, mask: &AttentionMask, scale: f32) -> Attention {
-        let (qv, kv, vv) = (self.value(q).clone(), self.value(k).clone(), self.value(v).clone());
-        let (qs, ks, vs) = (qv.shape(), kv.shape(), vv.shape());
-        assert!(
-            qs.len() == 4 && ks.len() == 4 && vs.len() == 4,
-            "attention: expected Q, K, V of shape [B, H, T, D], got {qs:?}, {ks:?}, {vs:?}"
-        );
-        let (b, h, tq, d) = (qs[0], qs[1], qs[2], qs[3]);
-        let tk = ks[2];
-        assert!(
-            ks == [b, h, tk, d] && vs[..3] == [b, h, tk],
-            "attention: Q {qs:?}, K {ks:?} and V {vs:?} do not fit ([B, H, Tq, D], [B, H, Tk, D], [B, H, Tk, Dv])"
-        );
-        mask.check(b, tk);
+    /// 1 / sqrt(D). Blocks of [`attention_block_rows`] query rows.
+    pub fn attention(&mut self, q: Var, k: Var, v: Var, mask: &AttentionMask, scale: f32) -> Var {
+        let tk = self.shape(k).get(2).copied().unwrap_or(0);
+        self.attention_blocked(q, k, v, mask, scale, attention_block_rows(tk))
+    }
 
-        // S = Q K^T (one buffer), then in place: P = softmax(S * scale + mask), row by row.
-        let mut p = gemm(qv.view(), t(kv.view())); // [B, H, Tq, Tk]
+    /// [`Tape::attention`] with `block_rows` query rows per block. The result does not depend
+    /// on it beyond rounding (tests run blocks of 1, 2 and 3 rows against the reference).
+    ///
+    /// Backward, per block of rows, with G = dL/dO and D_i = G_i . O_i:
+    ///   P  = e^(s - lse)               (recomputed from S_blk = Q_blk K^T),
+    ///   dV += P^T G_blk,
+    ///   dP = G_blk V^T,
+    ///   dS = P * (dP - D_i) * scale    (the softmax backward, times scale from s = S * scale;
+    ///                                   0 wherever P = 0, so masked pairs get no gradient),
+    ///   dQ_blk = dS K,   dK += dS^T Q_blk.
+    pub fn attention_blocked(
+        &mut self,
+        q: Var,
+        k: Var,
+        v: Var,
+        mask: &AttentionMask,
+        scale: f32,
+        block_rows: usize,
+    ) -> Var {
+        assert!(block_rows > 0, "attention: block_rows must be at least 1");
+        let (qv, kv, vv) = (self.value(q).clone(), self.value(k).clone(), self.value(v).clone());
+        let (b, h, tq, tk, d, dv) = check_shapes(qv.shape(), kv.shape(), vv.shape());
+        mask.check(b, tk);
+        let mask = mask.clone();
+        let (q4, k4, v4) = (as_4d(&qv), as_4d(&kv), as_4d(&vv));
+
+        // O is written as [B, Tq, H, Dv] in memory, so that merging heads needs no copy.
+        let mut o = Array4::<f32>::zeros((b, tq, h, dv));
+        let mut lse = vec![0.0f32; b * h * tq];
+        heads_mut(&mut o)
+            .into_par_iter()
+            .zip(lse.par_chunks_mut(tq.max(1)))
+            .enumerate()
+            .for_each(|(i, (o, lse))| {
+                let (bi, hi) = (i / h, i % h);
+                let visible = |row: usize| mask.visible_keys(bi, row, tk);
+                let inputs = [q4, k4, v4].map(|x| head(x, bi, hi));
+                forward_head(inputs, visible, scale, block_rows, o, lse);
+            });
+        let o = o.into_dyn().into_shared().permuted_axes(vec![0, 2, 1, 3]); // [B, H, Tq, Dv]
+        let o_saved = o.clone();
+        self.record("attention", o, &[q, k, v], move |g| {
+            let (q4, k4, v4, o4, g4) = (as_4d(&qv), as_4d(&kv), as_4d(&vv), as_4d(&o_saved), as_4d(&g));
+            // dQ, dK, dV are stored head-interleaved like O, so splitting heads needs no copy.
+            let mut dq = Array4::<f32>::zeros((b, tq, h, d));
+            let mut dk = Array4::<f32>::zeros((b, tk, h, d));
+            let mut dvv = Array4::<f32>::zeros((b, tk, h, dv));
+            heads_mut(&mut dq)
+                .into_par_iter()
+                .zip(heads_mut(&mut dk))
+                .zip(heads_mut(&mut dvv))
+                .zip(lse.par_chunks(tq.max(1)))
+                .enumerate()
+                .for_each(|(i, (((dq, dk), dv), lse))| {
+                    let (bi, hi) = (i / h, i % h);
+                    let visible = |row: usize| mask.visible_keys(bi, row, tk);
+                    let inputs = [q4, k4, v4, o4, g4].map(|x| head(x, bi, hi));
+                    backward_head(inputs, visible, scale, block_rows, lse, [dq, dk, dv]);
+                });
+            Vec::from([dq, dk, dvv].map(|x| x.into_dyn().permuted_axes(vec![0, 2, 1, 3]))) // [B, H, T, D]
+        })
+    }
+
+    /// The attention weights P = softmax(Q K^T * scale + mask), [B, H, Tq, Tk], for pictures
+    /// and inspection. It holds all of P at once and has no backward: a loss must not use it.
+    pub fn attention_weights(&mut self, q: Var, k: Var, mask: &AttentionMask, scale: f32) -> Var {
+        let (qv, kv) = (self.value(q).clone(), self.value(k).clone());
+        let (b, h, tq, tk, ..) = check_shapes(qv.shape(), kv.shape(), kv.shape());
+        mask.check(b, tk);
+        let mut p = gemm(qv.view(), t(kv.view())); // S = Q K^T, [B, H, Tq, Tk]
         if tk > 0 {
             let rows = p.as_slice_mut().expect("a new array is contiguous");
             rows.par_chunks_mut(tk).enumerate().for_each(|(r, row)| {
-                // Every mask we support hides a suffix of the keys: query i of sequence b sees
-                // keys 0..visible and no others.
                 let visible = mask.visible_keys(r / (h * tq), r % tq, tk);
-                let (live, hidden) = row.split_at_mut(visible);
-                hidden.fill(0.0); // e^-inf = 0
-                if live.is_empty() {
-                    return; // a query that may see nothing attends to nothing
-                }
-                let max = kernels::vector::max(live) * scale;
-                live.iter_mut().for_each(|s| *s = exp(*s * scale - max));
-                let inv = 1.0 / kernels::vector::sum(live);
-                live.iter_mut().for_each(|s| *s *= inv);
+                softmax_row(row, visible, scale);
             });
         }
-        let p = p.into_shared();
-        // O = P V, stored as [B, Tq, H, Dv] so that merging heads needs no copy.
-        let o = gemm_interleaved(p.view(), vv.view()); // [B, H, Tq, Dv]
-        let p_saved = p.clone();
-        let out = self.record("attention", o, &[q, k, v], move |g| {
-            // dQ, dK, dV are stored head-interleaved like O, so splitting heads needs no copy.
-            let dv = gemm_interleaved(t(p_saved.view()), g.view()); // dV = P^T G: from O = P V, [B, H, Tk, Dv]
-            let mut ds = gemm(g.view(), t(vv.view())); // dP = G V^T: from O = P V, [B, H, Tq, Tk]
-            if tk > 0 {
-                let p_rows = p_saved.as_slice().expect("contiguous");
-                let ds_rows = ds.as_slice_mut().expect("a new array is contiguous");
-                ds_rows
-                    .par_chunks_mut(tk)
-                    .zip(p_rows.par_chunks(tk))
-                    .for_each(|(dp, p)| {
-                        let dot = kernels::vector::dot(dp, p); // rowsum(dP * P)
-                        for (dp, &p) in dp.iter_mut().zip(p) {
-                            // dS = P (dP - rowsum(dP P)): from P = softmax(S); times scale, from
-                            // S * scale inside the softmax. In place over dP.
-                            *dp = p * (*dp - dot) * scale;
-                        }
-                    });
-            }
-            let dq = gemm_interleaved(ds.view(), kv.view()); // dQ = dS K * scale: from S = Q K^T, [B, H, Tq, D]
-            let dk = gemm_interleaved(t(ds.view()), qv.view()); // dK = dS^T Q * scale: from S = Q K^T, [B, H, Tk, D]
-            vec![dq, dk, dv]
-        });
-        let weights = self.record_without_backward("attention_weights", p, &[q, k, v]);
-        Attention { out, weights }
+        self.record_without_backward("attention_weights", p, &[q, k])
     }
 
     /// The same attention composed of primitive ops (matmul, mul_scalar, masked_fill, softmax,
@@ -176,4 +143,120 @@ impl Tape {
         let p = self.softmax(s, 3);
         self.matmul(p, v) // [B, H, Tq, Dv]
     }
+}
+
+/// One head's forward: for each block of query rows, S_blk = Q_blk K^T over the keys the block
+/// sees, its rows turned into P in place, O_blk = P_blk V. Writes `o` [Tq, Dv] and `lse` [Tq].
+fn forward_head(
+    [q, k, v]: [ArrayView2<'_, f32>; 3],
+    visible: impl Fn(usize) -> usize,
+    scale: f32,
+    block_rows: usize,
+    mut o: ArrayViewMut2<'_, f32>,
+    lse: &mut [f32],
+) {
+    let (tq, tk) = (q.nrows(), k.nrows());
+    let mut scores = Array2::<f32>::zeros((block_rows.min(tq), tk));
+    for r0 in (0..tq).step_by(block_rows) {
+        let r1 = (r0 + block_rows).min(tq);
+        let seen = visible(r1 - 1); // a block's last row sees the most keys
+        let mut p = scores.slice_mut(s![..r1 - r0, ..seen]);
+        gemm_into(1.0, q.slice(s![r0..r1, ..]), k.slice(s![..seen, ..]).t(), 0.0, p.view_mut()); // S_blk = Q_blk K^T
+        for (i, mut row) in p.outer_iter_mut().enumerate() {
+            let row = row.as_slice_mut().expect("a row of the scores is contiguous");
+            lse[r0 + i] = softmax_row(row, visible(r0 + i), scale); // P_blk = softmax(S_blk * scale)
+        }
+        gemm_into(1.0, p.view(), v.slice(s![..seen, ..]), 0.0, o.slice_mut(s![r0..r1, ..])); // O_blk = P_blk V
+    }
+}
+
+/// One head's backward (see [`Tape::attention_blocked`]): inputs Q, K, V, O and G = dL/dO of
+/// the head, its `lse`; writes dQ, dK, dV of the head.
+fn backward_head(
+    [q, k, v, o, g]: [ArrayView2<'_, f32>; 5],
+    visible: impl Fn(usize) -> usize,
+    scale: f32,
+    block_rows: usize,
+    lse: &[f32],
+    [mut dq, mut dk, mut dv]: [ArrayViewMut2<'_, f32>; 3],
+) {
+    let (tq, tk) = (q.nrows(), k.nrows());
+    let d: Vec<f32> = (0..tq).map(|i| g.row(i).dot(&o.row(i))).collect(); // D_i = G_i . O_i
+    let mut p_buf = Array2::<f32>::zeros((block_rows.min(tq), tk));
+    let mut ds_buf = Array2::<f32>::zeros((block_rows.min(tq), tk));
+    for r0 in (0..tq).step_by(block_rows) {
+        let r1 = (r0 + block_rows).min(tq);
+        let seen = visible(r1 - 1);
+        let (q_blk, g_blk) = (q.slice(s![r0..r1, ..]), g.slice(s![r0..r1, ..]));
+        let (k_seen, v_seen) = (k.slice(s![..seen, ..]), v.slice(s![..seen, ..]));
+        let mut p = p_buf.slice_mut(s![..r1 - r0, ..seen]);
+        gemm_into(1.0, q_blk, k_seen.t(), 0.0, p.view_mut()); // S_blk = Q_blk K^T, again
+        for (i, mut row) in p.outer_iter_mut().enumerate() {
+            let row = row.as_slice_mut().expect("a row of the scores is contiguous");
+            let (live, hidden) = row.split_at_mut(visible(r0 + i));
+            live.iter_mut().for_each(|s| *s = exp(*s * scale - lse[r0 + i])); // P = e^(s - lse)
+            hidden.fill(0.0);
+        }
+        gemm_into(1.0, p.t(), g_blk, 1.0, dv.slice_mut(s![..seen, ..])); // dV += P^T G_blk: from O = P V
+        let mut ds = ds_buf.slice_mut(s![..r1 - r0, ..seen]);
+        gemm_into(1.0, g_blk, v_seen.t(), 0.0, ds.view_mut()); // dP = G_blk V^T: from O = P V
+        for ((mut ds_row, p_row), d_i) in ds.outer_iter_mut().zip(p.outer_iter()).zip(&d[r0..r1]) {
+            let ds_row = ds_row.as_slice_mut().expect("contiguous");
+            let p_row = p_row.to_slice().expect("contiguous");
+            for (ds, &p) in ds_row.iter_mut().zip(p_row) {
+                *ds = p * (*ds - d_i) * scale; // dS = P (dP - D_i) * scale: from P = softmax(S * scale); over dP
+            }
+        }
+        gemm_into(1.0, ds.view(), k_seen, 0.0, dq.slice_mut(s![r0..r1, ..])); // dQ_blk = dS K: from S = Q K^T
+        gemm_into(1.0, ds.t(), q_blk, 1.0, dk.slice_mut(s![..seen, ..])); // dK += dS^T Q_blk: from S = Q K^T
+    }
+}
+
+/// Row i of S (unscaled Q K^T) becomes row i of P, in place: p_j = e^(s_j * scale - m) / Z for
+/// the visible keys j < `visible` (m their largest scaled score), 0 for the hidden ones. Returns
+/// lse = m + ln Z, the log of the softmax's denominator; -inf for a query that sees nothing
+/// (its row is all zeros: it attends to nothing).
+fn softmax_row(row: &mut [f32], visible: usize, scale: f32) -> f32 {
+    let (live, hidden) = row.split_at_mut(visible);
+    hidden.fill(0.0); // e^-inf = 0
+    if live.is_empty() {
+        return f32::NEG_INFINITY;
+    }
+    let max = kernels::vector::max(live) * scale; // scale > 0, so the max of s * scale
+    live.iter_mut().for_each(|s| *s = exp(*s * scale - max));
+    let z = kernels::vector::sum(live);
+    let inv = 1.0 / z;
+    live.iter_mut().for_each(|s| *s *= inv);
+    max + z.ln()
+}
+
+/// Each head (b, h) of an array stored as [B, T, H, D], as a [T, D] view, in (b, h) order.
+fn heads_mut(x: &mut Array4<f32>) -> Vec<ArrayViewMut2<'_, f32>> {
+    x.outer_iter_mut()
+        .flat_map(|x_b| x_b.permuted_axes([1, 0, 2]).into_outer_iter_mut()) // [H, T, D] -> [T, D] each
+        .collect()
+}
+
+/// Head (b, h) of a [B, H, T, D] array, as a [T, D] view.
+fn head(x: ArrayView4<'_, f32>, b: usize, h: usize) -> ArrayView2<'_, f32> {
+    x.slice_move(s![b, h, .., ..])
+}
+
+/// A [B, H, T, D] tensor as a 4-axis view (the ops' values have dynamic rank).
+fn as_4d<S: ndarray::Data<Elem = f32>>(x: &ndarray::ArrayBase<S, ndarray::IxDyn>) -> ArrayView4<'_, f32> {
+    x.view().into_dimensionality::<Ix4>().expect("shapes checked: 4 axes")
+}
+
+/// Check Q [B, H, Tq, D], K [B, H, Tk, D], V [B, H, Tk, Dv]; return (B, H, Tq, Tk, D, Dv).
+fn check_shapes(qs: &[usize], ks: &[usize], vs: &[usize]) -> (usize, usize, usize, usize, usize, usize) {
+    assert!(
+        qs.len() == 4 && ks.len() == 4 && vs.len() == 4,
+        "attention: expected Q, K, V of shape [B, H, T, D], got {qs:?}, {ks:?}, {vs:?}"
+    );
+    let (b, h, tq, d, tk) = (qs[0], qs[1], qs[2], qs[3], ks[2]);
+    assert!(
+        ks == [b, h, tk, d] && vs[..3] == [b, h, tk],
+        "attention: Q {qs:?}, K {ks:?} and V {vs:?} do not fit ([B, H, Tq, D], [B, H, Tk, D], [B, H, Tk, Dv])"
+    );
+    (b, h, tq, tk, d, vs[3])
 }

@@ -15,11 +15,13 @@
 //! | `embedding.rs` | embedding |
 //! | `mask.rs` | masked_fill, dropout |
 //! | `cross_entropy.rs` | cross_entropy (fused) and its reference |
-//! | `attention.rs` | scaled dot-product attention (fused) and its reference |
+//! | `attention.rs` | scaled dot-product attention (fused, a block of query rows at a time), its weights, and its reference |
+//! | `attention_mask.rs` | the causal and key-padding masks attention takes |
 //! | `argmax.rs` | argmax (no backward) |
 
 mod argmax;
 mod attention;
+mod attention_mask;
 mod binary;
 mod cross_entropy;
 mod embedding;
@@ -32,6 +34,7 @@ mod shape;
 mod softmax;
 mod unary;
 
-pub use attention::{Attention, AttentionMask};
+pub use attention::attention_block_rows;
+pub use attention_mask::AttentionMask;
 pub use cross_entropy::CrossEntropy;
 pub use unary::erf;
