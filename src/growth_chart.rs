@@ -1,4 +1,4 @@
-//! The growth bench's chart (`benches/growth.rs`), as SVG: how microlm's training step compares
+//! The growth bench's chart (`benches/growth/`), as SVG: how microlm's training step compares
 //! with PyTorch's as the work grows. One panel per dimension that grows (sequence length,
 //! d_model, batch), side by side; in each, x is the size on a log2 axis ticked at the sizes
 //! measured, and y is the ratio microlm / PyTorch on a log axis shared by all panels, so that

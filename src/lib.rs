@@ -73,7 +73,7 @@
 //!     with a recognisable job.
 //! 16. [`scaling`]: the scaling-law sweep (loss against model size, compute and data) and its
 //!     power-law fit, with the log-log charts in `scaling/chart.rs`.
-//! 17. [`growth_chart`]: the growth bench's chart (`benches/growth.rs`): microlm's training
+//! 17. [`growth_chart`]: the growth bench's chart (`benches/growth/`): microlm's training
 //!     tokens/s and peak memory over PyTorch's as sequence length, d_model and batch grow.
 //!
 //! ## The examples, as a curriculum
