@@ -73,6 +73,8 @@
 //!     with a recognisable job.
 //! 16. [`scaling`]: the scaling-law sweep (loss against model size, compute and data) and its
 //!     power-law fit, with the log-log charts in `scaling/chart.rs`.
+//! 17. [`growth_chart`]: the growth bench's chart (`benches/growth/`): microlm's training
+//!     tokens/s and peak memory over PyTorch's as sequence length, d_model and batch grow.
 //!
 //! ## The examples, as a curriculum
 //!
@@ -139,6 +141,7 @@ pub mod data;
 pub mod generate;
 pub mod gradcheck;
 pub mod gradients;
+pub mod growth_chart;
 pub mod inspect;
 pub mod inspect_images;
 pub mod kernels;
