@@ -35,8 +35,7 @@ fn bench_attention(c: &mut Criterion) {
         bench.iter(|| {
             let mut tape = Tape::new();
             let (qv, kv, vv) = (tape.input(q.clone()), tape.input(k.clone()), tape.input(v.clone()));
-            let o = tape
-                .attention(qv, kv, vv, &AttentionMask::none(), 1.0 / 32f32.sqrt());
+            let o = tape.attention(qv, kv, vv, &AttentionMask::none(), 1.0 / 32f32.sqrt());
             tape.backward_from(o, g.clone())
         })
     });

@@ -128,6 +128,9 @@ pub fn flops(op: &str, output: &[usize], inputs: &[&[usize]]) -> f64 {
             let (bh_tq, tk, d) = (len(&q[..3]), k[2] as f64, q[3] as f64);
             2.0 * bh_tq * tk * d + 2.0 * len(output) * tk
         }
+        // The same from packed Q, K, V [B, T, 3 H Dh] (`attention_packed`): Tq = Tk = T, D = Dh.
+        ("attention", [qkv]) if qkv.len() == 3 && output.len() == 4 => 4.0 * len(output) * output[2] as f64,
+
         _ => 0.0,
     }
 }

@@ -138,7 +138,11 @@ fn check_blocked_against_reference(mask: &AttentionMask, tq: usize, tk: usize, b
     let ((o1, g1), (o2, g2)) = (run(true), run(false));
     let worst = |a: &ArrayD<f32>, b: &ArrayD<f32>| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
     let what = format!("{mask:?}, Tq {tq}, Tk {tk}, blocks of {block_rows} rows");
-    assert!(worst(&o1, &o2) < 1e-5, "values differ by {} for {what}", worst(&o1, &o2));
+    assert!(
+        worst(&o1, &o2) < 1e-5,
+        "values differ by {} for {what}",
+        worst(&o1, &o2)
+    );
     for (name, (a, b)) in ["dQ", "dK", "dV"].iter().zip(g1.iter().zip(&g2)) {
         assert!(worst(a, b) < 1e-5, "{name} differs by {} for {what}", worst(a, b));
     }
@@ -184,6 +188,51 @@ fn attention_in_row_blocks_gradcheck() {
         "attention in blocks of 2 rows",
         gradcheck(f, &[q, k, v], GradcheckConfig::default()),
     );
+}
+
+#[test]
+fn packed_attention_equals_attention_on_the_three_parts() {
+    // qkv [B, T, 3 * H * Dh] holds Q, K, V side by side; its gradient must be dQ, dK, dV side
+    // by side, each as the separate op computes it.
+    let (b, t, h, dh) = (2, 6, 2, 3);
+    let qkv = uniform(&[b, t, 3 * h * dh], 31);
+    let mask = AttentionMask {
+        causal: true,
+        key_lengths: Some(vec![6, 4]),
+    };
+    let mut tape = Tape::new();
+    let x = tape.input(qkv.clone());
+    let o_packed = tape.attention_packed(x, 2, &mask, 0.6);
+    let o_packed_value = tape.value(o_packed).to_owned();
+    let l = weighted_sum(&mut tape, o_packed, 32);
+    let g_packed = tape.backward(l).wrt(x).unwrap().clone();
+
+    let mut tape = Tape::new();
+    let parts: Vec<Var> = (0..3)
+        .map(|j| {
+            let part = qkv.slice(ndarray::s![.., .., j * h * dh..(j + 1) * h * dh]).to_owned();
+            tape.input(
+                part.into_shape_with_order(vec![b, t, h, dh])
+                    .unwrap()
+                    .permuted_axes(vec![0, 2, 1, 3]),
+            )
+        })
+        .collect();
+    let o = tape.attention(parts[0], parts[1], parts[2], &mask, 0.6);
+    let o_separate = tape.value(o).to_owned();
+    let l = weighted_sum(&mut tape, o, 32);
+    let grads = tape.backward(l);
+    let worst = |a: &ArrayD<f32>, b: &ArrayD<f32>| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(worst(&o_packed_value, &o_separate) < 1e-6, "values differ");
+    for (j, &p) in parts.iter().enumerate() {
+        let g = grads.wrt(p).unwrap().clone().permuted_axes(vec![0, 2, 1, 3]); // [B, T, H, Dh]
+        let packed = g_packed
+            .slice(ndarray::s![.., .., j * h * dh..(j + 1) * h * dh])
+            .to_owned()
+            .into_shape_with_order(vec![b, t, h, dh])
+            .unwrap();
+        assert!(worst(&g.to_owned(), &packed) < 1e-6, "part {j}: gradients differ");
+    }
 }
 
 #[test]

@@ -29,6 +29,9 @@ fn flops_count_the_products_by_hand() {
         ),
         600.0
     );
+    // Packed self-attention, qkv [B 1, T 5, 3 * H 2 * Dh 4] -> O [1, 2, 5, 4]: S = Q K^T is
+    // 2 * (2 * 5) * 5 * 4 = 400, and O = P V the same, 800.
+    assert_eq!(flops("attention", &[1, 2, 5, 4], &[&[1, 5, 24]]), 800.0);
     assert_eq!(flops("gelu", &[5, 11], &[&[5, 11]]), 0.0);
 }
 

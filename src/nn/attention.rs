@@ -7,6 +7,10 @@
 //! width d_model whose output is split into heads. Self-attention passes the same sequence as
 //! X_q and X_kv; cross-attention passes the decoder's states as X_q and the encoder's as X_kv.
 //!
+//! In self-attention without a cache (training, evaluation) the three projections run as one
+//! product, X [W_Q; W_K; W_V]^T, and attention reads its Q, K and V in place from that one
+//! output ([`Tape::attention_packed`]).
+//!
 //! With a [`KvCache`] (generation only) the keys and values come from the cache: see
 //! `kv_cache.rs`.
 
@@ -74,6 +78,14 @@ impl MultiHeadAttention {
     ) -> Var {
         let d = self.q_proj.d_out;
         let h = self.heads;
+        let scale = 1.0 / ((d / h) as f32).sqrt(); // 1 / sqrt(d_k)
+        if x_q == x_kv && cache.is_none() {
+            // Self-attention in training: Q, K and V from one product (one pass over X).
+            let qkv = self.qkv_forward(tape, params, x_q); // [B, T, 3D]
+            let out = tape.attention_packed(qkv, h, mask, scale); // [B, H, T, D/H]
+            let merged = tape.merge_heads(out); // [B, T, D]
+            return self.out_proj.forward(tape, params, merged);
+        }
         let q = self.q_proj.forward(tape, params, x_q); // [B, Tq, D]
         let q = tape.split_heads(q, h); // [B, H, Tq, D/H]
         let (k, v) = match cache {
@@ -88,7 +100,6 @@ impl MultiHeadAttention {
                 (tape.constant(k), tape.constant(v))
             }
         };
-        let scale = 1.0 / ((d / h) as f32).sqrt(); // 1 / sqrt(d_k)
         let out = tape.attention(q, k, v, mask, scale); // [B, H, Tq, D/H]
         let merged = tape.merge_heads(out); // [B, Tq, D]
         self.out_proj.forward(tape, params, merged) // [B, Tq, D]
@@ -104,6 +115,24 @@ impl MultiHeadAttention {
         let k = self.k_proj.forward(tape, params, x_kv);
         let k = tape.split_heads(k, h); // [B, H, Tk, D/H]
         tape.attention_weights(q, k, mask, 1.0 / ((d / h) as f32).sqrt())
+    }
+
+    /// [Q K V] = X [W_Q; W_K; W_V]^T + [b_Q; b_K; b_V], [B, T, 3D]: the three projections as
+    /// one product with the weights stacked (a concat on the tape, so each W still gets its own
+    /// gradient).
+    fn qkv_forward(&self, tape: &mut Tape, params: &Params, x: Var) -> Var {
+        let projections = [&self.q_proj, &self.k_proj, &self.v_proj];
+        let w = projections.map(|p| tape.param(params, p.weight));
+        let w = tape.concat(&w, 0); // [3D, D]
+        let b = match projections.map(|p| p.bias) {
+            [Some(bq), Some(bk), Some(bv)] => {
+                let b = [bq, bk, bv].map(|b| tape.param(params, b));
+                Some(tape.concat(&b, 0)) // [3D]
+            }
+            [None, None, None] => None,
+            _ => panic!("MultiHeadAttention: the Q, K and V projections must all have a bias, or none"),
+        };
+        tape.linear(x, w, b)
     }
 
     /// K = X_kv W_K^T + b_K and V = X_kv W_V^T + b_V, split into heads: [B, H, Tk, D/H] each.

@@ -31,7 +31,8 @@ use super::attention_mask::AttentionMask;
 use crate::kernels::matmul::{gemm_into, matmul as gemm, t};
 use crate::kernels::{self, vector::exp};
 use crate::tape::{Tape, Var};
-use ndarray::{s, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, Ix4};
+use crate::tensor::Tensor;
+use ndarray::{s, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis, Ix4};
 use rayon::prelude::*;
 
 /// About this many scores per row block (S_blk is [rows, Tk]): 128 KB of f32, so that a block's
@@ -73,45 +74,66 @@ impl Tape {
     ) -> Var {
         assert!(block_rows > 0, "attention: block_rows must be at least 1");
         let (qv, kv, vv) = (self.value(q).clone(), self.value(k).clone(), self.value(v).clone());
-        let (b, h, tq, tk, d, dv) = check_shapes(qv.shape(), kv.shape(), vv.shape());
+        let (b, h, tq, tk, d, d_v) = check_shapes(qv.shape(), kv.shape(), vv.shape());
         mask.check(b, tk);
         let mask = mask.clone();
-        let (q4, k4, v4) = (as_4d(&qv), as_4d(&kv), as_4d(&vv));
-
-        // O is written as [B, Tq, H, Dv] in memory, so that merging heads needs no copy.
-        let mut o = Array4::<f32>::zeros((b, tq, h, dv));
-        let mut lse = vec![0.0f32; b * h * tq];
-        heads_mut(&mut o)
-            .into_par_iter()
-            .zip(lse.par_chunks_mut(tq.max(1)))
-            .enumerate()
-            .for_each(|(i, (o, lse))| {
-                let (bi, hi) = (i / h, i % h);
-                let visible = |row: usize| mask.visible_keys(bi, row, tk);
-                let inputs = [q4, k4, v4].map(|x| head(x, bi, hi));
-                forward_head(inputs, visible, scale, block_rows, o, lse);
-            });
+        let (o, lse) = forward_all([as_4d(&qv), as_4d(&kv), as_4d(&vv)], &mask, scale, block_rows);
         let o = o.into_dyn().into_shared().permuted_axes(vec![0, 2, 1, 3]); // [B, H, Tq, Dv]
         let o_saved = o.clone();
         self.record("attention", o, &[q, k, v], move |g| {
-            let (q4, k4, v4, o4, g4) = (as_4d(&qv), as_4d(&kv), as_4d(&vv), as_4d(&o_saved), as_4d(&g));
             // dQ, dK, dV are stored head-interleaved like O, so splitting heads needs no copy.
             let mut dq = Array4::<f32>::zeros((b, tq, h, d));
             let mut dk = Array4::<f32>::zeros((b, tk, h, d));
-            let mut dvv = Array4::<f32>::zeros((b, tk, h, dv));
-            heads_mut(&mut dq)
-                .into_par_iter()
-                .zip(heads_mut(&mut dk))
-                .zip(heads_mut(&mut dvv))
-                .zip(lse.par_chunks(tq.max(1)))
-                .enumerate()
-                .for_each(|(i, (((dq, dk), dv), lse))| {
-                    let (bi, hi) = (i / h, i % h);
-                    let visible = |row: usize| mask.visible_keys(bi, row, tk);
-                    let inputs = [q4, k4, v4, o4, g4].map(|x| head(x, bi, hi));
-                    backward_head(inputs, visible, scale, block_rows, lse, [dq, dk, dv]);
-                });
-            Vec::from([dq, dk, dvv].map(|x| x.into_dyn().permuted_axes(vec![0, 2, 1, 3]))) // [B, H, T, D]
+            let mut dv = Array4::<f32>::zeros((b, tk, h, d_v));
+            let inputs = [as_4d(&qv), as_4d(&kv), as_4d(&vv), as_4d(&o_saved), as_4d(&g)];
+            let grads = [dq.view_mut(), dk.view_mut(), dv.view_mut()];
+            backward_all(inputs, &mask, scale, block_rows, &lse, grads);
+            Vec::from([dq, dk, dv].map(|x| x.into_dyn().permuted_axes(vec![0, 2, 1, 3])))
+            // [B, H, T, D]
+        })
+    }
+
+    /// Self-attention on Q, K and V packed in one tensor, the output of one product
+    /// X [W_Q; W_K; W_V]^T: `qkv` is [B, T, 3 * H * Dh], Q, K and V side by side on the last
+    /// axis, each split into `heads` heads. Returns O [B, H, T, Dh], as [`Tape::attention`] does.
+    /// Q, K and V are read in place through strides, and backward writes dQ, dK and dV into one
+    /// [B, T, 3 * H * Dh] gradient: no copy either way.
+    pub fn attention_packed(&mut self, qkv: Var, heads: usize, mask: &AttentionMask, scale: f32) -> Var {
+        let shape = self.shape(qkv).to_vec();
+        assert!(
+            shape.len() == 3 && heads > 0 && shape[2] % (3 * heads) == 0,
+            "attention_packed: expected [B, T, 3 * heads * Dh] with {heads} heads, got {shape:?}"
+        );
+        let (b, t, dh) = (shape[0], shape[1], shape[2] / (3 * heads));
+        mask.check(b, t);
+        let mask = mask.clone();
+        let block_rows = attention_block_rows(t);
+        let x = self.value(qkv).clone(); // shares the buffer
+        let x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned().into_shared()
+        };
+        let (o, lse) = forward_all(unpack(&x, heads), &mask, scale, block_rows);
+        let o = o.into_dyn().into_shared().permuted_axes(vec![0, 2, 1, 3]); // [B, H, T, Dh]
+        let o_saved = o.clone();
+        self.record("attention", o, &[qkv], move |g| {
+            let mut dqkv = ndarray::Array5::<f32>::zeros((b, t, 3, heads, dh)); // dQ, dK, dV side by side
+            let (dq, rest) = dqkv.view_mut().split_at(Axis(2), 1);
+            let (dk, dv) = rest.split_at(Axis(2), 1);
+            let grads = [dq, dk, dv].map(|x| x.index_axis_move(Axis(2), 0)); // [B, T, H, Dh] each
+            let [q4, k4, v4] = unpack(&x, heads);
+            backward_all(
+                [q4, k4, v4, as_4d(&o_saved), as_4d(&g)],
+                &mask,
+                scale,
+                block_rows,
+                &lse,
+                grads,
+            );
+            vec![dqkv
+                .into_shape_with_order(vec![b, t, 3 * heads * dh])
+                .expect("same elements")]
         })
     }
 
@@ -145,6 +167,55 @@ impl Tape {
     }
 }
 
+/// Forward over every head (b, h), one task each: O, stored as [B, Tq, H, Dv] in memory so
+/// that merging heads needs no copy, and lse, [B, H, Tq].
+fn forward_all(
+    [q4, k4, v4]: [ArrayView4<'_, f32>; 3],
+    mask: &AttentionMask,
+    scale: f32,
+    block_rows: usize,
+) -> (Array4<f32>, Vec<f32>) {
+    let (b, h, tq, tk, dv) = (q4.dim().0, q4.dim().1, q4.dim().2, k4.dim().2, v4.dim().3);
+    let mut o = Array4::<f32>::zeros((b, tq, h, dv));
+    let mut lse = vec![0.0f32; b * h * tq];
+    heads_mut(o.view_mut())
+        .into_par_iter()
+        .zip(lse.par_chunks_mut(tq.max(1)))
+        .enumerate()
+        .for_each(|(i, (o, lse))| {
+            let (bi, hi) = (i / h, i % h);
+            let visible = |row: usize| mask.visible_keys(bi, row, tk);
+            let inputs = [q4, k4, v4].map(|x| head(x, bi, hi));
+            forward_head(inputs, visible, scale, block_rows, o, lse);
+        });
+    (o, lse)
+}
+
+/// Backward over every head (b, h), one task each, from Q, K, V, O and G = dL/dO
+/// ([B, H, T, D] views) and lse; writes dQ, dK, dV, each a [B, T, H, D] view.
+fn backward_all(
+    [q4, k4, v4, o4, g4]: [ArrayView4<'_, f32>; 5],
+    mask: &AttentionMask,
+    scale: f32,
+    block_rows: usize,
+    lse: &[f32],
+    [dq, dk, dv]: [ArrayViewMut4<'_, f32>; 3],
+) {
+    let (h, tq, tk) = (q4.dim().1, q4.dim().2, k4.dim().2);
+    heads_mut(dq)
+        .into_par_iter()
+        .zip(heads_mut(dk))
+        .zip(heads_mut(dv))
+        .zip(lse.par_chunks(tq.max(1)))
+        .enumerate()
+        .for_each(|(i, (((dq, dk), dv), lse))| {
+            let (bi, hi) = (i / h, i % h);
+            let visible = |row: usize| mask.visible_keys(bi, row, tk);
+            let inputs = [q4, k4, v4, o4, g4].map(|x| head(x, bi, hi));
+            backward_head(inputs, visible, scale, block_rows, lse, [dq, dk, dv]);
+        });
+}
+
 /// One head's forward: for each block of query rows, S_blk = Q_blk K^T over the keys the block
 /// sees, its rows turned into P in place, O_blk = P_blk V. Writes `o` [Tq, Dv] and `lse` [Tq].
 fn forward_head(
@@ -161,12 +232,19 @@ fn forward_head(
         let r1 = (r0 + block_rows).min(tq);
         let seen = visible(r1 - 1); // a block's last row sees the most keys
         let mut p = scores.slice_mut(s![..r1 - r0, ..seen]);
-        gemm_into(1.0, q.slice(s![r0..r1, ..]), k.slice(s![..seen, ..]).t(), 0.0, p.view_mut()); // S_blk = Q_blk K^T
+        gemm_into(
+            1.0,
+            q.slice(s![r0..r1, ..]),
+            k.slice(s![..seen, ..]).t(),
+            0.0,
+            p.view_mut(),
+        ); // S_blk = Q_blk K^T
         for (i, mut row) in p.outer_iter_mut().enumerate() {
             let row = row.as_slice_mut().expect("a row of the scores is contiguous");
             lse[r0 + i] = softmax_row(row, visible(r0 + i), scale); // P_blk = softmax(S_blk * scale)
         }
-        gemm_into(1.0, p.view(), v.slice(s![..seen, ..]), 0.0, o.slice_mut(s![r0..r1, ..])); // O_blk = P_blk V
+        gemm_into(1.0, p.view(), v.slice(s![..seen, ..]), 0.0, o.slice_mut(s![r0..r1, ..]));
+        // O_blk = P_blk V
     }
 }
 
@@ -230,11 +308,22 @@ fn softmax_row(row: &mut [f32], visible: usize, scale: f32) -> f32 {
     max + z.ln()
 }
 
-/// Each head (b, h) of an array stored as [B, T, H, D], as a [T, D] view, in (b, h) order.
-fn heads_mut(x: &mut Array4<f32>) -> Vec<ArrayViewMut2<'_, f32>> {
-    x.outer_iter_mut()
+/// Each head (b, h) of a [B, T, H, D] view, as a [T, D] view, in (b, h) order.
+fn heads_mut(x: ArrayViewMut4<'_, f32>) -> Vec<ArrayViewMut2<'_, f32>> {
+    x.into_outer_iter_mut()
         .flat_map(|x_b| x_b.permuted_axes([1, 0, 2]).into_outer_iter_mut()) // [H, T, D] -> [T, D] each
         .collect()
+}
+
+/// Q, K and V of a packed [B, T, 3 * H * Dh] tensor (see [`Tape::attention_packed`]), each as
+/// a [B, H, T, Dh] view into it.
+fn unpack(x: &Tensor, heads: usize) -> [ArrayView4<'_, f32>; 3] {
+    let (b, t, c) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    let x5 = x
+        .view()
+        .into_shape_with_order((b, t, 3, heads, c / (3 * heads)))
+        .expect("standard layout");
+    [0, 1, 2].map(|j| x5.index_axis_move(Axis(2), j).permuted_axes([0, 2, 1, 3]))
 }
 
 /// Head (b, h) of a [B, H, T, D] array, as a [T, D] view.
