@@ -101,7 +101,7 @@ impl Tape {
     pub fn attention_packed(&mut self, qkv: Var, heads: usize, mask: &AttentionMask, scale: f32) -> Var {
         let shape = self.shape(qkv).to_vec();
         assert!(
-            shape.len() == 3 && heads > 0 && shape[2] % (3 * heads) == 0,
+            shape.len() == 3 && heads > 0 && shape[2].is_multiple_of(3 * heads),
             "attention_packed: expected [B, T, 3 * heads * Dh] with {heads} heads, got {shape:?}"
         );
         let (b, t, dh) = (shape[0], shape[1], shape[2] / (3 * heads));
