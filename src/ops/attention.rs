@@ -39,7 +39,7 @@ use rayon::prelude::*;
 /// scores, and in backward its dP, stay in the core's cache while they are used.
 const BLOCK_SCORES: usize = 32 * 1024;
 
-/// Query rows per block for `tk` keys: about [`BLOCK_SCORES`] / Tk, at least 1. At Tk = 128 a
+/// Query rows per block for `tk` keys: about `BLOCK_SCORES` (32 Ki) / Tk, at least 1. At Tk = 128 a
 /// block is 256 rows (a whole toy sequence); at Tk = 1,024 it is 32.
 pub fn attention_block_rows(tk: usize) -> usize {
     (BLOCK_SCORES / tk.max(1)).max(1)

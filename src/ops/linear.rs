@@ -14,7 +14,8 @@ impl Tape {
     ///
     /// With g = dL/dy, and x2, g2 the inputs and gradients with the leading axes folded into
     /// rows ([R, in], [R, out]):
-    ///   dL/dx = g W,   dL/dW = g2^T x2,   dL/db = sum over rows of g.
+
+    // dL/dW = g2^T x2: from y = x W^T, every row of x meeting the same W, [out, in]
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
         let (xv, wv) = (self.value(x).clone(), self.value(w).clone());
         let (xs, ws) = (xv.shape().to_vec(), wv.shape().to_vec());
@@ -49,7 +50,8 @@ impl Tape {
             let rows = xv.len() / d_in.max(1);
             let x2 = xv.to_shape((rows, d_in)).expect("same element count"); // [R, in]
             let g2 = g.to_shape((rows, out)).expect("same element count"); // [R, out]
-                                                                           // dL/dW = g2^T x2: from y = x W^T, every row of x meeting the same W, [out, in]
+
+            // dL/dW = g2^T x2: from y = x W^T, every row of x meeting the same W, [out, in]
             let dw = gemm(t(g2.view().into_dyn()), x2.view().into_dyn());
             let mut grads = vec![dx, dw];
             if has_bias {
