@@ -14,8 +14,7 @@ impl Tape {
     ///
     /// With g = dL/dy, and x2, g2 the inputs and gradients with the leading axes folded into
     /// rows ([R, in], [R, out]):
-
-    // dL/dW = g2^T x2: from y = x W^T, every row of x meeting the same W, [out, in]
+    ///   dL/dx = g W,   dL/dW = g2^T x2,   dL/db = sum over rows of g.
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
         let (xv, wv) = (self.value(x).clone(), self.value(w).clone());
         let (xs, ws) = (xv.shape().to_vec(), wv.shape().to_vec());
