@@ -22,8 +22,9 @@
 //!    `shape.rs`, `matmul.rs`, `softmax.rs`, `layer_norm.rs`, `embedding.rs`, `mask.rs`,
 //!    `attention.rs` and `cross_entropy.rs`.
 //! 4. [`kernels`]: the loops under the ops: broadcasting, elementwise maps, vectorised exp and
-//!    sums, and matmul through matrixmultiply's SIMD `sgemm` beside the naive triple loop that
-//!    tests it. They know nothing of the tape.
+//!    sums, and matmul: `thin_gemm.rs`'s micro-kernels for a short K (B packed, A read in
+//!    place), matrixmultiply's SIMD `sgemm` for the rest, and the naive triple loop that tests
+//!    both. They know nothing of the tape.
 //! 5. [`gradcheck`]: checking any gradient against central finite differences.
 //! 6. [`threads`] and [`memory`]: one setting for every thread pool, and reuse of freed buffers;
 //!    [`profile`]: with `--profile true`, the tape times every op it records, forward and

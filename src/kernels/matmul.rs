@@ -1,5 +1,5 @@
-//! Matrix multiplication kernels: the fast one (matrixmultiply's SIMD `sgemm`) and the naive
-//! triple loop kept as its test oracle.
+//! Matrix multiplication kernels: the fast ones (`thin_gemm`'s for a short K, matrixmultiply's
+//! SIMD `sgemm` for the rest) and the naive triple loop kept as their test oracle.
 //!
 //! Shapes: A is `[..., M, K]`, B is `[..., K, N]`, C = A·B is `[..., M, N]`, where the leading
 //! (batch) axes broadcast like elementwise ops. `sgemm` takes a row stride and a column stride
@@ -11,6 +11,7 @@
 //! into one part per thread, by rows or by columns, each part one sgemm.
 
 use super::broadcast::broadcast_shape;
+use super::thin_gemm::{self, Strided};
 use super::vector::dot;
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Dimension, IxDyn};
 use rayon::prelude::*;
@@ -113,6 +114,22 @@ pub fn gemm_into(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, bet
         return;
     }
     let (sa, sb, sc) = (a.strides(), b.strides(), c.strides().to_vec());
+    if alpha == 1.0 && sc[1] == 1 {
+        let a_in = Strided {
+            ptr: a.as_ptr(),
+            rs: sa[0],
+            cs: sa[1],
+        };
+        let b_in = Strided {
+            ptr: b.as_ptr(),
+            rs: sb[0],
+            cs: sb[1],
+        };
+        // SAFETY: as for sgemm below; C's columns are contiguous.
+        if unsafe { thin_gemm::try_gemm((m, k, n), a_in, b_in, beta, c.as_mut_ptr(), sc[0]) } {
+            return;
+        }
+    }
     // SAFETY: the pointers and strides come from the three views, which cover A (m x k),
     // B (k x n) and C (m x n); C is borrowed mutably, so nothing else reads or writes it.
     unsafe {
@@ -161,10 +178,27 @@ unsafe fn run_products(
     let a_offsets = batch_offsets(batch, &a.strides()[..nd]);
     let b_offsets = batch_offsets(batch, &b.strides()[..nd]);
     let (pa, pb) = (SendPtr(a.as_ptr()), SendPtr(b.as_ptr()));
-    // Rows r0..r1 and columns c0..c1 of C_i = A_i · B_i: one sgemm on the matching rows of A_i
-    // and columns of B_i.
+    // Rows r0..r1 and columns c0..c1 of C_i = A_i · B_i: one product (thin_gemm's, or sgemm
+    // when it declines) on the matching rows of A_i and columns of B_i.
     let block = |i: usize, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
         let (r, c0i) = (r0 as isize, c0 as isize);
+        if csc == 1 {
+            let a_blk = Strided {
+                ptr: pa.get().offset(a_offsets[i] + r * rsa),
+                rs: rsa,
+                cs: csa,
+            };
+            let b_blk = Strided {
+                ptr: pb.get().offset(b_offsets[i] + c0i * csb),
+                rs: rsb,
+                cs: csb,
+            };
+            let c_blk = c.get().offset(c_offsets[i] + r * rsc + c0i);
+            // SAFETY: as for sgemm below; C's columns are contiguous.
+            if unsafe { thin_gemm::try_gemm((r1 - r0, k, c1 - c0), a_blk, b_blk, 0.0, c_blk, rsc) } {
+                return;
+            }
+        }
         // SAFETY: the A and B offsets come from the views' own strides and stay inside them;
         // the caller guarantees C's; sgemm with beta = 0 writes every element of the block.
         unsafe {

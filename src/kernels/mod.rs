@@ -13,6 +13,7 @@
 pub mod broadcast;
 pub mod elementwise;
 pub mod matmul;
+pub mod thin_gemm;
 pub mod vector;
 
 /// Below this many elements a kernel runs on the calling thread: splitting a few thousand
