@@ -4,8 +4,8 @@
 //!
 //! A general sgemm (matrixmultiply's) copies both operands into cache-sized panels before it
 //! multiplies ("packing"). For a product whose output is wide and K short, every number of A is
-//! used only n times, and copying it costs a large share of the work: about a quarter of the
-//! toy training step (NOTES.md §8.2). Here only B is packed (it is the small operand: a weight
+//! used only n times, and for a row-major A packing is a transpose done one number at a time:
+//! packing was about a quarter of the toy training step (NOTES.md §8.2). Here only B is packed (it is the small operand: a weight
 //! matrix, or one head's K or V), into panels of NR columns, one row of NR numbers per k:
 //!
 //! ```text
@@ -25,8 +25,9 @@
 //!
 //! Two micro-kernels, picked at run time: AVX-512 (MR = 8 rows, NR = 32 columns, 16
 //! accumulators of 16 lanes) and AVX2 with FMA (MR = 6, NR = 16, 12 accumulators of 8 lanes).
-//! On other CPUs [`try_gemm`] declines and the caller uses sgemm. `matmul_naive` in
-//! `matmul.rs` is the reference both are tested against (`tests/thin_gemm.rs`).
+//! On other CPUs [`try_gemm`] declines and the caller uses sgemm. `tests/thin_gemm.rs` checks
+//! both micro-kernels bit for bit against the fused multiply-add chain above written out with
+//! `f32::mul_add`, and the public path against `matmul_naive`, the naive triple loop.
 
 use std::cell::RefCell;
 
