@@ -11,7 +11,9 @@
 //! Variants:
 //! - `tape.matmul`: what a user pays: a fresh `Tape::no_grad()`, A and B put on it with
 //!   `tape.constant(t.clone())` (a refcount bump), `tape.matmul(a, b)` (which allocates the
-//!   output), and dropping the tape (which frees it).
+//!   output), and dropping the tape (which frees it). For K <= 512 on a CPU with AVX2 or
+//!   AVX-512 the product itself is `kernels::thin_gemm`'s, not sgemm's, so at 1 thread the
+//!   ratio to `sgemm` is what that kernel gains.
 //! - `sgemm`: one `matrixmultiply::sgemm` call into a preallocated output. The crate builds
 //!   matrixmultiply without its threads, so this is one thread: with 2 threads, `tape.matmul`
 //!   (which cuts a large product into one sgemm per thread) should be nearly twice as fast.
