@@ -15,21 +15,6 @@ fn random(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
     Array2::from_shape_fn((rows, cols), |_| rng.random_range(-2.0f32..2.0))
 }
 
-/// The micro-kernels this CPU can run.
-fn kernels_here() -> Vec<Isa> {
-    let mut isas = vec![];
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            isas.push(Isa::Avx512);
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            isas.push(Isa::Avx2Fma);
-        }
-    }
-    isas
-}
-
 /// C0 + the fma chain over k, in f32, one element at a time.
 fn fma_chain(a: ArrayView2<f32>, b: ArrayView2<f32>, c0: Option<&Array2<f32>>) -> Array2<f32> {
     let (m, k) = a.dim();
@@ -38,14 +23,6 @@ fn fma_chain(a: ArrayView2<f32>, b: ArrayView2<f32>, c0: Option<&Array2<f32>>) -
         let sum = (0..k).fold(0.0f32, |acc, p| a[[i, p]].mul_add(b[[p, j]], acc));
         c0.map_or(sum, |c| c[[i, j]] + sum)
     })
-}
-
-fn strided(x: ArrayView2<f32>) -> Strided {
-    Strided {
-        ptr: x.as_ptr(),
-        rs: x.strides()[0],
-        cs: x.strides()[1],
-    }
 }
 
 /// Shapes around the tiles (MR 6 and 8, NR 16 and 32): partial row blocks, partial panels, K = 1.
@@ -61,7 +38,7 @@ const SHAPES: [(usize, usize, usize); 7] = [
 
 #[test]
 fn every_micro_kernel_gives_the_fma_chain_bit_for_bit() {
-    let isas = kernels_here();
+    let isas = Isa::all_here();
     if isas.is_empty() {
         eprintln!("no AVX2/AVX-512 on this CPU: matmul uses sgemm alone, nothing to test here");
         return;
@@ -85,8 +62,8 @@ fn every_micro_kernel_gives_the_fma_chain_bit_for_bit() {
                         gemm_with(
                             isa,
                             (m, k, n),
-                            strided(a),
-                            strided(b),
+                            Strided::of(a),
+                            Strided::of(b),
                             accumulate,
                             c.as_mut_ptr(),
                             n as isize,

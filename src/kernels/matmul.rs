@@ -115,16 +115,7 @@ pub fn gemm_into(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, bet
     }
     let (sa, sb, sc) = (a.strides(), b.strides(), c.strides().to_vec());
     if alpha == 1.0 && sc[1] == 1 {
-        let a_in = Strided {
-            ptr: a.as_ptr(),
-            rs: sa[0],
-            cs: sa[1],
-        };
-        let b_in = Strided {
-            ptr: b.as_ptr(),
-            rs: sb[0],
-            cs: sb[1],
-        };
+        let (a_in, b_in) = (Strided::of(a.view()), Strided::of(b.view()));
         // SAFETY: as for sgemm below; C's columns are contiguous.
         if unsafe { thin_gemm::try_gemm((m, k, n), a_in, b_in, beta, c.as_mut_ptr(), sc[0]) } {
             return;

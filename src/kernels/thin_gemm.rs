@@ -5,11 +5,12 @@
 //! A general sgemm (matrixmultiply's) copies both operands into cache-sized panels before it
 //! multiplies ("packing"). For a product whose output is wide and K short, every number of A is
 //! used only n times, and for a row-major A packing is a transpose done one number at a time:
-//! packing was about a quarter of the toy training step (NOTES.md §8.2). Here only B is packed (it is the small operand: a weight
-//! matrix, or one head's K or V), into panels of NR columns, one row of NR numbers per k:
+//! packing was about a quarter of the toy training step (NOTES.md §8.2). Here only B is packed
+//! (it is the small operand: a weight matrix, or one head's K or V), into panels of NR columns,
+//! one row of NR numbers per k:
 //!
 //! ```text
-//! panel p:  B[0, p NR .. p NR + NR],  B[1, p NR ..],  ...,  B[K-1, p NR ..]   (zero-padded)
+//! panel p:  B[0, p NR .. p NR + NR],  B[1, p NR ..],  ...,  B[K-1, p NR ..]
 //! ```
 //!
 //! and A is read in place through its strides. The micro-kernel keeps an MR x NR tile of C in
@@ -47,16 +48,22 @@ pub enum Isa {
 impl Isa {
     /// The best micro-kernel this CPU has, if any.
     pub fn detect() -> Option<Isa> {
+        Isa::all_here().first().copied()
+    }
+
+    /// Every micro-kernel this CPU can run, best first (the tests run them all).
+    pub fn all_here() -> Vec<Isa> {
+        let mut isas = vec![];
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
-                return Some(Isa::Avx512);
+                isas.push(Isa::Avx512);
             }
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Some(Isa::Avx2Fma);
+                isas.push(Isa::Avx2Fma);
             }
         }
-        None
+        isas
     }
 
     /// Rows and columns of the tile of C one micro-kernel call computes: (MR, NR).
@@ -79,13 +86,24 @@ pub struct Strided {
     pub cs: isize,
 }
 
+impl Strided {
+    /// Where a matrix view's elements are.
+    pub fn of(x: ndarray::ArrayView2<'_, f32>) -> Strided {
+        Strided {
+            ptr: x.as_ptr(),
+            rs: x.strides()[0],
+            cs: x.strides()[1],
+        }
+    }
+}
+
 thread_local! {
     /// Each thread's buffer for B's panels, reused from product to product.
     static PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// C = A·B (beta = 0) or C = C + A·B (beta = 1) for (m, k, n): A m x k, B k x n, and C m x n with rows
-/// `rsc` apart and contiguous columns, with the micro-kernel of this CPU. Returns false, having
+/// C = A·B (beta = 0) or C = C + A·B (beta = 1) for (m, k, n): A m x k, B k x n, and C m x n
+/// with rows `rsc` apart and contiguous columns, with the micro-kernel of this CPU. Returns false, having
 /// done nothing, when there is none, when K > [`MAX_K`], or when beta is neither 0 nor 1.
 ///
 /// # Safety
@@ -150,11 +168,14 @@ pub unsafe fn gemm_with(
     });
 }
 
-/// B (k x n) into panels of `nr` columns, k rows of `nr` each, the last panel zero-padded.
+/// B (k x n) into panels of `nr` columns, k rows of `nr` each. The last panel's columns past n
+/// keep whatever the buffer held (zeros, or an earlier product's numbers): their sums go to
+/// lanes of the tile that are never written to C, so filling them would be wasted work.
 unsafe fn pack_b(b: Strided, k: usize, n: usize, nr: usize, packed: &mut Vec<f32>) {
     let panels = n.div_ceil(nr);
-    packed.clear();
-    packed.resize(panels * k * nr, 0.0);
+    if packed.len() < panels * k * nr {
+        packed.resize(panels * k * nr, 0.0);
+    }
     for p in 0..panels {
         let cols = nr.min(n - p * nr);
         for kk in 0..k {
