@@ -14,8 +14,12 @@
 //! Supervision" (CLIP), §2.5 and fig. 3; openai/CLIP `model.py` (`logit_scale`);
 //! mlfoundations/open_clip (the clamp after each step); `docs/objectives.md` §6b.
 //!
-//! - **Image tower**: patch embeddings (`nn/patch_embedding.rs`), encoder layers of its own, the
-//!   mean of the patch states, a linear projection (no bias).
+//! - **Image tower**: v_j = W vec(patch_j) + b + E_imgpos[j] (`nn/patch_embedding.rs`); the
+//!   learned patch positions E_imgpos are its only position signal: no sinusoidal table, no
+//!   sqrt(d) scale, no type vector and no dropout on the input. Then encoder layers of its own
+//!   (the text tower's config, no padding mask), under pre-LN the final LayerNorm on every patch
+//!   state, and only then the mean over patches, then a linear projection (no bias):
+//!   I = W_i mean_j(LN_f(h_j)).
 //! - **Text tower**: an encoder over `[CLS] caption [SEP]`, its `[CLS]` state, a linear projection.
 //! - **N >= 2**: with one pair there is nothing to contrast (the loss is 0); a batch of one is an
 //!   error. Captions that repeat within a batch are false negatives; the example draws batches
@@ -67,9 +71,9 @@ pub struct Clip {
     pub patches: PatchEmbedding,
     /// The image tower's layers (the text encoder's config).
     pub image_layers: Vec<EncoderLayer>,
-    /// Its final LayerNorm (pre-LN).
+    /// Its final LayerNorm LN_f (pre-LN only), applied to each patch state before the mean.
     pub image_norm: Option<LayerNorm>,
-    /// I = W_i mean_j(h_j).
+    /// I = W_i mean_j(LN_f(h_j)).
     pub image_proj: Linear,
     /// t, one value.
     pub log_scale: ParamId,
@@ -119,7 +123,8 @@ impl Clip {
         }
     }
 
-    /// I [N, E]: patches, the image layers, the mean over patches, the projection.
+    /// I [N, E]: patches (with their learned positions, nothing else added), the image layers,
+    /// the final LayerNorm per patch (pre-LN), the mean over patches, the projection.
     pub fn image_features(&self, tape: &mut Tape, params: &Params, batch: &ImageTextBatch, rng: &mut impl Rng) -> Var {
         let v = self.patches.forward(tape, params, &batch.images); // [N, P, D]
         let mask = crate::ops::AttentionMask::none(); // every patch is real

@@ -13,7 +13,9 @@
 //! Kim et al., 2021, "ViLT", §3.2; Li et al., 2019, "VisualBERT"; `docs/objectives.md` §3.
 //!
 //! - **The model**: one bidirectional encoder over `[CLS] caption [SEP] patches` (`image_text.rs`),
-//!   BERT's MLM head (`mlm_head.rs`) on the masked caption positions, and the ITM head on h_CLS.
+//!   BERT's MLM head (`mlm_head.rs`) on the masked caption positions, always with its transform
+//!   (LN(gelu(W h + b)), exact GELU) and tied to the token table when `config.tie_embeddings`,
+//!   and the ITM head on h_CLS.
 //! - **Masking**: the masked LM's procedure (`mlm.rs`, §1) on the caption alone: `[CLS]`, `[SEP]`
 //!   and padding are never chosen, and every caption gets at least one masked word
 //!   (k = max(1, round(0.15 n)) of its n positions, variant A).
@@ -58,7 +60,8 @@ impl From<MmlmLoss> for Var {
 pub struct Mmlm {
     /// Text and patch embeddings and the encoder.
     pub stream: OneStream,
-    /// Predicts the masked words.
+    /// Predicts the masked words: BERT's head with the transform, always (`mlm_head.transform.*`,
+    /// `mlm_head.norm.*`), its output tied to the token table when `config.tie_embeddings`.
     pub head: MlmHead,
     /// Pooler and matched/mismatched classifier.
     pub itm: NspHead,
