@@ -7,8 +7,27 @@
 //! ## Reading order
 //!
 //! The engine first, then the stages a training run passes through, in the order data flows:
-//! corpus and tokenizer, batch, model, objective, backward, optimizer, trainer. No stage
-//! imports one that comes after it.
+//! corpus and tokenizer, batch, model, objective, backward, optimizer, trainer.
+//!
+//! Imports go one way. From the bottom up, a module imports only from the lines above its
+//! own:
+//!
+//! | layer | modules |
+//! |---|---|
+//! | 0 | `tensor`, `tokenizer`, `profile`, `memory`, `svg` |
+//! | 1 | `kernels`, `params`, `threads`, `data`, `metrics`, `learning_curve`, `growth_chart` |
+//! | 2 | `gradients`, `cli` |
+//! | 3 | `tape`, `optim` |
+//! | 4 | `ops`, `gradcheck` |
+//! | 5 | `nn` |
+//! | 6 | `generate`, `checkpoint` |
+//! | 7 | `trainer`: the loop, which takes the objective as two closures and knows none |
+//! | 8 | `objectives` |
+//! | 9 | `recipe`, `attention_map` |
+//! | 10 | `inspect`, `inspect_images`, `scaling` |
+//!
+//! `tests/import_layers.rs` checks that no module, and no file within one, imports another
+//! that imports it back.
 //!
 //! 0. [`tensor`]: the ground floor, the reference-counted f32 array every other file uses.
 //! 1. [`tape`]: the autograd. A [`Tape`] is an arena of nodes in execution order; a [`Var`] is

@@ -39,7 +39,7 @@ pub struct Record {
     /// Wall-clock seconds since the run started.
     pub elapsed_s: Option<f64>,
     /// Extra named measures of the validation pass (see
-    /// [`Evaluation::extra`](crate::objectives::Evaluation::extra)).
+    /// [`Evaluation::extra`](crate::trainer::Evaluation::extra)).
     pub extra: Vec<(String, f64)>,
 }
 

@@ -55,22 +55,11 @@ pub use noise::Noise;
 pub use nsp::{nsp_loss, Bert, BertLoss, NspHead};
 pub use simcse::{info_nce, SimCse};
 
-use crate::{Tape, Var};
+/// What a validation pass measured: the trainer's type (`trainer/evaluation.rs`), which every
+/// objective's `evaluate` returns; named here too for the objectives' users.
+pub use crate::trainer::Evaluation;
 
-/// What a validation pass measured.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Evaluation {
-    /// Mean cross-entropy over every scored position, in nats.
-    pub loss: f64,
-    /// Share of scored positions whose most probable token (argmax over the vocabulary) is the
-    /// right one, if the objective reports it.
-    pub accuracy: Option<f64>,
-    /// Number of scored positions.
-    pub count: usize,
-    /// Further named measures of the same pass (`("nsp_accuracy", 0.81)`, say): printed with
-    /// the loss, and written as extra columns of `metrics.csv` and extra series of `loss.svg`.
-    pub extra: Vec<(String, f64)>,
-}
+use crate::{Tape, Var};
 
 /// Sums over validation batches, turned into an [`Evaluation`] at the end.
 #[derive(Clone, Copy, Debug, Default)]

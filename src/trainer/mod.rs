@@ -26,12 +26,13 @@
 //! draw from a generator that lives across updates: its batches are a function of fixed seeds.
 
 mod config;
+mod evaluation;
 
 pub use config::{run_settings, Bound, TrainConfig};
+pub use evaluation::Evaluation;
 
 use crate::checkpoint;
 use crate::metrics::{MetricsLog, Record};
-use crate::objectives::Evaluation;
 use crate::optim::{clip_grad_norm, Optimizer};
 use crate::profile;
 use crate::{Params, Tape, Var};
