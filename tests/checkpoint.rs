@@ -1,5 +1,8 @@
 //! Checkpoints: round trip, strict loading, hostile files, atomic saves.
 
+mod common;
+
+use common::{fresh_dir, tiny_encoder_config};
 use microlm::checkpoint::{self, Checkpoint};
 use microlm::nn::{Encoder, TransformerConfig};
 use microlm::objectives::{CausalLm, MaskedLm};
@@ -7,23 +10,13 @@ use microlm::tokenizer::{CharTokenizer, Tokenizer};
 use microlm::{Params, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::path::{Path, PathBuf};
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("microlm-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use std::path::Path;
 
 fn tiny_config() -> TransformerConfig {
     TransformerConfig {
-        d_model: 8,
-        heads: 2,
         layers: 2,
-        d_ff: 16,
-        max_len: 16,
-        ..TransformerConfig::toy(13)
+        dropout: 0.1,
+        ..tiny_encoder_config(13)
     }
 }
 
@@ -39,7 +32,7 @@ fn load_err(path: &Path, params: &mut Params) -> String {
 
 #[test]
 fn save_then_load_restores_every_parameter_and_the_config() {
-    let dir = tmp_dir("roundtrip");
+    let dir = fresh_dir("roundtrip");
     let path = dir.join("model.safetensors");
     let config = tiny_config();
     let saved = model(1, &config);
@@ -68,7 +61,7 @@ fn save_then_load_restores_every_parameter_and_the_config() {
 
 #[test]
 fn loading_checks_names_and_shapes_and_names_the_tensor() {
-    let dir = tmp_dir("strict");
+    let dir = fresh_dir("strict");
     let path = dir.join("model.safetensors");
     let config = tiny_config();
     checkpoint::save(&path, &model(1, &config), &config.to_metadata()).unwrap();
@@ -119,7 +112,7 @@ fn loading_checks_names_and_shapes_and_names_the_tensor() {
 
 #[test]
 fn truncated_corrupt_and_hostile_files_are_errors_not_panics() {
-    let dir = tmp_dir("hostile");
+    let dir = fresh_dir("hostile");
     let good = dir.join("good.safetensors");
     let config = tiny_config();
     checkpoint::save(&good, &model(1, &config), &config.to_metadata()).unwrap();
@@ -168,7 +161,7 @@ fn truncated_corrupt_and_hostile_files_are_errors_not_panics() {
 
 #[test]
 fn a_tensor_of_another_dtype_is_refused_by_name() {
-    let dir = tmp_dir("dtype");
+    let dir = fresh_dir("dtype");
     let path = dir.join("f64.safetensors");
     let data = vec![0u8; 8 * 4];
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![4], &data).unwrap();
@@ -180,7 +173,7 @@ fn a_tensor_of_another_dtype_is_refused_by_name() {
 
 #[test]
 fn a_failed_save_leaves_the_previous_checkpoint_intact() {
-    let dir = tmp_dir("atomic");
+    let dir = fresh_dir("atomic");
     let path = dir.join("model.safetensors");
     let mut params = Params::new();
     let w = params.add("w", Tensor::from_elem(vec![3], 1.0));
@@ -289,7 +282,7 @@ fn config_fields_beyond_their_maximum_are_refused_naming_the_field() {
 
 #[test]
 fn load_model_refuses_a_nan_or_infinite_model_tensor_naming_it() {
-    let dir = tmp_dir("nan_model");
+    let dir = fresh_dir("nan_model");
     let path = dir.join("model.safetensors");
     for (name, x) in [
         ("encoder.layers.0.self_attn.q_proj.weight", f32::NAN),
@@ -305,7 +298,7 @@ fn load_model_refuses_a_nan_or_infinite_model_tensor_naming_it() {
 
 #[test]
 fn load_model_refuses_a_config_that_disagrees_with_the_tensors_naming_both() {
-    let dir = tmp_dir("config_vs_tensors");
+    let dir = fresh_dir("config_vs_tensors");
     let path = dir.join("model.safetensors");
     save_masked_lm(&path);
     rewrite(&path, |c| {
@@ -330,7 +323,7 @@ fn load_model_refuses_a_config_that_disagrees_with_the_tensors_naming_both() {
 
 #[test]
 fn a_tokenizer_with_more_ids_than_the_vocabulary_is_refused_on_load() {
-    let dir = tmp_dir("tokenizer_vocab");
+    let dir = fresh_dir("tokenizer_vocab");
     let path = dir.join("model.safetensors");
     let mut params = Params::new();
     let model = CausalLm::new(&mut params, &tiny_config(), &mut StdRng::seed_from_u64(0)).unwrap();
@@ -345,7 +338,7 @@ fn a_tokenizer_with_more_ids_than_the_vocabulary_is_refused_on_load() {
 
 #[test]
 fn load_model_refuses_a_tensor_that_is_neither_parameter_nor_optimizer_state() {
-    let dir = tmp_dir("extra_tensor");
+    let dir = fresh_dir("extra_tensor");
     let path = dir.join("model.safetensors");
     save_masked_lm(&path);
     // Optimizer state is allowed (and skipped).
@@ -365,7 +358,7 @@ fn load_model_refuses_a_tensor_that_is_neither_parameter_nor_optimizer_state() {
 
 #[test]
 fn a_save_removes_stale_temporaries_of_the_same_target_only() {
-    let dir = tmp_dir("stale_tmp");
+    let dir = fresh_dir("stale_tmp");
     let path = dir.join("model.safetensors");
     // What killed saves left behind: two of this target (other pids), one of another target.
     let stale = [".model.safetensors.tmp4242", ".model.safetensors.tmp7"];

@@ -13,12 +13,14 @@
 //! 1-thread rayon pool, must also give the same bits (block sizes never depend on the thread
 //! count).
 
+mod common;
+
+use common::{fresh_dir, tiny_tokenizer, TINY_VOCAB};
 use microlm::checkpoint::{self, Checkpoint};
 use microlm::data::Batch;
 use microlm::nn::TransformerConfig;
 use microlm::objectives::{Evaluation, MaskedLm};
 use microlm::optim::{AdamW, Decay, LrSchedule, Optimizer};
-use microlm::tokenizer::{CharTokenizer, Tokenizer};
 use microlm::trainer::{request_stop, train, TrainConfig, TrainReport};
 use microlm::{kernels, Params};
 use rand::rngs::StdRng;
@@ -29,18 +31,13 @@ const BATCH: usize = 8;
 const SEQ: usize = 128;
 const D_MODEL: usize = 64;
 
-/// 19 characters + 5 specials = 24 ids.
-fn tokenizer() -> Tokenizer {
-    Tokenizer::Char(CharTokenizer::from_text("abcdefghijklmnopqrs"))
-}
-
 fn config() -> TransformerConfig {
     TransformerConfig {
         heads: 4,
         layers: 2,
         max_len: SEQ,
         dropout: 0.1,
-        ..TransformerConfig::toy(24).with_d_model(D_MODEL)
+        ..TransformerConfig::toy(TINY_VOCAB).with_d_model(D_MODEL)
     }
 }
 
@@ -50,12 +47,6 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
         .build()
         .unwrap()
         .install(f)
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("microlm_determinism_runs_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 /// A learnable stream: each sequence counts up from a random start.
@@ -78,14 +69,14 @@ fn run(threads: usize, dir: &Path, steps: usize, resume: Option<PathBuf>, stop_a
         let model = MaskedLm::new(
             &mut params,
             &config(),
-            &tokenizer(),
+            &tiny_tokenizer(),
             true,
             &mut StdRng::seed_from_u64(0),
         )
         .unwrap();
         let mut optimizer = Optimizer::AdamW(AdamW::new(&params, 1e-3));
         let mut meta = model.metadata();
-        meta.extend(tokenizer().to_metadata());
+        meta.extend(tiny_tokenizer().to_metadata());
         let tc = TrainConfig {
             steps,
             schedule: LrSchedule {
@@ -159,7 +150,7 @@ fn the_model_is_big_enough_to_split_rows_into_parallel_blocks() {
 #[test]
 fn two_runs_with_the_same_seed_write_bit_identical_checkpoints() {
     let steps = 6;
-    let (a, b, c) = (out_dir("a"), out_dir("b"), out_dir("c"));
+    let (a, b, c) = (fresh_dir("a"), fresh_dir("b"), fresh_dir("c"));
     let ra = run(2, &a, steps, None, None);
     let rb = run(2, &b, steps, None, None);
     assert_eq!(ra.step, steps);
@@ -180,7 +171,7 @@ fn two_runs_with_the_same_seed_write_bit_identical_checkpoints() {
 #[test]
 fn a_run_stopped_at_n_and_resumed_to_2n_equals_a_straight_run() {
     let n = 3;
-    let (full, halves) = (out_dir("full"), out_dir("halves"));
+    let (full, halves) = (fresh_dir("full"), fresh_dir("halves"));
     let straight = run(2, &full, 2 * n, None, None);
     let first = run(2, &halves, 2 * n, None, Some(n));
     assert!(first.interrupted, "request_stop must end the run");

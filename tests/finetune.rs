@@ -3,6 +3,9 @@
 //! linear probe's frozen encoder, `load_encoder` on a trainer's checkpoint, and `finetune`'s
 //! early stopping on a synthetic task whose class is readable from the tokens.
 
+mod common;
+
+use common::{fresh_dir, tiny_encoder_config};
 use microlm::checkpoint::{self, load_encoder};
 use microlm::data::speakers::{speaker_task, speech_batch, SpeakerTask, Speech};
 use microlm::data::Batch;
@@ -17,7 +20,6 @@ use microlm::{Params, Tape, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use std::path::PathBuf;
 
 // ---------------------------------------------------------------------------------------------
 // The speaker task.
@@ -210,13 +212,9 @@ fn mean_weights_are_one_over_n_at_real_positions_and_zero_at_padding() {
 /// A one-layer, 8-wide encoder config for `vocab` ids, 8 positions.
 fn tiny_config(vocab: usize, dropout: f32) -> TransformerConfig {
     TransformerConfig {
-        d_model: 8,
-        heads: 2,
-        layers: 1,
-        d_ff: 16,
         max_len: 8,
         dropout,
-        ..TransformerConfig::toy(vocab)
+        ..tiny_encoder_config(vocab)
     }
 }
 
@@ -377,13 +375,6 @@ fn a_frozen_encoder_gets_no_gradient_and_a_trained_one_does() {
 // ---------------------------------------------------------------------------------------------
 // A pretrained encoder from a checkpoint.
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("microlm-test-finetune-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn bits(t: &Tensor) -> Vec<u32> {
     t.iter().map(|v| v.to_bits()).collect()
 }
@@ -401,7 +392,7 @@ fn remove_tensor(path: &std::path::Path, name: &str) {
 
 #[test]
 fn load_encoder_takes_the_encoder_tensors_of_a_masked_lm_checkpoint() {
-    let dir = tmp_dir("load_encoder");
+    let dir = fresh_dir("load_encoder");
     let path = dir.join("checkpoint.safetensors");
     let tok = char_tokenizer(); // 13 ids
     let config = tiny_config(13, 0.1);

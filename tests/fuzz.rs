@@ -24,6 +24,8 @@
 
 mod common;
 
+use common::{fresh_dir, tiny_corpus, tiny_training_config};
+
 use microlm::checkpoint;
 use microlm::data::{load_text, Batch, Corpus};
 use microlm::nn::TransformerConfig;
@@ -45,17 +47,6 @@ use std::sync::OnceLock;
 // ---------------------------------------------------------------------------------------------
 // The real files every mutation starts from.
 
-const TEXT: &str = "To be, or not to be, that is the question:\n\
-Whether 'tis nobler in the mind to suffer\n\
-The slings and arrows of outrageous fortune,\n\
-Or to take arms against a sea of troubles\n\
-And by opposing end them. To die - to sleep,\n\
-No more; and by a sleep to say we end\n\
-The heart-ache and the thousand natural shocks\n\
-That flesh is heir to: 'tis a consummation\n\
-Devoutly to be wish'd. To die, to sleep;\n\
-To sleep, perchance to dream - ay, there's the rub:\n";
-
 struct Bases {
     dir: PathBuf,
     /// A training checkpoint of a tiny MaskedLm (char tokenizer, AdamW state, train.step 2).
@@ -70,34 +61,20 @@ struct Bases {
     corpus: Vec<u8>,
 }
 
-fn tiny(vocab: usize) -> TransformerConfig {
-    TransformerConfig {
-        d_model: 16,
-        heads: 2,
-        layers: 2,
-        d_ff: 32,
-        max_len: 16,
-        dropout: 0.1,
-        ..TransformerConfig::toy(vocab)
-    }
-}
-
 fn bases() -> &'static Bases {
     static BASES: OnceLock<Bases> = OnceLock::new();
     BASES.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("microlm_fuzz_{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("fuzz");
 
         // A masked LM trained for two steps by the trainer: a real training checkpoint.
-        let tok = Tokenizer::Char(CharTokenizer::from_text(TEXT));
+        let tok = Tokenizer::Char(CharTokenizer::from_text(tiny_corpus()));
         let mut params = Params::new();
-        let config = tiny(tok.vocab_size());
+        let config = tiny_training_config(tok.vocab_size());
         let model = MaskedLm::new(&mut params, &config, &tok, true, &mut StdRng::seed_from_u64(0)).unwrap();
         let mut optimizer = Optimizer::AdamW(AdamW::new(&params, 1e-3));
         let mut meta = model.metadata();
         meta.extend(tok.to_metadata());
-        let ids = tok.encode(TEXT);
+        let ids = tok.encode(tiny_corpus());
         let out = dir.join("mlm_run");
         let tc = TrainConfig {
             steps: 2,
@@ -149,10 +126,15 @@ fn bases() -> &'static Bases {
         mlm_expected.remove("train.step");
 
         // A causal LM with a BPE tokenizer, saved as a plain model checkpoint.
-        let bpe_tok = BpeTokenizer::train(TEXT, 280);
+        let bpe_tok = BpeTokenizer::train(tiny_corpus(), 280);
         let tok = Tokenizer::Bpe(bpe_tok.clone());
         let mut params = Params::new();
-        let model = CausalLm::new(&mut params, &tiny(tok.vocab_size()), &mut StdRng::seed_from_u64(1)).unwrap();
+        let model = CausalLm::new(
+            &mut params,
+            &tiny_training_config(tok.vocab_size()),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
         let mut meta = model.metadata();
         meta.extend(tok.to_metadata());
         let clm_path = dir.join("clm.safetensors");
@@ -169,7 +151,7 @@ fn bases() -> &'static Bases {
             mlm_expected,
             clm,
             bpe,
-            corpus: TEXT.as_bytes().to_vec(),
+            corpus: tiny_corpus().as_bytes().to_vec(),
         }
     })
 }
@@ -258,11 +240,11 @@ fn check_clm_load(path: &Path) -> Result<bool, TestCaseError> {
 /// `checkpoint::load_training` into a fresh tiny MaskedLm and AdamW, as a resume does.
 fn check_load_training(path: &Path) -> Result<bool, TestCaseError> {
     let b = bases();
-    let tok = Tokenizer::Char(CharTokenizer::from_text(TEXT));
+    let tok = Tokenizer::Char(CharTokenizer::from_text(tiny_corpus()));
     let mut params = Params::new();
     MaskedLm::new(
         &mut params,
-        &tiny(tok.vocab_size()),
+        &tiny_training_config(tok.vocab_size()),
         &tok,
         true,
         &mut StdRng::seed_from_u64(0),
@@ -476,9 +458,9 @@ fn meta_edit() -> impl Strategy<Value = MetaEdit> {
         .prop_map(|k| MetaEdit::Set("tokenizer.kind".into(), k.into()));
     let chars = prop_oneof![
         ".{0,40}",
-        Just(TEXT.to_string()),
-        Just(format!("{TEXT}XYZ")),
-        Just(TEXT[..20].to_string())
+        Just(tiny_corpus().to_string()),
+        Just(format!("{}XYZ", tiny_corpus())),
+        Just(tiny_corpus()[..20].to_string())
     ]
     .prop_map(|c| MetaEdit::Set("tokenizer.chars".into(), c));
     let merges = merges_string().prop_map(|m| MetaEdit::Set("tokenizer.merges".into(), m));
@@ -637,7 +619,7 @@ fn arbitrary_tokenizer_metadata_never_panics() {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
             if let Ok(t) = no_panic("Tokenizer::from_metadata", || Tokenizer::from_metadata(&m))? {
-                let ids = no_panic("encode after from_metadata", || t.encode(TEXT))?;
+                let ids = no_panic("encode after from_metadata", || t.encode(tiny_corpus()))?;
                 prop_assert!(ids.iter().all(|&i| i < t.vocab_size()), "an id beyond the vocabulary");
                 no_panic("decode after from_metadata", || t.decode(&ids))?;
             }
@@ -692,10 +674,10 @@ fn mutated_bpe_files_never_panic_the_loader() {
         };
         let path = write("bpe_mutated.txt", &bytes);
         if let Ok(t) = no_panic("BpeTokenizer::load", || BpeTokenizer::load(&path))? {
-            let ids = no_panic("encode after load", || t.encode(TEXT))?;
+            let ids = no_panic("encode after load", || t.encode(tiny_corpus()))?;
             prop_assert!(ids.iter().all(|&i| i < t.vocab_size()), "an id beyond the vocabulary");
             let text = no_panic("decode after load", || t.decode(&ids))?;
-            prop_assert_eq!(text, TEXT);
+            prop_assert_eq!(text, tiny_corpus());
         }
         Ok(())
     });

@@ -2,6 +2,9 @@
 //! statistics, the hand-computed example, exactly zero gradient outside M, and the model's
 //! evaluation against a loss and accuracy computed here from its raw logits.
 
+mod common;
+
+use common::tiny_encoder_config;
 use microlm::data::Batch;
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
 use microlm::nn::{Embedding, MlmHead, TransformerConfig};
@@ -211,15 +214,7 @@ fn hand_computed_example_and_zero_gradient_outside_m() {
 }
 
 fn tiny_config() -> TransformerConfig {
-    TransformerConfig {
-        d_model: 8,
-        heads: 2,
-        layers: 1,
-        d_ff: 16,
-        max_len: 16,
-        dropout: 0.0,
-        ..TransformerConfig::toy(40)
-    }
+    tiny_encoder_config(40)
 }
 
 /// A character tokenizer of 35 characters after the 5 specials: the 40 ids of [`vocab`].

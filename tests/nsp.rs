@@ -1,6 +1,9 @@
 //! Next-sentence prediction: the loss's worked example, the pooler and classifier's gradients,
 //! and where NSP's gradient goes.
 
+mod common;
+
+use common::tiny_encoder_config;
 use microlm::data::pairs::{make_pairs, pair_batch};
 use microlm::data::{Batch, Document, NspLabel};
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
@@ -14,14 +17,8 @@ use rand::SeedableRng;
 
 fn config(vocab: usize) -> TransformerConfig {
     TransformerConfig {
-        d_model: 8,
-        heads: 2,
-        layers: 1,
-        d_ff: 16,
-        max_len: 16,
-        dropout: 0.0,
         type_vocab_size: 2,
-        ..TransformerConfig::toy(vocab)
+        ..tiny_encoder_config(vocab)
     }
 }
 

@@ -2,6 +2,9 @@
 //! temperature on identical views, the two views under dropout, the ε guard, the N >= 2 rule,
 //! and gradcheck through the cosine and the MLP.
 
+mod common;
+
+use common::{fresh_dir, tiny_encoder_config};
 use microlm::data::Batch;
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
 use microlm::nn::{Linear, TransformerConfig};
@@ -90,13 +93,9 @@ fn info_nce_through_the_mlp_passes_gradcheck() {
 /// A one-layer, 8-wide encoder config for `vocab` ids.
 fn tiny_config(vocab: usize, dropout: f32) -> TransformerConfig {
     TransformerConfig {
-        d_model: 8,
-        heads: 2,
-        layers: 1,
-        d_ff: 16,
         max_len: 8,
         dropout,
-        ..TransformerConfig::toy(vocab)
+        ..tiny_encoder_config(vocab)
     }
 }
 
@@ -201,8 +200,7 @@ fn from_masked_lm_copies_the_encoder() {
     let config = tiny_config(tok.vocab_size(), 0.0);
     let mut mlm_params = Params::new();
     let mlm = MaskedLm::new(&mut mlm_params, &config, &tok, false, &mut StdRng::seed_from_u64(8)).unwrap();
-    let dir = std::env::temp_dir().join(format!("microlm-simcse-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("simcse");
     let path = dir.join("mlm.safetensors");
     let mut metadata = mlm.metadata();
     metadata.extend(tok.to_metadata());

@@ -2,42 +2,20 @@
 //! settings (naming each), stopping on a non-finite loss or gradient norm without touching the
 //! last good checkpoint, and its metrics files.
 
+mod common;
+
+use common::{fresh_dir, no_eval, tiny_tokenizer, tiny_training_config, TINY_VOCAB};
 use microlm::cli::Flags;
 use microlm::data::Batch;
-use microlm::nn::TransformerConfig;
-use microlm::objectives::{CausalLm, Evaluation, MaskedLm};
+use microlm::objectives::{CausalLm, MaskedLm};
 use microlm::optim::{AdamW, Decay, LrSchedule, Optimizer, Sgd};
 use microlm::recipe::Recipe;
-use microlm::tokenizer::{CharTokenizer, Tokenizer};
 use microlm::trainer::{request_stop, step_rng, train, TrainConfig};
 use microlm::{checkpoint, CrossEntropy, Params, Tape};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-/// 19 characters + 5 specials = 24 ids.
-fn tokenizer() -> Tokenizer {
-    Tokenizer::Char(CharTokenizer::from_text("abcdefghijklmnopqrs"))
-}
-
-fn config() -> TransformerConfig {
-    TransformerConfig {
-        d_model: 16,
-        heads: 2,
-        layers: 2,
-        d_ff: 32,
-        max_len: 16,
-        dropout: 0.1, // dropout on: resume must replay its draws too
-        ..TransformerConfig::toy(24)
-    }
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("microlm_trainer_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn train_config(steps: usize, dir: PathBuf) -> TrainConfig {
     TrainConfig {
@@ -67,8 +45,8 @@ fn setup(sgd: bool) -> (Params, MaskedLm, Optimizer, BTreeMap<String, String>) {
     let mut params = Params::new();
     let model = MaskedLm::new(
         &mut params,
-        &config(),
-        &tokenizer(),
+        &tiny_training_config(TINY_VOCAB),
+        &tiny_tokenizer(),
         true,
         &mut StdRng::seed_from_u64(0),
     )
@@ -79,7 +57,7 @@ fn setup(sgd: bool) -> (Params, MaskedLm, Optimizer, BTreeMap<String, String>) {
         Optimizer::AdamW(AdamW::new(&params, 1e-3))
     };
     let mut meta = model.metadata();
-    meta.extend(tokenizer().to_metadata());
+    meta.extend(tiny_tokenizer().to_metadata());
     (params, model, optimizer, meta)
 }
 
@@ -110,15 +88,6 @@ fn loss_of_step(
     }
 }
 
-fn no_eval(_: &Params) -> Evaluation {
-    Evaluation {
-        loss: 1.0,
-        accuracy: None,
-        count: 0,
-        extra: Vec::new(),
-    }
-}
-
 fn bits(params: &Params) -> Vec<u32> {
     params
         .ids()
@@ -130,7 +99,7 @@ fn resume_is_exact(sgd: bool) {
     let n = 5;
     // 2N steps in one run.
     let (mut p_full, model, mut opt_full, meta) = setup(sgd);
-    let dir_full = out_dir(&format!("full_{sgd}"));
+    let dir_full = fresh_dir(&format!("full_{sgd}"));
     let full = train(
         &train_config(2 * n, dir_full.clone()),
         &mut p_full,
@@ -144,7 +113,7 @@ fn resume_is_exact(sgd: bool) {
 
     // The same run stopped during update N as Ctrl-C stops it, then resumed in a fresh start.
     let (mut p_half, model_half, mut opt_half, meta) = setup(sgd);
-    let dir = out_dir(&format!("halves_{sgd}"));
+    let dir = fresh_dir(&format!("halves_{sgd}"));
     let first = train(
         &train_config(2 * n, dir.clone()),
         &mut p_half,
@@ -214,7 +183,7 @@ fn step_rngs_differ_by_step_and_seed_and_repeat() {
 #[test]
 fn a_checkpoint_with_other_settings_is_refused_naming_each() {
     let (mut params, model, mut opt, meta) = setup(false);
-    let dir = out_dir("mismatch");
+    let dir = fresh_dir("mismatch");
     let path = dir.join("checkpoint.safetensors");
     train(
         &train_config(4, dir.clone()),
@@ -338,7 +307,7 @@ fn recipe_run(dir: &std::path::Path, args: &[&str], stop_after: Option<usize>) -
 
 #[test]
 fn a_resume_with_a_changed_lr_or_batch_flag_is_refused_naming_it() {
-    let dir = out_dir("recipe");
+    let dir = fresh_dir("recipe");
     recipe_run(&dir, &[], Some(2)).unwrap(); // stopped at step 2 of 4
     let ckpt = dir.join("checkpoint.safetensors").display().to_string();
     let e = recipe_run(&dir, &["--resume", &ckpt, "--lr", "5e-3"], None).unwrap_err();
@@ -354,7 +323,7 @@ fn a_resume_with_a_changed_lr_or_batch_flag_is_refused_naming_it() {
 #[test]
 fn a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint() {
     let (mut params, model, mut opt, meta) = setup(false);
-    let dir = out_dir("nan");
+    let dir = fresh_dir("nan");
     let mut cfg = train_config(8, dir.clone());
     cfg.checkpoint_every = 2;
     let mut inner = loss_of_step(&model, None);
@@ -400,7 +369,7 @@ fn an_infinite_gradient_with_a_finite_loss_stops_before_the_update() {
             count: 1,
         }
     };
-    let mut cfg = train_config(3, out_dir("inf_grad"));
+    let mut cfg = train_config(3, fresh_dir("inf_grad"));
     cfg.grad_clip = None;
     let e = train(&cfg, &mut params, &mut opt, &BTreeMap::new(), loss, no_eval).unwrap_err();
     assert!(e.contains("gradient norm is inf at step 1"), "{e}");
@@ -411,7 +380,7 @@ fn an_infinite_gradient_with_a_finite_loss_stops_before_the_update() {
 #[test]
 fn a_trained_checkpoint_loads_for_inference_with_the_same_predictions() {
     let (mut params, model, mut opt, meta) = setup(false);
-    let dir = out_dir("inference");
+    let dir = fresh_dir("inference");
     train(
         &train_config(3, dir.clone()),
         &mut params,
@@ -422,7 +391,7 @@ fn a_trained_checkpoint_loads_for_inference_with_the_same_predictions() {
     )
     .unwrap();
     let (loaded, loaded_params, loaded_tokenizer) = MaskedLm::load(&dir.join("checkpoint.safetensors")).unwrap();
-    assert_eq!(loaded_tokenizer, tokenizer());
+    assert_eq!(loaded_tokenizer, tiny_tokenizer());
     let x = Batch::new((5..21).collect(), 1, 16);
     let want = model.probabilities(&params, &x, &[2, 9]);
     let got = loaded.probabilities(&loaded_params, &x, &[2, 9]);
@@ -443,7 +412,7 @@ fn rewrite(path: &std::path::Path, edit: impl FnOnce(&mut checkpoint::Checkpoint
 /// A run of 2 updates with a checkpoint, and the settings a resume of it compares.
 fn trained_checkpoint(name: &str, sgd: bool) -> (PathBuf, TrainConfig, BTreeMap<String, String>) {
     let (mut params, model, mut opt, meta) = setup(sgd);
-    let dir = out_dir(name);
+    let dir = fresh_dir(name);
     let cfg = train_config(2, dir.clone());
     train(&cfg, &mut params, &mut opt, &meta, loss_of_step(&model, None), no_eval).unwrap();
     let (p, _, o, _) = setup(sgd);
@@ -489,7 +458,7 @@ fn a_nan_moment_stops_the_run_naming_the_parameter_and_keeps_the_last_good_check
 #[test]
 fn an_overflowing_learning_rate_ends_in_an_error_not_a_nan_validation() {
     let (mut params, model, mut opt, meta) = setup(false);
-    let mut cfg = train_config(1, out_dir("huge_lr"));
+    let mut cfg = train_config(1, fresh_dir("huge_lr"));
     cfg.schedule = LrSchedule {
         peak: 3e38,
         warmup: 1,
@@ -576,7 +545,7 @@ fn a_parameter_that_never_had_a_gradient_resumes_without_state() {
             count: 1,
         }
     };
-    let cfg = train_config(2, out_dir("unused_param"));
+    let cfg = train_config(2, fresh_dir("unused_param"));
     train(&cfg, &mut params, &mut opt, &BTreeMap::new(), loss, no_eval).unwrap();
     let settings = microlm::trainer::run_settings(&cfg, &opt, &params, &BTreeMap::new());
     let ckpt = checkpoint::read(&cfg.checkpoint_path()).unwrap();

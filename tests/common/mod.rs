@@ -1,6 +1,11 @@
-//! Shared helpers for the property tests: the proptest configuration, strategies for shapes and
-//! tensors, and the gradcheck assertion.
+//! Shared helpers for the tests: the named fixtures (`fixtures.rs`: the tiny model configs,
+//! tokenizer, corpus and temp directories), and for the property tests the proptest
+//! configuration, strategies for shapes and tensors, and the gradcheck assertion.
 #![allow(dead_code)] // each test binary uses a different subset
+
+mod fixtures;
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use fixtures::*;
 
 use microlm::gradcheck::{gradcheck, GradcheckConfig};
 use microlm::{Tape, Var};

@@ -1,0 +1,78 @@
+//! The tiny models, tokenizers, texts and directories the test files share, named once so that
+//! a change of the test config is one edit. A test that needs something else overrides a field
+//! with struct update syntax: `TransformerConfig { layers: 2, ..tiny_encoder_config(13) }`.
+
+use microlm::nn::TransformerConfig;
+use microlm::tokenizer::{CharTokenizer, Tokenizer};
+use microlm::trainer::Evaluation;
+use microlm::Params;
+use std::path::PathBuf;
+
+/// The smallest encoder the model tests build: d_model 8, 2 heads, 1 layer, d_ff 16, max_len
+/// 16, no dropout; the rest is [`TransformerConfig::toy`]'s (pre-LN, exact GELU, tied output).
+pub fn tiny_encoder_config(vocab: usize) -> TransformerConfig {
+    TransformerConfig {
+        d_model: 8,
+        heads: 2,
+        layers: 1,
+        d_ff: 16,
+        max_len: 16,
+        dropout: 0.0,
+        ..TransformerConfig::toy(vocab)
+    }
+}
+
+/// A model big enough for the trainer to have something to do and small enough to train a few
+/// steps in milliseconds: d_model 16, 2 heads, 2 layers, d_ff 32, max_len 16, dropout 0.1 (so
+/// that exact resume must replay the dropout draws too).
+pub fn tiny_training_config(vocab: usize) -> TransformerConfig {
+    TransformerConfig {
+        d_model: 16,
+        heads: 2,
+        layers: 2,
+        d_ff: 32,
+        dropout: 0.1,
+        ..tiny_encoder_config(vocab)
+    }
+}
+
+/// The 19 letters a to s: with the 5 specials, 24 ids ([`TINY_VOCAB`]).
+pub fn tiny_tokenizer() -> Tokenizer {
+    Tokenizer::Char(CharTokenizer::from_text("abcdefghijklmnopqrs"))
+}
+
+/// The number of ids of [`tiny_tokenizer`].
+pub const TINY_VOCAB: usize = 24;
+
+/// Ten lines of Hamlet, a corpus for the loaders and tokenizers (37 distinct characters).
+pub fn tiny_corpus() -> &'static str {
+    "To be, or not to be, that is the question:\n\
+Whether 'tis nobler in the mind to suffer\n\
+The slings and arrows of outrageous fortune,\n\
+Or to take arms against a sea of troubles\n\
+And by opposing end them. To die - to sleep,\n\
+No more; and by a sleep to say we end\n\
+The heart-ache and the thousand natural shocks\n\
+That flesh is heir to: 'tis a consummation\n\
+Devoutly to be wish'd. To die, to sleep;\n\
+To sleep, perchance to dream - ay, there's the rub:\n"
+}
+
+/// A fresh, empty directory under the system's temp dir, `microlm-<name>-<pid>` (any earlier
+/// one of the same name removed), so that parallel test binaries never share one.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("microlm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A validation that measures nothing, for trainer runs whose validation is not under test.
+pub fn no_eval(_: &Params) -> Evaluation {
+    Evaluation {
+        loss: 1.0,
+        accuracy: None,
+        count: 0,
+        extra: Vec::new(),
+    }
+}
