@@ -70,6 +70,11 @@ type Variant = fn(&Tensor, &Tensor) -> (Duration, Box<dyn Any>);
 
 fn main() {
     let threads = microlm::init_threads_from_env();
+    // As the other benches do: on a worker of rayon's pool, so parallel loops do not hand off.
+    microlm::threads::on_pool(|| run(threads));
+}
+
+fn run(threads: usize) {
     println!("autograd bench: {threads} thread(s); a chain of {OPS} ops on 1-element tensors");
 
     let mut c = Criterion::default()

@@ -44,6 +44,12 @@ fn mb(kb: u64) -> f64 {
 fn main() {
     // `cargo bench` passes `--bench`; there are no other arguments.
     let threads = microlm::init_threads_from_env();
+    // As the other benches and the examples do: on a worker of rayon's pool, so parallel loops
+    // do not hand off.
+    microlm::threads::on_pool(|| run(threads));
+}
+
+fn run(threads: usize) {
     let steps: usize = env("SOAK_STEPS", 10_000);
     let every = 500;
     let recipe = Recipe {

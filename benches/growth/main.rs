@@ -26,9 +26,12 @@
 //! prints a `GROWTH impl=microlm ...` line; `--test` does so for one step of a tiny size.
 //!
 //! It writes `DIR/growth.md`, a table of both implementations' tokens/s and peak RSS and their
-//! ratios, and `DIR/growth.svg`, the ratios against size (`microlm::growth_chart`). Without
-//! `--torch-script` the table holds microlm's figures alone and no chart is drawn, since a
-//! ratio needs both (a chart left from an earlier run is removed rather than left to mislead).
+//! ratios, and `DIR/growth.svg`, the ratios against size (`microlm::growth_chart`).
+//!
+//! Without `--torch-script` (as in a plain `cargo bench`, which runs every bench) it prints one
+//! line saying it was skipped and exits successfully. `--microlm-only` times microlm's sizes
+//! alone: the table then holds microlm's figures and no chart is drawn, since a ratio needs both
+//! (a chart left from an earlier run is removed rather than left to mislead).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -53,6 +56,8 @@ struct Options {
     out: PathBuf,
     torch_script: Option<PathBuf>,
     python: String,
+    /// `--microlm-only`: the table without the reference.
+    microlm_only: bool,
 }
 
 /// A dimension that grows while the other two stay at the toy's.
@@ -117,6 +122,13 @@ fn main() -> ExitCode {
         // As the other benches do: on a worker of rayon's pool, so parallel loops do not hand off.
         microlm::threads::on_pool(|| match opts.one {
             Some(size) => run_one(size, opts.steps),
+            None if opts.torch_script.is_none() && !opts.microlm_only => {
+                println!(
+                    "growth: skipped: no --torch-script PATH given (this bench times microlm against the \
+                     PyTorch reference; --microlm-only times microlm alone; see benches/growth/main.rs)"
+                );
+                Ok(())
+            }
             None => drive(&opts),
         })
     });
@@ -130,7 +142,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "flags: --one T,D,B | --series seq|d_model|batch|all | --steps N | --pairs P | --out DIR | \
-                     --torch-script PATH | --python PATH | --test";
+                     --torch-script PATH | --python PATH | --microlm-only | --test";
 
 /// The flags, in any order; later ones win.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -142,6 +154,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
         out: PathBuf::from("target/growth"),
         torch_script: None,
         python: "python3".into(),
+        microlm_only: false,
     };
     let mut args = args;
     while let Some(flag) = args.next() {
@@ -165,6 +178,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--out" => opts.out = PathBuf::from(value()?),
             "--torch-script" => opts.torch_script = Some(PathBuf::from(value()?)),
             "--python" => opts.python = value()?,
+            "--microlm-only" => opts.microlm_only = true,
             _ => return Err(format!("unknown flag {flag:?} ({USAGE})")),
         }
     }
