@@ -23,7 +23,7 @@ impl Gradients {
     }
 
     /// The gradient of the leaf at node index `i`, if one reached it. Users ask by handle,
-    /// with `wrt(var)` (defined in `tape.rs`, where `Var` is).
+    /// with `wrt(var)` (defined in `tape/backward.rs`, beside the tape that makes `Var`s).
     pub(crate) fn leaf(&self, i: usize) -> Option<&Grad> {
         self.leaves.get(i).and_then(|g| g.as_ref())
     }

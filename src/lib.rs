@@ -55,8 +55,9 @@
 //!    [`Batch`](data::Batch) every model takes; documents, sentences and next-sentence pairs
 //!    (`documents.rs`, `pairs.rs`) for the objectives that read two segments; BART's noise
 //!    functions (`bart_noise.rs`) and T5's span corruption (`span_corruption.rs`); the shapes
-//!    world (`shapes.rs`), generated pictures with captions that say what is in them, drawn
-//!    by `image_svg.rs`; the speaker-attribution task (`speakers.rs`), real labels for
+//!    world (`shapes/`), generated pictures with captions that say what is in them (scenes
+//!    and their grammar in `grammar.rs`, pixels in `render.rs`), drawn as SVG by
+//!    `image_svg.rs`; the speaker-attribution task (`speakers.rs`), real labels for
 //!    fine-tuning; and a generated corpus with a planted bias (`bias_corpus.rs`).
 //! 9. [`nn`]: the Transformer's layers, each a plain struct with a `forward` written with the
 //!    ops: linear, embeddings, layer norm, positions, multi-head attention (with an optional

@@ -12,9 +12,12 @@
 //!
 //! Parameters live in [`Params`], outside the tape. `tape.param(&params, id)`
 //! puts a leaf on the tape that shares the parameter's storage (no copy); backward hands back a
-//! [`Gradients`] holding one gradient per parameter used. A tape is thrown away after `backward`,
+//! [`Gradients`](crate::gradients::Gradients) holding one gradient per parameter used. A tape is thrown away after `backward`,
 //! which takes it by value: a second `backward` on the same record cannot compile, so gradients
 //! cannot be doubled by accident.
+//!
+//! The file holds the arena and how ops record onto it; `backward.rs` holds the reverse loop,
+//! and `profiling.rs` the hooks that time each op when [`profile`] is on.
 //!
 //! ```compile_fail
 //! use microlm::{Tape, Tensor};
@@ -25,7 +28,9 @@
 //! let g2 = tape.backward(y); // error: `tape` was moved by the first backward
 //! ```
 
-use crate::gradients::Gradients;
+mod backward;
+mod profiling;
+
 use crate::params::{ParamId, Params};
 use crate::profile;
 use crate::tensor::{Grad, Tensor};
@@ -194,7 +199,7 @@ impl Tape {
     }
 
     /// Put a leaf on the tape whose gradient `backward` returns (read it with
-    /// [`Gradients::wrt`]). On a no-grad tape this is the same as [`Tape::constant`].
+    /// [`Gradients::wrt`](crate::gradients::Gradients::wrt)). On a no-grad tape this is the same as [`Tape::constant`].
     pub fn input(&mut self, value: impl Into<Tensor>) -> Var {
         let value = value.into();
         let (kind, requires_grad) = if self.recording {
@@ -285,31 +290,6 @@ impl Tape {
         })
     }
 
-    /// Profiling: the time since the last node is this node's forward (module
-    /// [`profile`](crate::profile)). Kept out of `push`, so that `push` stays small when off.
-    #[cold]
-    #[inline(never)]
-    fn profile_forward(&mut self, node: &Node) {
-        let now = Instant::now();
-        let view = node
-            .inputs
-            .iter()
-            .any(|&v| self.value(v).as_ptr() == node.value.as_ptr());
-        let bytes = if view {
-            0
-        } else {
-            node.value.len() * std::mem::size_of::<f32>()
-        };
-        let last = self.clock.replace(now).expect("called only when profiling");
-        profile::add_forward(node.op, now - last, self.flops(node), bytes);
-    }
-
-    /// The FLOPs [`profile::flops`] counts for `node`'s forward.
-    fn flops(&self, node: &Node) -> f64 {
-        let inputs: Vec<&[usize]> = node.inputs.iter().map(|&v| self.shape(v)).collect();
-        profile::flops(node.op, node.value.shape(), &inputs)
-    }
-
     /// A listing of the recorded ops, one line each: index, op, shape, inputs.
     pub fn describe(&self) -> String {
         let mut s = String::new();
@@ -324,103 +304,5 @@ impl Tape {
             ));
         }
         s
-    }
-
-    /// Backpropagate from a one-element `loss`, seeding dL/dL = 1. Consumes the tape.
-    pub fn backward(self, loss: Var) -> Gradients {
-        let shape = self.shape(loss).to_vec();
-        assert!(
-            shape.iter().product::<usize>() == 1,
-            "backward: the loss must hold exactly one element, got shape {shape:?} (reduce it with sum or mean first)"
-        );
-        self.backward_from(loss, Grad::ones(shape))
-    }
-
-    /// Backpropagate from any node with a chosen seed gradient dL/d(output) of the node's shape.
-    /// Useful to ask "how does this one output depend on the inputs?".
-    pub fn backward_from(mut self, output: Var, seed: Grad) -> Gradients {
-        assert!(
-            self.recording,
-            "backward: this tape was made with Tape::no_grad and recorded no backward"
-        );
-        assert!(
-            seed.shape() == self.shape(output),
-            "backward: seed gradient has shape {:?} but the output has shape {:?}",
-            seed.shape(),
-            self.shape(output)
-        );
-        let mut grads = Gradients::with_leaves(self.nodes.len());
-        // pending[i] is the gradient accumulated so far for node i; backward only ever looks at
-        // nodes up to `output`, all of which come earlier on the tape.
-        let mut pending: Vec<Option<Grad>> = vec![None; output.0 + 1];
-        if self.nodes[output.0].requires_grad {
-            pending[output.0] = Some(seed);
-        }
-        for i in (0..=output.0).rev() {
-            let Some(grad) = pending[i].take() else {
-                continue;
-            };
-            let node = &mut self.nodes[i];
-            match std::mem::replace(&mut node.kind, Kind::Constant) {
-                Kind::Constant => {}
-                Kind::Input => grads.set_leaf(i, grad),
-                Kind::Param(id) => grads.add_param(id, grad),
-                Kind::NoBackward => panic!(
-                    "backward: op '{}' (node %{i}) has no backward, but a gradient flows through it; \
-                     compute it from constants or on a no_grad tape",
-                    node.op
-                ),
-                Kind::Op(backward) => {
-                    let started = self.clock.map(|_| (Instant::now(), grad.as_ptr())); // profiling
-                    let input_grads = backward(grad);
-                    // New gradients only: one that is dL/d(output) itself, reshaped, is not.
-                    let f32s = started.map(|(_, seed)| {
-                        input_grads
-                            .iter()
-                            .filter(|g| g.as_ptr() != seed)
-                            .map(|g| g.len())
-                            .sum::<usize>()
-                    });
-                    let node = &self.nodes[i];
-                    assert_eq!(
-                        input_grads.len(),
-                        node.inputs.len(),
-                        "backward of '{}' returned the wrong number of gradients",
-                        node.op
-                    );
-                    for (&input, g) in node.inputs.iter().zip(input_grads) {
-                        let input_node = &self.nodes[input.0];
-                        if !input_node.requires_grad {
-                            continue;
-                        }
-                        assert_eq!(
-                            g.shape(),
-                            input_node.value.shape(),
-                            "backward of '{}' produced a gradient of the wrong shape for its input %{}",
-                            node.op,
-                            input.0
-                        );
-                        match &mut pending[input.0] {
-                            Some(acc) => *acc += &g,
-                            slot => *slot = Some(g),
-                        }
-                    }
-                    if let (Some((t, _)), Some(n)) = (started, f32s) {
-                        let bytes = n * std::mem::size_of::<f32>();
-                        profile::add_backward(node.op, t.elapsed(), self.flops(node), bytes);
-                    }
-                }
-            }
-        }
-        grads
-    }
-}
-
-/// [`Gradients::wrt`] lives here, beside [`Var`], so that `gradients.rs` needs nothing from the
-/// tape: the tape builds a [`Gradients`], never the other way round.
-impl Gradients {
-    /// dL/d(leaf) for a leaf made with [`Tape::input`]; `None` if no gradient reached it.
-    pub fn wrt(&self, v: Var) -> Option<&Grad> {
-        self.leaf(v.0)
     }
 }
