@@ -7,7 +7,7 @@
 //!   cargo run --release --example mmlm
 //!
 //! What happens:
-//! 1. The shapes world (`src/data/shapes.rs`): 32x32 pictures of one or two shapes, captioned
+//! 1. The shapes world (`src/data/shapes/`): 32x32 pictures of one or two shapes, captioned
 //!    from a small grammar. Every update draws 64 fresh pairs, half of them with another
 //!    pair's image; 1,000 held-out pairs come from a fixed seed.
 //! 2. Training: L = L_MMLM + L_ITM (`--itm false`: MMLM alone), validated on held-out pairs.

@@ -7,7 +7,7 @@
 //!   cargo run --release --example clip
 //!
 //! What happens:
-//! 1. The shapes world (`src/data/shapes.rs`); every update draws 64 fresh pairs with distinct
+//! 1. The shapes world (`src/data/shapes/`); every update draws 64 fresh pairs with distinct
 //!    captions (a repeated caption would be a false negative).
 //! 2. Training: both towers and t, with t clamped into [0, ln 100] after every update.
 //! 3. Validation and the end: image-to-caption and caption-to-image top-1 retrieval among 100

@@ -1,6 +1,6 @@
 //! The shapes world: determinism, captions against scenes and images, the priors, the word
 //! tokenizer, the SVG drawings. Expected values come from the world's specification (module
-//! docs of `data/shapes.rs`), written out again here, not from the code under test.
+//! docs of `data/shapes/`), written out again here, not from the code under test.
 
 use microlm::data::image_svg::{heatmap_svg, image_svg};
 use microlm::data::shapes::{examples, vocabulary, Colour, Example, Object, Relation, Role, Scene, Shape, Size};

@@ -12,7 +12,7 @@
 //!   rotation), for the denoising objective.
 //! - `span_lengths.rs`: the Poisson span lengths of BART's text infilling.
 //! - `span_corruption.rs`: T5's span corruption with sentinels.
-//! - `shapes.rs`: the shapes world, generated images of coloured shapes with their captions,
+//! - `shapes/`: the shapes world, generated images of coloured shapes with their captions,
 //!   for multimodal pretraining; `image_svg.rs` draws its images (and patch weights over them).
 
 pub mod bart_noise;

@@ -1,19 +1,5 @@
-//! The shapes world: small generated pictures of one or two coloured shapes, each with a caption
-//! that says exactly what is in it, for multimodal pretraining.
-//!
-//! A multimodal masked language model reads a caption with some words replaced by `[MASK]`,
-//! and the image, and predicts the masked words. Every colour, shape, size and relation word
-//! is drawn uniformly and independently of every other word, so the rest of the caption
-//! predicts it only at its prior, while the image determines it exactly:
-//!
-//! | word     | choices                                   | prior |
-//! |----------|-------------------------------------------|-------|
-//! | colour   | red green blue yellow purple orange white | 1/7   |
-//! | shape    | circle square triangle cross              | 1/4   |
-//! | size     | small large                               | 1/2   |
-//! | relation | "left of", "right of", above, below       | 1/4   |
-//!
-//! A model that beats the prior on a masked colour or shape word has looked at the picture.
+//! The shapes world's scenes and their captions: the words, the grammar, and where objects
+//! may sit ([`Scene::random`]). The pixels are `render.rs`'s.
 //!
 //! **Grammar.** One object or, with probability 1/2, two objects and a relation, read from the
 //! first object to the second:
@@ -24,14 +10,6 @@
 //! ```
 //!
 //! for example "a large red circle left of a small blue square".
-//!
-//! **Images.** 32 by 32 RGB, f32 in 0..=1, a dark background (0.1) with uniform noise of
-//! plus or minus 0.05 on every channel of every pixel, shapes filled in their colour. Pixel
-//! (y, x) covers the square from (x, y) to (x + 1, y + 1) and is painted when its centre
-//! (x + 0.5, y + 0.5) lies inside a shape. An object of radius r (3.5 px small, 6.5 px large)
-//! centred at (cx, cy) stays inside the box of half-width r around its centre: a circle of
-//! radius r, a square of half-side 0.85 r, a triangle pointing up (apex at cy - r, base of width
-//! 2r at cy + r), a plus sign of two bars of half-width r/3.
 //!
 //! **Placement.** Objects sit on a grid of 8 x 8 cells, the patches of the multimodal
 //! examples: a small object's box lies inside one cell, a large one's inside a block of 2 x 2
@@ -49,42 +27,13 @@
 //! (NOTES.md §11.7), against 88% after 2,000 on the grid. Colour, which needs no spatial
 //! pattern, was right 100% of the time either way.
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 /// The side of every image, in pixels.
 pub const IMAGE_SIZE: usize = 32;
-/// The grey level of the background.
-pub const BACKGROUND: f32 = 0.1;
-/// The noise amplitude: every channel of every pixel moves by a uniform draw in ±NOISE.
-pub const NOISE: f32 = 0.05;
 /// The grid objects sit on, in pixels: a small object inside one cell, a large one inside a
 /// block of 2 x 2 cells (the 8 x 8 patches of the multimodal examples).
 pub const CELL: usize = 8;
-
-/// A square RGB image, channel-last and row-major: channel c of pixel (y, x) is
-/// `rgb[(y * size + x) * 3 + c]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Image {
-    /// Width and height in pixels.
-    pub size: usize,
-    /// size * size * 3 values in 0..=1.
-    pub rgb: Vec<f32>,
-}
-
-impl Image {
-    /// An all-black image.
-    pub fn blank(size: usize) -> Image {
-        let rgb = vec![0.0; size * size * 3];
-        Image { size, rgb }
-    }
-
-    /// The red, green and blue of pixel (y, x).
-    pub fn pixel(&self, y: usize, x: usize) -> [f32; 3] {
-        let i = (y * self.size + x) * 3;
-        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
-    }
-}
 
 /// What an object looks like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,20 +92,6 @@ impl Colour {
     /// The caption word (the table is in declaration order, as is `ALL`).
     pub fn word(self) -> &'static str {
         ["red", "green", "blue", "yellow", "purple", "orange", "white"][self as usize]
-    }
-
-    /// The fill: any two colours differ by at least 0.4 in RGB distance, and each is far from
-    /// the background grey.
-    pub fn rgb(self) -> [f32; 3] {
-        match self {
-            Colour::Red => [0.90, 0.10, 0.10],
-            Colour::Green => [0.10, 0.80, 0.20],
-            Colour::Blue => [0.15, 0.30, 1.00],
-            Colour::Yellow => [0.95, 0.95, 0.10],
-            Colour::Purple => [0.60, 0.20, 0.90],
-            Colour::Orange => [1.00, 0.50, 0.00],
-            Colour::White => [0.95, 0.95, 0.95],
-        }
     }
 }
 
@@ -243,20 +178,6 @@ pub struct Object {
 }
 
 impl Object {
-    /// Whether the point (x, y), in pixels, is inside the shape (see the module docs).
-    pub fn contains(&self, x: f32, y: f32) -> bool {
-        let (dx, dy, r) = (x - self.cx, y - self.cy, self.size.radius());
-        if dx.abs() > r || dy.abs() > r {
-            return false;
-        }
-        match self.shape {
-            Shape::Circle => dx * dx + dy * dy <= r * r,
-            Shape::Square => dx.abs() <= 0.85 * r && dy.abs() <= 0.85 * r,
-            Shape::Triangle => dx.abs() <= (dy + r) / 2.0,
-            Shape::Cross => dx.abs() <= r / 3.0 || dy.abs() <= r / 3.0,
-        }
-    }
-
     /// "a {size} {colour} {shape}".
     pub fn phrase(&self) -> String {
         format!("a {} {} {}", self.size.word(), self.colour.word(), self.shape.word())
@@ -301,7 +222,7 @@ fn on_grid((lo, hi): (f32, f32), block: f32, r: f32, rng: &mut impl Rng) -> f32 
 }
 
 /// A uniform draw from lo..hi.
-fn uniform(lo: f32, hi: f32, rng: &mut impl Rng) -> f32 {
+pub(super) fn uniform(lo: f32, hi: f32, rng: &mut impl Rng) -> f32 {
     lo + (hi - lo) * rng.random::<f32>()
 }
 
@@ -345,24 +266,6 @@ impl Scene {
         objects
     }
 
-    /// The picture: background and noise (drawn from `rng`), the shapes, clamped to 0..=1.
-    pub fn render(&self, rng: &mut impl Rng) -> Image {
-        let mut image = Image::blank(IMAGE_SIZE);
-        let objects = self.objects();
-        for y in 0..IMAGE_SIZE {
-            for x in 0..IMAGE_SIZE {
-                let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
-                let fill = objects.iter().find(|o| o.contains(px, py));
-                let base = fill.map_or([BACKGROUND; 3], |o| o.colour.rgb());
-                for (c, value) in base.into_iter().enumerate() {
-                    let noisy = value + uniform(-NOISE, NOISE, rng);
-                    image.rgb[(y * IMAGE_SIZE + x) * 3 + c] = noisy.clamp(0.0, 1.0);
-                }
-            }
-        }
-        image
-    }
-
     /// The caption, all lowercase, one space between words (see the grammar above).
     pub fn caption(&self) -> String {
         match &self.second {
@@ -383,31 +286,6 @@ impl Scene {
         }
         roles
     }
-}
-
-/// A scene with its picture and caption.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Example {
-    /// What is in the picture.
-    pub scene: Scene,
-    /// The rendered picture.
-    pub image: Image,
-    /// The scene's caption.
-    pub caption: String,
-}
-
-/// `n` examples drawn from `StdRng::seed_from_u64(seed)`: the same seed gives the same examples,
-/// bit for bit.
-pub fn examples(n: usize, seed: u64) -> Vec<Example> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let scene = Scene::random(&mut rng);
-            let image = scene.render(&mut rng);
-            let caption = scene.caption();
-            Example { scene, image, caption }
-        })
-        .collect()
 }
 
 /// Every word a caption can contain, each once, in a fixed order: "a", the sizes, the colours,
