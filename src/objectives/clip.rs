@@ -14,7 +14,7 @@
 //! Supervision" (CLIP), §2.5 and fig. 3; openai/CLIP `model.py` (`logit_scale`);
 //! mlfoundations/open_clip (the clamp after each step); `docs/objectives.md` §6b.
 //!
-//! - **Image tower**: v_j = W vec(patch_j) + b + E_imgpos[j] (`nn/patch_embedding.rs`); the
+//! - **Image tower**: v_j = W vec(patch_j) + b + E_imgpos\[j\] (`nn/patch_embedding.rs`); the
 //!   learned patch positions E_imgpos are its only position signal: no sinusoidal table, no
 //!   sqrt(d) scale, no type vector and no dropout on the input. Then encoder layers of its own
 //!   (the text tower's config, no padding mask), under pre-LN the final LayerNorm on every patch
