@@ -3,7 +3,7 @@
 //! - Linear weights W [out, in]: normal(0, 1/sqrt(3 in)), the standard deviation of PyTorch's
 //!   default `nn.Linear` init (uniform on +-1/sqrt(in)). At BERT-base's width (in = 768) this is
 //!   0.0208, BERT's and GPT-2's 0.02; at this crate's toy width (in = 128) it is 0.051. A flat
-//!   0.02 at width 128 cost 0.08 nats of validation loss after 1,300 MLM steps (NOTES.md §13).
+//!   0.02 at width 128 cost 0.08 nats of validation loss after 1,300 MLM steps (NOTES.md §11.1).
 //! - Embedding tables: normal(0, 0.02), or by default 1/sqrt(d) for the token table under the
 //!   sqrt(d) input scale (see `embedding.rs`). The training examples set the token table's std
 //!   to 0.02 even with the scale: token vectors then start smaller than the positions, which

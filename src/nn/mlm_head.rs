@@ -2,7 +2,9 @@
 //!
 //!   logits_i = E LN(gelu(W h_i + b)) + b_out,
 //!
-//! where E is the token embedding matrix (tied, the default) or a matrix of its own. Source:
+//! where E is the token embedding matrix (tied) or a matrix of its own (untied, the `mlm`
+//! example's default since issue 11, which also leaves the transform out). The GELU is always
+//! the exact erf form, whatever the encoder's `activation` setting. Source:
 //! google-research/bert `modeling.py` / `run_pretraining.py` (`get_masked_lm_output`), and
 //! `docs/objectives.md` §1.
 
