@@ -21,8 +21,11 @@
 //! - [`load_model`] checks the config's bounds, the tokenizer's vocabulary and the tensors'
 //!   shapes against the config before it builds anything; [`load_training`] requires the
 //!   optimizer's state to be complete (see [`WITHOUT_STATE_KEY`]).
+//! - The header's keys are written in sorted order (`header.rs`), so two identical runs write
+//!   byte-identical files.
 //! - A save first removes temporary files that killed saves of the same target left behind.
 
+mod header;
 mod model;
 mod training;
 
@@ -32,8 +35,8 @@ pub use training::{check_metadata, load_training, save_training, WITHOUT_STATE_K
 use crate::tensor::Tensor;
 use crate::Params;
 use ndarray::IxDyn;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::{BTreeMap, HashMap};
+use safetensors::tensor::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -56,27 +59,19 @@ fn err<T>(path: &Path, what: impl std::fmt::Display) -> Result<T, CheckpointErro
 /// Save every parameter and the `metadata` strings to `path` (atomically: temp file, then
 /// rename).
 pub fn save(path: &Path, params: &Params, metadata: &BTreeMap<String, String>) -> Result<(), CheckpointError> {
-    // Little-endian bytes of each tensor, in row-major order.
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
+    // The file's bytes, its header in sorted order (the same bytes for the same model).
+    let entries: Vec<header::Entry<'_>> = params
         .ids()
         .map(|id| {
             let v = params.value(id);
-            let data: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (params.name(id).to_string(), v.shape().to_vec(), data)
+            header::Entry {
+                name: params.name(id),
+                shape: v.shape(),
+                values: v.iter().copied().collect(),
+            }
         })
         .collect();
-    let views: Vec<(String, TensorView<'_>)> = bytes
-        .iter()
-        .map(|(name, shape, data)| {
-            let view = TensorView::new(Dtype::F32, shape.clone(), data).expect("length matches shape");
-            (name.clone(), view)
-        })
-        .collect();
-    let info: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let buffer = match safetensors::serialize(views, Some(info)) {
-        Ok(b) => b,
-        Err(e) => return err(path, format!("cannot serialise: {e}")),
-    };
+    let buffer = header::file_bytes(entries, metadata);
     // Write beside the target, flush to disk, then rename over it.
     let file_name = path
         .file_name()
