@@ -26,7 +26,7 @@
 //! every time, drawn from a fixed seed); at the end the loss over the whole validation split,
 //! and a 500-character sample.
 
-use microlm::cli::Flags;
+use microlm::cli::{Domain, Flags};
 use microlm::data::windows::covering_batches;
 use microlm::generate::Sampling;
 use microlm::objectives::CausalLm;
@@ -42,7 +42,12 @@ fn main() {
 fn run() -> Result<(), String> {
     let mut flags = Flags::from_env()?;
     let recipe = Recipe::read(&mut flags, Recipe::nanogpt_cpu())?;
-    let sample_len: usize = flags.arg("sample-len", 500, "characters to sample at the end")?;
+    let sample_len: usize = flags.arg_in(
+        "sample-len",
+        500,
+        Domain::at_least(1),
+        "characters to sample at the end",
+    )?;
     if flags.help_or_finish("clm")? {
         return Ok(());
     }
@@ -79,12 +84,11 @@ fn run() -> Result<(), String> {
         k: 200,
         temperature: 0.8,
     };
-    let prompt = data.tokenizer.encode("\n");
+    // Special tokens ([PAD], [MASK], ...) are never drawn.
     let mut rng = StdRng::seed_from_u64(recipe.seed);
     let t = std::time::Instant::now();
-    let g = model.generate(&params, &prompt, sample_len, &sampling, true, &mut rng)?;
+    let text = model.sample_text(&params, &data.tokenizer, "\n", sample_len, sampling, &mut rng)?;
     let speed = sample_len as f64 / t.elapsed().as_secs_f64();
-    let text = data.tokenizer.decode(&g.tokens);
     println!(
         "\n--- sample ({sample_len} characters, temperature 0.8, top-k 200, {speed:.0} tokens/s) ---\n{text}\n---"
     );

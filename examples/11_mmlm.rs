@@ -15,11 +15,11 @@
 //!    image, (c) another pair's image, scored against that image's words; then four pictures
 //!    with the captions the model fills in, and where a masked colour word looks (SVG files).
 
-use microlm::cli::Flags;
+use microlm::cli::{Domain, Flags};
 use microlm::data::shapes::IMAGE_SIZE;
 use microlm::inspect_images::{show_grounding, write_attention, write_filled_captions};
 use microlm::objectives::Mmlm;
-use microlm::recipe::{Recipe, ShapesWorld};
+use microlm::recipe::{Recipe, ShapesWorld, SHAPES_UNUSED};
 
 fn main() {
     microlm::cli::main(run);
@@ -38,17 +38,22 @@ fn run() -> Result<(), String> {
         out: "runs/mmlm".into(),
         ..Recipe::default()
     };
-    let recipe = Recipe::read(&mut flags, defaults)?;
+    let recipe = Recipe::read_without(&mut flags, defaults, SHAPES_UNUSED)?;
     let world = ShapesWorld::read(&mut flags)?;
     let itm: bool = flags.arg("itm", true, "train image-text matching beside MMLM")?;
-    let mask_rate: f64 = flags.arg("mask-rate", 0.15, "share of caption positions masked")?;
+    let mask_rate: f64 = flags.arg_in(
+        "mask-rate",
+        0.15,
+        Domain::inside(0.0, 1.0),
+        "share of caption positions masked",
+    )?;
     if flags.help_or_finish("mmlm")? {
         return Ok(());
     }
 
     // The model, and held-out ITM batches (half their images swapped, from a fixed seed).
     let mut params = microlm::Params::new();
-    let config = recipe.shapes_config(&world, 2)?;
+    let config = recipe.shapes_config(&world, 2, 0.0)?;
     let tok = &world.tokenizer;
     let mut model = Mmlm::new(
         &mut params,

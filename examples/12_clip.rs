@@ -13,10 +13,10 @@
 //! 3. Validation and the end: image-to-caption and caption-to-image top-1 retrieval among 100
 //!    held-out pairs (chance 0.01), and the learned scale e^t (it starts at 1/0.07 = 14.3).
 
-use microlm::cli::{check, Flags};
+use microlm::cli::{check, Domain, Flags};
 use microlm::data::shapes::IMAGE_SIZE;
 use microlm::objectives::Clip;
-use microlm::recipe::{Recipe, ShapesWorld};
+use microlm::recipe::{Recipe, ShapesWorld, SHAPES_UNUSED};
 
 fn main() {
     microlm::cli::main(run);
@@ -35,9 +35,16 @@ fn run() -> Result<(), String> {
         out: "runs/clip".into(),
         ..Recipe::default()
     };
-    let recipe = Recipe::read(&mut flags, defaults)?;
+    // No corpus, and no output head to tie: those flags are not read.
+    let unused = [SHAPES_UNUSED, &["tie"]].concat();
+    let recipe = Recipe::read_without(&mut flags, defaults, &unused)?;
     let world = ShapesWorld::read(&mut flags)?;
-    let embed_dim: usize = flags.arg("embed-dim", 64, "width of the shared embedding space")?;
+    let embed_dim: usize = flags.arg_in(
+        "embed-dim",
+        64,
+        Domain::at_least(1),
+        "width of the shared embedding space",
+    )?;
     if flags.help_or_finish("clip")? {
         return Ok(());
     }
@@ -51,7 +58,7 @@ fn run() -> Result<(), String> {
 
     // The two towers, and 100 held-out pairs with distinct captions.
     let mut params = microlm::Params::new();
-    let config = recipe.shapes_config(&world, 0)?;
+    let config = recipe.shapes_config(&world, 0, 2.0 * (recipe.d_model * embed_dim) as f64)?;
     let model = Clip::new(
         &mut params,
         &config,

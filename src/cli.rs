@@ -105,6 +105,51 @@ impl Flags {
         self.get_opt(name)
     }
 
+    /// [`Flags::arg`] for a number that must lie in `domain`: a value outside it (zero for a
+    /// count, a negative or NaN rate, infinity) is an error naming the flag and the allowed
+    /// range, and `--help` shows the range beside the default.
+    ///
+    /// ```
+    /// use microlm::cli::{Domain, Flags};
+    /// let mut flags = Flags::parse(["--seeds", "0", "--lr", "nan"].map(String::from)).unwrap();
+    /// let e = flags.arg_in("seeds", 2u64, Domain::at_least(1), "seeds").unwrap_err();
+    /// assert_eq!(e, "--seeds 0: must be at least 1");
+    /// let e = flags.arg_in("lr", 1e-3f32, Domain::above(0.0), "rate").unwrap_err();
+    /// assert_eq!(e, "--lr NaN: must be a finite number above 0");
+    /// ```
+    pub fn arg_in<T: Number>(&mut self, name: &str, default: T, domain: Domain<T>, help: &str) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let value = self.arg(name, default, &format!("{help}; {}", domain.describe()))?;
+        domain.check(name, value)
+    }
+
+    /// [`Flags::arg_opt`] for a number that must lie in `domain`, if given.
+    pub fn arg_opt_in<T: Number>(&mut self, name: &str, domain: Domain<T>, help: &str) -> Result<Option<T>, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.arg_opt::<T>(name, &format!("{help}; {}", domain.describe()))? {
+            None => Ok(None),
+            Some(v) => domain.check(name, v).map(Some),
+        }
+    }
+
+    /// [`Flags::arg`] for a word that must be one of `choices` (the default among them); any
+    /// other is an error naming the flag and listing them.
+    pub fn arg_choice(&mut self, name: &str, default: &str, choices: &[&str], help: &str) -> Result<String, String> {
+        let listed = choices.join(", ");
+        let value: String = self.arg(name, default.to_string(), &format!("{help}; one of {listed}"))?;
+        check(
+            choices.contains(&value.as_str()),
+            name,
+            &value,
+            &format!("expected one of {listed}"),
+        )?;
+        Ok(value)
+    }
+
     /// The `--help` text: one line per flag read with [`Flags::arg`] or [`Flags::arg_opt`],
     /// with its default (the value this program would use if the flag were not given).
     /// `program` is the example's name, followed by what it takes besides flags, if anything
@@ -183,6 +228,146 @@ impl Flags {
             format!("{n}: {}", words.join(" "))
         };
         Err(format!("expected {wanted} positional argument(s) ({what}), got {got}"))
+    }
+}
+
+/// A number type a flag can hold: counts, seeds and rates. `finite` is false for NaN and the
+/// infinities (always true for integers).
+pub trait Number: FromStr + std::fmt::Display + PartialOrd + Copy {
+    /// Not NaN and not infinite.
+    fn finite(&self) -> bool;
+}
+
+impl Number for usize {
+    fn finite(&self) -> bool {
+        true
+    }
+}
+
+impl Number for u64 {
+    fn finite(&self) -> bool {
+        true
+    }
+}
+
+impl Number for f32 {
+    fn finite(&self) -> bool {
+        self.is_finite()
+    }
+}
+
+impl Number for f64 {
+    fn finite(&self) -> bool {
+        self.is_finite()
+    }
+}
+
+/// The values a numeric flag allows: a lower and an upper end, each included or not, and
+/// always a finite number. Read with [`Flags::arg_in`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Domain<T> {
+    /// The lower end and whether it is allowed itself.
+    pub low: Option<(T, bool)>,
+    /// The upper end and whether it is allowed itself.
+    pub high: Option<(T, bool)>,
+}
+
+impl<T: Number> Domain<T> {
+    /// `low` or more (a count: `at_least(1)`).
+    pub fn at_least(low: T) -> Domain<T> {
+        Domain {
+            low: Some((low, true)),
+            high: None,
+        }
+    }
+
+    /// More than `low` (a rate: `above(0.0)`).
+    pub fn above(low: T) -> Domain<T> {
+        Domain {
+            low: Some((low, false)),
+            high: None,
+        }
+    }
+
+    /// From `low` to `high`, both included.
+    pub fn between(low: T, high: T) -> Domain<T> {
+        Domain {
+            low: Some((low, true)),
+            high: Some((high, true)),
+        }
+    }
+
+    /// From `low` (included) to below `high` (a probability that must leave something: dropout).
+    pub fn below(low: T, high: T) -> Domain<T> {
+        Domain {
+            low: Some((low, true)),
+            high: Some((high, false)),
+        }
+    }
+
+    /// Strictly between `low` and `high` (a rate that must mask something and leave something).
+    pub fn inside(low: T, high: T) -> Domain<T> {
+        Domain {
+            low: Some((low, false)),
+            high: Some((high, false)),
+        }
+    }
+
+    /// From above `low` to `high` included.
+    pub fn above_to(low: T, high: T) -> Domain<T> {
+        Domain {
+            low: Some((low, false)),
+            high: Some((high, true)),
+        }
+    }
+
+    /// Any finite number.
+    pub fn any() -> Domain<T> {
+        Domain { low: None, high: None }
+    }
+
+    /// Whether `x` lies in the domain (NaN never does).
+    pub fn contains(&self, x: T) -> bool {
+        let low_ok = match self.low {
+            None => true,
+            Some((l, true)) => x >= l,
+            Some((l, false)) => x > l,
+        };
+        let high_ok = match self.high {
+            None => true,
+            Some((h, true)) => x <= h,
+            Some((h, false)) => x < h,
+        };
+        x.finite() && low_ok && high_ok
+    }
+
+    /// The domain in words: "at least 1", "a finite number above 0", "a finite number at
+    /// least 0 and below 1".
+    pub fn describe(&self) -> String {
+        let floats = T::from_str("0.5").is_ok();
+        let low = self.low.map(|(v, inclusive)| match inclusive {
+            true => format!("at least {v}"),
+            false => format!("above {v}"),
+        });
+        let high = self.high.map(|(v, inclusive)| match inclusive {
+            true => format!("at most {v}"),
+            false => format!("below {v}"),
+        });
+        let ends: Vec<String> = low.into_iter().chain(high).collect();
+        match (floats, ends.is_empty()) {
+            (_, true) => "a finite number".to_string(),
+            (true, false) => format!("a finite number {}", ends.join(" and ")),
+            (false, false) => ends.join(" and "),
+        }
+    }
+
+    /// `x`, or an error `--name x: must be ...` naming the flag and the domain.
+    pub fn check(&self, name: &str, x: T) -> Result<T, String> {
+        if self.contains(x) {
+            Ok(x)
+        } else {
+            Err(format!("--{name} {x}: must be {}", self.describe()))
+        }
     }
 }
 

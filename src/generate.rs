@@ -138,6 +138,14 @@ pub fn top_ids_excluding(logits: &[f32], k: usize, banned: &[usize]) -> Vec<usiz
     ids
 }
 
+/// The id of the highest logit that is not `banned` (ties to the lower id): the argmax every
+/// piece of text a model writes goes through, with `banned` its tokenizer's
+/// [`Tokenizer::special_ids`](crate::tokenizer::Tokenizer::special_ids). `None` if every id is
+/// banned.
+pub fn argmax_excluding(logits: &[f32], banned: &[usize]) -> Option<usize> {
+    top_ids_excluding(logits, 1, banned).first().copied()
+}
+
 /// What generates: a decoder-only model, or an encoder-decoder with the source it reads.
 #[derive(Clone, Copy, Debug)]
 pub enum Model<'a> {

@@ -22,8 +22,7 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
 /// The ids of the tokenizer's five special tokens (`[PAD]` `[UNK]` `[CLS]` `[SEP]` `[MASK]`):
 /// never text a model should produce, so never sampled or suggested.
 pub fn special_ids(tokenizer: &Tokenizer) -> Vec<usize> {
-    let s = tokenizer.specials();
-    vec![s.pad, s.unk, s.cls, s.sep, s.mask]
+    tokenizer.special_ids()
 }
 
 /// [`top_k`] leaving out the `banned` ids (for example [`special_ids`]).

@@ -481,3 +481,57 @@ fn the_header_is_in_sorted_order_and_escapes_every_metadata_string() {
     assert_eq!(back.tensors.len(), 3);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `check_compatible`: a checkpoint is checked against what a program will feed it before any
+/// work, and each mismatch names the flag, the file and both sides: another tokenizer (a BPE
+/// encoder fed character ids once scored the majority class in silence), a vocabulary of
+/// another size (once a panic in the embedding after three finished runs), fewer positions than
+/// the program feeds (once "positions 0..128 exceed max_len 32"), another objective.
+#[test]
+fn a_checkpoint_is_checked_against_what_the_program_feeds_it() {
+    use microlm::checkpoint::{check_compatible, objective_of, Feeds};
+    use microlm::tokenizer::BpeTokenizer;
+    let dir = tmp_dir("compatible");
+    let path = dir.join("mlm.safetensors");
+    save_masked_lm(&path); // char tokenizer of 13 ids, max_len 16, a masked LM
+    let ours = tiny_tokenizer();
+    fn feeds<'a>(tokenizer: &'a Tokenizer, positions: usize, objectives: &'a [&'a str]) -> Feeds<'a> {
+        Feeds {
+            flag: "init",
+            tokenizer: Some((tokenizer, "--corpus text.txt".to_string())),
+            positions: Some((positions, "--seq-len".to_string())),
+            objectives,
+        }
+    }
+    let meta = check_compatible(&path, &feeds(&ours, 16, &["mlm"])).unwrap();
+    assert_eq!(objective_of(&meta), "mlm");
+
+    let bpe = Tokenizer::Bpe(BpeTokenizer::train("abcdefgh abcdefgh", 256 + 5 + 3));
+    let e = check_compatible(&path, &feeds(&bpe, 16, &[])).unwrap_err();
+    assert!(e.starts_with(&format!("--init {}", path.display())), "{e}");
+    assert!(
+        e.contains("a char tokenizer of 13 ids") && e.contains("a bpe tokenizer of 264 ids"),
+        "{e}"
+    );
+
+    let bigger = Tokenizer::Char(CharTokenizer::from_text("abcdefghi"));
+    let e = check_compatible(&path, &feeds(&bigger, 16, &[])).unwrap_err();
+    assert!(e.contains("13 ids") && e.contains("14 ids"), "{e}");
+    let other = Tokenizer::Char(CharTokenizer::from_text("abcdefgz"));
+    let e = check_compatible(&path, &feeds(&other, 16, &[])).unwrap_err();
+    assert!(e.contains("other tokens"), "{e}");
+
+    let e = check_compatible(&path, &feeds(&ours, 128, &[])).unwrap_err();
+    assert!(
+        e.contains("at most 16 positions") && e.contains("up to 128 (--seq-len)"),
+        "{e}"
+    );
+
+    let e = check_compatible(&path, &feeds(&ours, 16, &["bert", "simcse"])).unwrap_err();
+    assert!(e.contains("trained as mlm") && e.contains("bert or simcse"), "{e}");
+
+    let missing = dir.join("none.safetensors");
+    let e = check_compatible(&missing, &feeds(&ours, 16, &[])).unwrap_err();
+    assert!(e.starts_with("--init") && e.contains("none.safetensors"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -194,3 +194,117 @@ fn noise_flags_are_checked_by_name() {
         assert!(e.contains(named), "{args:?}: {e}");
     }
 }
+
+/// Every numeric flag reads with its allowed range: a value outside it is an error naming the
+/// flag and the range, and `--help` shows the range.
+#[test]
+fn numbers_outside_a_flags_domain_are_refused_naming_the_flag_and_the_range() {
+    use microlm::cli::Domain;
+    let read_f32 = |v: &str, d: Domain<f32>| parse(&["--rate", v]).unwrap().arg_in("rate", 1.0f32, d, "a rate");
+    for bad in ["nan", "NaN", "inf", "-inf", "0", "-1"] {
+        let e = read_f32(bad, Domain::above(0.0)).unwrap_err();
+        assert!(e.starts_with("--rate ") && e.contains("above 0"), "{bad}: {e}");
+    }
+    assert_eq!(read_f32("0.5", Domain::above(0.0)).unwrap(), 0.5);
+    assert_eq!(read_f32("0", Domain::below(0.0, 1.0)).unwrap(), 0.0);
+    let e = read_f32("1", Domain::below(0.0, 1.0)).unwrap_err();
+    assert!(e.contains("at least 0 and below 1"), "{e}");
+    assert_eq!(read_f32("1", Domain::between(0.0, 1.0)).unwrap(), 1.0);
+    let e = read_f32("1.5", Domain::between(0.0, 1.0)).unwrap_err();
+    assert!(e.contains("at most 1"), "{e}");
+    let mut f = parse(&["--seeds", "0"]).unwrap();
+    assert_eq!(
+        f.arg_in("seeds", 2u64, Domain::at_least(1), "seeds").unwrap_err(),
+        "--seeds 0: must be at least 1"
+    );
+    assert!(f.usage("x").contains("seeds; at least 1 (2)"), "{}", f.usage("x"));
+    let mut f = parse(&["--n", "3"]).unwrap();
+    assert_eq!(
+        f.arg_opt_in::<usize>("n", Domain::at_least(4), "n").unwrap_err(),
+        "--n 3: must be at least 4"
+    );
+    let mut f = parse(&[]).unwrap();
+    assert_eq!(f.arg_opt_in::<usize>("n", Domain::at_least(4), "n").unwrap(), None);
+    let mut f = parse(&["--kind", "wordpiece"]).unwrap();
+    let e = f.arg_choice("kind", "char", &["char", "bpe"], "tokenizer").unwrap_err();
+    assert_eq!(e, "--kind wordpiece: expected one of char, bpe");
+}
+
+/// Each shared recipe flag refuses the values outside its domain by name, whatever the example.
+#[test]
+fn every_recipe_flag_refuses_values_outside_its_domain() {
+    use microlm::recipe::Recipe;
+    for (flag, bad) in [
+        ("steps", "0"),
+        ("batch", "0"),
+        ("d-model", "0"),
+        ("layers", "0"),
+        ("heads", "0"),
+        ("seq-len", "1"),
+        ("bpe-vocab", "261"),
+        ("dropout", "1"),
+        ("dropout", "nan"),
+        ("position-scale", "-1"),
+        ("position-scale", "inf"),
+        ("lr", "nan"),
+        ("lr", "0"),
+        ("min-lr", "-1"),
+        ("weight-decay", "nan"),
+        ("beta2", "1"),
+        ("grad-clip", "0"),
+        ("eval-every", "0"),
+        ("eval-batches", "0"),
+        ("tokenizer", "word"),
+        ("activation", "tanh"),
+        ("steps", "-3"),
+    ] {
+        let e = Recipe::read(&mut parse(&[&format!("--{flag}"), bad]).unwrap(), Recipe::default()).unwrap_err();
+        assert!(e.starts_with(&format!("--{flag} ")), "--{flag} {bad}: {e}");
+    }
+}
+
+/// `Recipe::read_without`: the flags an example does not use are not in its `--help`, and
+/// giving one is an unknown flag (mmlm and clip once accepted `--seq-len` and `--corpus` and
+/// ignored them).
+#[test]
+fn flags_an_example_does_not_use_are_refused_and_left_out_of_help() {
+    use microlm::recipe::{Recipe, SHAPES_UNUSED};
+    let mut f = parse(&["--corpus", "/nonexistent"]).unwrap();
+    Recipe::read_without(&mut f, Recipe::default(), SHAPES_UNUSED).unwrap();
+    assert!(f.finish().unwrap_err().contains("unknown flag --corpus"));
+    let mut f = parse(&["--seq-len", "32"]).unwrap();
+    Recipe::read_without(&mut f, Recipe::default(), SHAPES_UNUSED).unwrap();
+    assert!(f.finish().unwrap_err().contains("unknown flag --seq-len"));
+    let usage = f.usage("mmlm");
+    for gone in SHAPES_UNUSED {
+        assert!(!usage.contains(&format!("--{gone} ")), "{gone} in {usage}");
+    }
+    assert!(usage.contains("--d-model") && usage.contains("--activation"), "{usage}");
+}
+
+/// The shapes world's models (mmlm, clip) estimate their memory before they are built:
+/// `--batch 1000000` and a CLIP projection of 10^9 dimensions are refused with the estimate.
+#[test]
+fn the_shapes_models_estimate_their_memory_before_building() {
+    use microlm::recipe::{Recipe, ShapesWorld};
+    let mut f = parse(&[]).unwrap();
+    let world = ShapesWorld::read(&mut f).unwrap();
+    let small = Recipe {
+        d_model: 64,
+        batch: 64,
+        ..Recipe::default()
+    };
+    assert!(small.shapes_config(&world, 2, 0.0).is_ok());
+    let huge_batch = Recipe {
+        batch: 1_000_000,
+        ..small.clone()
+    };
+    let e = huge_batch.shapes_config(&world, 2, 0.0).unwrap_err();
+    assert!(
+        e.contains("GB") && e.contains("--batch 1000000") && e.contains("--text-len 16"),
+        "{e}"
+    );
+    // CLIP's two projections d_model x embed_dim: 2 * 64 * 10^9 parameters, 16 bytes each.
+    let e = small.shapes_config(&world, 0, 2.0 * 64.0 * 1e9).unwrap_err();
+    assert!(gb_in(&e) >= 2.0 * 64.0 * 1e9 * 16.0 / 1e9, "{e}");
+}

@@ -303,11 +303,34 @@ fn reconstruct_stops_after_eos_or_at_the_limit() {
         model.reconstruct(&params, &[2, 7, 3], greedy, 9, rng).unwrap(),
         vec![7; 9]
     );
-    // Never past max_len - 1 = 11 new tokens (the start token takes one position).
+    // Never past max_len - 2 = 10 new tokens (the start token and BOS take two positions).
     assert_eq!(
         model.reconstruct(&params, &[2, 7, 3], greedy, 50, rng).unwrap().len(),
-        11
+        10
     );
+}
+
+/// A reconstruction never writes a special token but EOS: with the output bias raised far
+/// at `[PAD]`, `[UNK]`, `[CLS]` (BOS) and `[MASK]`, greedy decoding still writes ordinary ids
+/// (here 7, raised less), under BART and under T5.
+#[test]
+fn reconstructions_never_write_a_special_token_but_eos() {
+    for noise in [Noise::Bart(BartNoise::default()), Noise::T5(Default::default())] {
+        let (model, mut params) = tiny(noise.clone());
+        let ids = model.ids.clone();
+        let bias = params.find("decoder.lm_head.bias").unwrap();
+        let specials: Vec<usize> = (0..ids.noise.random[0]).filter(|&id| id != ids.noise.eos).collect();
+        assert!(specials.contains(&ids.noise.bos) && specials.contains(&ids.pad) && specials.contains(&ids.noise.mask));
+        for &s in &specials {
+            params.value_mut(bias)[s] += 100.0;
+        }
+        params.value_mut(bias)[7] += 50.0;
+        let greedy = microlm::generate::Sampling::Greedy;
+        let written = model
+            .reconstruct(&params, &[2, 7, 3], greedy, 6, &mut StdRng::seed_from_u64(0))
+            .unwrap();
+        assert_eq!(written, vec![7; 6], "{noise:?}");
+    }
 }
 
 /// A `--seq-len` too short for BOS, one token and EOS is refused by name.

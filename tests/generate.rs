@@ -495,3 +495,43 @@ fn generation_stops_after_the_stop_id_and_matches_the_unstopped_run_until_then()
     .unwrap();
     assert_eq!(n, 1);
 }
+
+/// `CausalLm::sample_text`, what the clm example prints: with the output bias raised far at
+/// every special id, the text still holds none of them (it once printed `[PAD]` and the others
+/// after a short run), at any sampling.
+#[test]
+fn sampled_text_never_holds_a_special_token() {
+    use microlm::objectives::CausalLm;
+    use microlm::tokenizer::{CharTokenizer, Tokenizer};
+    let tok = Tokenizer::Char(CharTokenizer::from_text("abcdef ghij\n"));
+    let config = TransformerConfig {
+        d_model: 16,
+        heads: 2,
+        layers: 1,
+        d_ff: 32,
+        max_len: 16,
+        dropout: 0.0,
+        ..TransformerConfig::toy(tok.vocab_size())
+    };
+    let mut p = Params::new();
+    let model = CausalLm::new(&mut p, &config, &mut StdRng::seed_from_u64(0)).unwrap();
+    let bias = p.find("decoder.lm_head.bias").expect("the output bias");
+    for id in tok.special_ids() {
+        p.value_mut(bias)[id] += 30.0;
+    }
+    for s in [
+        Sampling::Greedy,
+        Sampling::TopK {
+            k: 200,
+            temperature: 0.8,
+        },
+    ] {
+        let text = model
+            .sample_text(&p, &tok, "\n", 60, s, &mut StdRng::seed_from_u64(1))
+            .unwrap();
+        assert_eq!(text.chars().count(), 60, "{s:?}: {text:?}");
+        for name in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] {
+            assert!(!text.contains(name), "{s:?}: {name} in {text:?}");
+        }
+    }
+}

@@ -769,8 +769,8 @@ fn checkpoint_round_trip() {
         (bits(&tape.value(z).to_owned()), bits(&tape.value(s).to_owned()))
     };
     assert_eq!(run(&model, &params), run(&loaded, &loaded_params));
-    let (w0, p0) = model.predict(&params, &masked, &m.masked_positions);
-    let (w1, p1) = loaded.predict(&loaded_params, &masked, &m.masked_positions);
+    let (w0, p0) = model.predict(&params, &masked, &m.masked_positions, &[]);
+    let (w1, p1) = loaded.predict(&loaded_params, &masked, &m.masked_positions, &[]);
     assert_eq!(w0, w1);
     assert_eq!(
         p0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
@@ -786,4 +786,23 @@ fn checkpoint_round_trip() {
     };
     assert!(e.contains("mmlm.patch"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A caption filled in by the model (what the mmlm example draws) never holds a special token:
+/// with the MLM head's bias raised far at `[MASK]` and the other specials, the filled words
+/// are still words of the grammar (it once drew `[[MASK]]`).
+#[test]
+fn filled_captions_never_hold_a_special_token() {
+    use microlm::objectives::grounding::fill_caption;
+    let (m, mut params, tok) = model(shapes::IMAGE_SIZE, 8, true, 0);
+    let bias = params.find("mlm_head.output.bias").expect("the MLM head's output bias");
+    for id in tok.special_ids() {
+        params.value_mut(bias)[id] += 100.0;
+    }
+    let e = shapes::examples(1, 7).remove(0);
+    let filled = fill_caption(&m, &params, &tok, &e, &e.image, 16).unwrap();
+    assert!(filled.contains('['), "some word is filled in: {filled}");
+    for name in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] {
+        assert!(!filled.contains(name), "{name} in {filled}");
+    }
 }

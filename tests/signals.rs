@@ -84,3 +84,103 @@ fn sigterm_saves_a_checkpoint_and_reports_an_interrupted_run() {
     let saved = checkpoint::read(&train_config.checkpoint_path()).expect("a checkpoint was saved");
     assert_eq!(saved.metadata["train.step"], "3");
 }
+
+/// The environment variable that makes [`child_analysis_after_training`] run (in a child
+/// process of [`a_signal_after_training_ends_the_program_promptly`]).
+const CHILD: &str = "MICROLM_SIGNALS_CHILD";
+
+/// In the child process only: a short run, then a long "end-of-run analysis" (5 s of sleeping)
+/// during which the process sends itself SIGTERM. With the rule, the signal ends the process
+/// with status 130 at once; without it, the handler would only set a flag nobody reads and the
+/// analysis would run to its end (status 0).
+#[test]
+fn child_analysis_after_training() {
+    if std::env::var(CHILD).is_err() {
+        return; // run by the parent test below, in its own process
+    }
+    let config = TransformerConfig {
+        d_model: 16,
+        heads: 2,
+        layers: 1,
+        d_ff: 32,
+        max_len: 8,
+        ..TransformerConfig::toy(11)
+    };
+    let mut params = Params::new();
+    let model = CausalLm::new(&mut params, &config, &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut optimizer = Optimizer::AdamW(AdamW::new(&params, 1e-3));
+    let dir = std::env::temp_dir().join(format!("microlm_signals_after_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let train_config = TrainConfig {
+        steps: 2,
+        schedule: LrSchedule {
+            peak: 1e-3,
+            warmup: 1,
+            total: 2,
+            floor: 1e-4,
+            decay: Decay::Cosine,
+        },
+        grad_clip: Some(1.0),
+        log_every: 5,
+        eval_every: 100,
+        checkpoint_every: 100,
+        seed: 1,
+        out_dir: dir.clone(),
+        resume: None,
+        tokens_per_step: 16,
+        verbose: false,
+        bounds: Vec::new(),
+    };
+    let x = Batch::new((0..16).map(|i| i % 11).collect(), 2, 8);
+    let no_eval = |_: &Params| Evaluation {
+        loss: 1.0,
+        accuracy: None,
+        count: 0,
+        extra: Vec::new(),
+    };
+    let report = train(
+        &train_config,
+        &mut params,
+        &mut optimizer,
+        &BTreeMap::new(),
+        |tape: &mut _, p: &Params, rng: &mut StdRng| model.loss(tape, p, &x, rng),
+        no_eval,
+    )
+    .unwrap();
+    assert!(!report.interrupted);
+    println!("analysis starts");
+    let pid = std::process::id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100)); // the analysis
+    }
+    println!("analysis finished");
+}
+
+#[test]
+fn a_signal_after_training_ends_the_program_promptly() {
+    let exe = std::env::current_exe().unwrap();
+    let t = std::time::Instant::now();
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "child_analysis_after_training",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("analysis starts"), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("analysis finished"),
+        "the analysis ran to its end after SIGTERM (status {:?})",
+        out.status
+    );
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted after training"), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+}

@@ -7,6 +7,8 @@
 //! - a training run: [`save_training`] writes the model, the optimizer's state and every
 //!   setting of the run; [`load_training`] restores them after checking that this run asks for
 //!   exactly the same settings ([`check_metadata`] lists every difference);
+//! - a checkpoint given to a program: [`check_compatible`] checks it against what the program
+//!   will feed it (tokenizer, positions, objective) before any work starts;
 //! - inference: [`load_model`] rebuilds a model from the config and tokenizer in the metadata.
 //!
 //! - Every parameter is stored under its name in the [`Params`] store (e.g.
@@ -25,10 +27,12 @@
 //!   byte-identical files.
 //! - A save first removes temporary files that killed saves of the same target left behind.
 
+mod compatible;
 mod header;
 mod model;
 mod training;
 
+pub use compatible::{check_compatible, describe_tokenizer, objective_of, Feeds};
 pub use model::{check_config_against_tensors, load_encoder, load_model, EXTRA_IDS};
 pub use training::{check_metadata, load_training, save_training, WITHOUT_STATE_KEY};
 

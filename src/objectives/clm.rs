@@ -114,6 +114,34 @@ impl CausalLm {
         tally.finish()
     }
 
+    /// Text written after `prompt`: `new_tokens` tokens drawn with `sampling` (KV cache on),
+    /// never one of the tokenizer's special ids ([`Tokenizer::special_ids`]), decoded.
+    pub fn sample_text(
+        &self,
+        params: &Params,
+        tokenizer: &Tokenizer,
+        prompt: &str,
+        new_tokens: usize,
+        sampling: Sampling,
+        rng: &mut impl Rng,
+    ) -> Result<String, String> {
+        let banned = tokenizer.special_ids();
+        let settings = crate::generate::Settings {
+            new_tokens,
+            sampling,
+            use_cache: true,
+            banned: &banned,
+            stop: None,
+        };
+        let mut written = Vec::with_capacity(new_tokens);
+        let model = Model::Decoder(&self.decoder);
+        crate::generate::stream(model, params, &tokenizer.encode(prompt), &settings, rng, |token, _| {
+            written.push(token);
+            Ok(())
+        })?;
+        Ok(tokenizer.decode(&written))
+    }
+
     /// Continue `prompt` by `new_tokens` tokens (see [`generate`]).
     pub fn generate(
         &self,

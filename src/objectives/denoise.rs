@@ -290,9 +290,11 @@ impl Denoiser {
         id != self.ids.noise.eos && !s.contains(id)
     }
 
-    /// Decode from `source` (greedy or sampled, with the KV cache), starting behind the start
-    /// token and stopping after EOS or at `max_new` tokens: the tokens written, EOS included if
-    /// it came.
+    /// Decode from `source` (greedy or sampled, with the KV cache), stopping after EOS or at
+    /// `max_new` tokens: the tokens written, EOS included if it came. Under BART the decoder
+    /// starts behind the start token and BOS (every BART target begins with BOS, so it is given,
+    /// not written); under T5 behind the start token alone. No special id but EOS is ever
+    /// written ([`Denoiser::banned`]).
     pub fn reconstruct(
         &self,
         params: &Params,
@@ -305,19 +307,35 @@ impl Denoiser {
             model: &self.model,
             source,
         };
+        let ids = &self.ids.noise;
+        let prompt = match self.noise {
+            Noise::Bart(_) => vec![ids.eos, ids.bos],
+            Noise::T5(_) => vec![ids.eos],
+        };
+        let banned = self.banned();
         let settings = Settings {
-            new_tokens: max_new.min(self.model.config.max_len - 1), // never slides the window
+            new_tokens: max_new.min(self.model.config.max_len - prompt.len()), // never slides the window
             sampling,
             use_cache: true,
-            banned: &[self.ids.pad],
-            stop: Some(self.ids.noise.eos),
+            banned: &banned,
+            stop: Some(ids.eos),
         };
         let mut written = Vec::new();
-        stream(model, params, &[self.ids.noise.eos], &settings, rng, |token, _| {
+        stream(model, params, &prompt, &settings, rng, |token, _| {
             written.push(token);
             Ok(())
         })?;
         Ok(written)
+    }
+
+    /// The ids a reconstruction never writes: the tokenizer's specials (`[PAD]`, `[UNK]`,
+    /// `[CLS]` as BOS, `[MASK]`), all but EOS. T5's sentinels stay allowed (its targets use them).
+    pub fn banned(&self) -> Vec<usize> {
+        let tokenizer_ids = self.ids.sentinels.vocab_size - self.ids.sentinels.count;
+        let ordinary = &self.ids.noise.random;
+        (0..tokenizer_ids)
+            .filter(|id| !ordinary.contains(id) && *id != self.ids.noise.eos)
+            .collect()
     }
 
     /// `ids` as text for people: sentinel k shown as `<Sk>`, the tokenizer's specials by name.

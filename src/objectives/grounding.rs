@@ -159,7 +159,7 @@ pub fn word_scores(
         for &f in &positions {
             text.ids[f] = mask;
         }
-        let (predicted, _) = model.predict(params, &batch.with_text(text), &positions);
+        let (predicted, _) = model.predict(params, &batch.with_text(text), &positions, &[]);
         for ((q, &f), &p) in chunk.iter().zip(&positions).zip(&predicted) {
             let hit = usize::from(p == tokenizer.encode(&q.target)[0]);
             match q.role {
@@ -196,7 +196,9 @@ pub fn fill_caption(
     for &f in &positions {
         text.ids[f] = tokenizer.specials().mask;
     }
-    let (predicted, _) = model.predict(params, &batch.with_text(text), &positions);
+    // Shown as text: never a special token ([[MASK]], say).
+    let banned = tokenizer.special_ids();
+    let (predicted, _) = model.predict(params, &batch.with_text(text), &positions, &banned);
     let mut out: Vec<String> = words.iter().map(|w| w.to_string()).collect();
     for (&w, &p) in targets.iter().zip(&predicted) {
         let guess = tokenizer.decode(&[p]);

@@ -29,6 +29,7 @@ use super::mlm::{mask_tokens, mlm_loss, MaskedBatch, MlmConfig, MlmVocab};
 use super::nsp::NspHead;
 use super::{Evaluation, Tally};
 use crate::checkpoint;
+use crate::generate::argmax_excluding;
 use crate::nn::{MlmHead, TransformerConfig};
 use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
@@ -181,14 +182,24 @@ impl Mmlm {
         }
     }
 
-    /// The most probable word at each flat text position of `batch` (already masked), and
-    /// P(Matched) for each row; evaluation mode.
-    pub fn predict(&self, params: &Params, batch: &ImageTextBatch, positions: &[usize]) -> (Vec<usize>, Vec<f32>) {
+    /// The most probable word at each flat text position of `batch` (already masked), never one
+    /// of the `banned` ids (the specials, when the words are shown as text), and P(Matched) for
+    /// each row; evaluation mode.
+    pub fn predict(
+        &self,
+        params: &Params,
+        batch: &ImageTextBatch,
+        positions: &[usize],
+        banned: &[usize],
+    ) -> (Vec<usize>, Vec<f32>) {
         let mut tape = Tape::no_grad();
         let (z, s) = self.scores(&mut tape, params, batch, positions, &mut StdRng::seed_from_u64(0));
-        let words = tape.argmax(z, 1);
         let p = tape.softmax(s, 1);
-        let words = tape.value(words).iter().map(|&w| w as usize).collect();
+        let words = tape
+            .value(z)
+            .outer_iter()
+            .map(|row| argmax_excluding(row.as_slice().expect("rows are contiguous"), banned).unwrap_or(0))
+            .collect();
         let matched = tape
             .value(p)
             .outer_iter()

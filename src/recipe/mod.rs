@@ -24,6 +24,7 @@
 mod check;
 mod denoise;
 pub mod finetune;
+mod flags;
 mod lines;
 mod masked_lm;
 mod memory;
@@ -31,12 +32,12 @@ mod pairs;
 pub mod shapes;
 
 pub use denoise::{length_grouped_documents, read_noise, DenoiseDocuments};
+pub use flags::SHAPES_UNUSED;
 pub use lines::{LinePairs, HELD_OUT_LINES};
-pub use memory::{memory_total, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
+pub use memory::{memory_total, Footprint, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
 pub use pairs::{SentencePairs, PAIR_PASSES};
 pub use shapes::{ShapesWorld, HELD_OUT_PAIRS};
 
-use crate::cli::Flags;
 use crate::data::{Batch, Corpus};
 use crate::nn::{Activation, TransformerConfig};
 use crate::optim::{AdamW, Decay, LrSchedule, Optimizer};
@@ -179,59 +180,6 @@ impl Recipe {
             out: PathBuf::from("runs/clm"),
             ..Recipe::default()
         }
-    }
-
-    /// Read every shared flag (`defaults` where one is not given) and check each value; the
-    /// error names the flag.
-    pub fn read(flags: &mut Flags, defaults: Recipe) -> Result<Recipe, String> {
-        let d = defaults;
-        let r = Recipe {
-            steps: flags.arg("steps", d.steps, "updates")?,
-            corpus: flags
-                .arg("corpus", d.corpus.display().to_string(), "UTF-8 text file")?
-                .into(),
-            tokenizer: flags.arg("tokenizer", d.tokenizer, "char or bpe")?,
-            bpe_vocab: flags.arg("bpe-vocab", d.bpe_vocab, "BPE vocabulary size")?,
-            d_model: flags.arg("d-model", d.d_model, "width")?,
-            layers: flags.arg("layers", d.layers, "layers")?,
-            heads: flags.arg("heads", d.heads, "attention heads")?,
-            seq_len: flags.arg("seq-len", d.seq_len, "tokens per sequence")?,
-            batch: flags.arg("batch", d.batch, "sequences per update")?,
-            dropout: flags.arg("dropout", d.dropout, "dropout probability")?,
-            tie: flags.arg("tie", d.tie, "tie the output projection to the token embedding")?,
-            scale_embeddings: flags.arg(
-                "scale-embeddings",
-                d.scale_embeddings,
-                "multiply token vectors by sqrt(d-model)",
-            )?,
-            embedding_std: check::parse_std(&flags.arg(
-                "embedding-std",
-                d.embedding_std.map_or("auto".to_string(), |s| s.to_string()),
-                "token embedding init std, or auto (1/sqrt(d-model) when scaled)",
-            )?)?,
-            embedding_norm: flags.arg("embedding-norm", d.embedding_norm, "LayerNorm on the embedding sum")?,
-            position_scale: flags.arg("position-scale", d.position_scale, "factor on the sinusoidal positions")?,
-            activation: flags.arg("activation", d.activation, "gelu, gelu_tanh or relu")?,
-            lr: flags.arg("lr", d.lr, "peak learning rate")?,
-            min_lr: flags.arg("min-lr", d.min_lr, "cosine decay floor")?,
-            warmup: flags.arg("warmup", d.warmup, "warmup updates")?,
-            weight_decay: flags.arg("weight-decay", d.weight_decay, "AdamW weight decay")?,
-            beta2: flags.arg("beta2", d.beta2, "AdamW beta2")?,
-            decay_embeddings: flags.arg("decay-embeddings", d.decay_embeddings, "weight decay on embeddings")?,
-            grad_clip: flags.arg("grad-clip", d.grad_clip, "global gradient-norm clip")?,
-            eval_every: flags.arg("eval-every", d.eval_every, "validate every N updates")?,
-            eval_batches: flags.arg("eval-batches", d.eval_batches, "validation batches")?,
-            seed: flags.arg("seed", d.seed, "seed")?,
-            resume: flags.arg_opt("resume", "continue this checkpoint")?,
-            out: flags
-                .arg("out", d.out.display().to_string(), "output directory")?
-                .into(),
-            tokens_per_step: d.tokens_per_step,
-        };
-        r.check()?;
-        // One switch for the process, as MICROLM_THREADS is: tapes read it when they are made.
-        crate::profile::set_enabled(flags.arg("profile", false, "print where a training step goes, op by op")?);
-        Ok(r)
     }
 
     /// Read the corpus, build the tokenizer (BPE is trained on the training 90% only), split

@@ -2,10 +2,10 @@
 //! tokenizer over the captions' grammar, held-out pairs drawn once from a fixed seed, fresh
 //! training pairs drawn by every update, and the model's shape.
 
-use super::{Recipe, VALIDATION_SEED};
+use super::{memory_total, Recipe, VALIDATION_SEED};
 use crate::cli::{check, Flags};
 use crate::data::shapes::{examples, vocabulary, Example, Image, IMAGE_SIZE};
-use crate::nn::TransformerConfig;
+use crate::nn::{Activation, TransformerConfig};
 use crate::objectives::image_text::ImageTextBatch;
 use crate::objectives::itm::{itm_batch, ItmBatch};
 use crate::tokenizer::{Tokenizer, WordTokenizer};
@@ -122,23 +122,45 @@ pub fn split(pairs: &[Example]) -> (Vec<&str>, Vec<&Image>) {
 }
 
 impl Recipe {
-    /// The model's shape for the shapes world: the recipe's width, depth and heads, the word
-    /// vocabulary, `world.text_len` text positions, and `types` type ids (2 for text and image
-    /// in one stream, 0 for a text tower alone).
-    pub fn shapes_config(&self, world: &ShapesWorld, types: usize) -> Result<TransformerConfig, String> {
+    /// The model's shape for the shapes world: the recipe's width, depth, heads, activation
+    /// and embedding settings, the word vocabulary, `world.text_len` text positions, and
+    /// `types` type ids (2 for text and image in one stream, 0 for a text tower alone).
+    /// Refused before anything is built if an update would not fit in this machine's memory
+    /// ([`Recipe::check_memory_of`], for the text and the patches in one stream, plus
+    /// `extra_parameters` such as CLIP's projections).
+    pub fn shapes_config(
+        &self,
+        world: &ShapesWorld,
+        types: usize,
+        extra_parameters: f64,
+    ) -> Result<TransformerConfig, String> {
+        let patches = (IMAGE_SIZE / world.patch).pow(2);
+        let vocab = world.tokenizer.vocab_size();
+        let sizes = format!("(--text-len {} + {patches} patches)", world.text_len);
+        self.check_memory_of(
+            vocab,
+            world.text_len + patches,
+            &sizes,
+            extra_parameters,
+            memory_total(),
+        )?;
         let config = TransformerConfig {
             layers: self.layers,
             heads: self.heads,
             max_len: world.text_len,
             dropout: self.dropout,
             tie_embeddings: self.tie,
+            scale_embeddings: self.scale_embeddings,
             token_init_std: self.embedding_std,
+            embedding_norm: self.embedding_norm,
+            position_scale: self.position_scale,
+            activation: Activation::parse(&self.activation).expect("checked by Recipe::check"),
             type_vocab_size: types,
-            ..TransformerConfig::toy(world.tokenizer.vocab_size()).with_d_model(self.d_model)
+            ..TransformerConfig::toy(vocab).with_d_model(self.d_model)
         };
-        config
-            .validate()
-            .map_err(|e| format!("{e} (check --d-model, --heads, --layers, --dropout)"))?;
+        config.validate().map_err(|e| {
+            format!("{e} (check --d-model, --heads, --layers, --dropout, --embedding-std, --position-scale)")
+        })?;
         Ok(config)
     }
 

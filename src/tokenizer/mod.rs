@@ -107,6 +107,14 @@ impl Tokenizer {
         }
     }
 
+    /// The five special ids as a list (`[PAD]` `[UNK]` `[CLS]` `[SEP]` `[MASK]`): never text a
+    /// model should write, so every sampler and every argmax that produces text bans them
+    /// ([`crate::generate::argmax_excluding`], [`crate::generate::Settings::banned`]).
+    pub fn special_ids(&self) -> Vec<usize> {
+        let s = self.specials();
+        vec![s.pad, s.unk, s.cls, s.sep, s.mask]
+    }
+
     /// The ids of all five special tokens.
     pub fn specials(&self) -> SpecialIds {
         SpecialIds {

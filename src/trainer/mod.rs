@@ -12,7 +12,11 @@
 //!   over the interval, learning rate, tokens/s, elapsed time and ETA;
 //! - validation in evaluation mode before the first update, every `eval_every` updates and
 //!   after the last;
-//! - checkpoints every `checkpoint_every` updates, at the end, and on Ctrl-C;
+//! - checkpoints every `checkpoint_every` updates, at the end, and on Ctrl-C or SIGTERM (the
+//!   update in progress finishes, the run saves and returns `interrupted`);
+//! - after the last update's checkpoint, until another run starts, Ctrl-C or SIGTERM ends the
+//!   program at once (status 130): whatever a program does after training (its end-of-run
+//!   analysis, pictures, samples) stops promptly, with the checkpoint already saved;
 //! - with `resume`, the run continues from a checkpoint, which must have been made with exactly
 //!   the same settings (the model's config, the tokenizer, the data and objective settings in
 //!   `metadata`, and the trainer's and optimizer's own: see [`run_settings`]);
@@ -77,13 +81,28 @@ thread_local! {
     static STOP_REQUESTED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Route Ctrl-C to a flag the loop checks after each update (once per process).
+/// Set when a run has finished and saved its last checkpoint: from then on a signal ends the
+/// program at once (nothing is left to save), until the next run starts.
+static AFTER_TRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Route Ctrl-C and SIGTERM to [`on_signal`] (once per process).
 fn catch_ctrl_c() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         // If another handler is already installed, Ctrl-C keeps its default behaviour.
-        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+        let _ = ctrlc::set_handler(on_signal);
     });
+}
+
+/// During a run: set the flag the loop checks after each update (it saves, then stops). After
+/// a run (the end-of-run analysis, pictures, samples): say so and exit with status 130, as the
+/// default Ctrl-C would; the checkpoint is already saved.
+fn on_signal() {
+    if AFTER_TRAINING.load(Ordering::SeqCst) {
+        eprintln!("\ninterrupted after training; the checkpoint was saved");
+        std::process::exit(130);
+    }
+    INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 /// Ask the run on this thread to stop after the current update, exactly as Ctrl-C does (a
@@ -218,6 +237,7 @@ pub fn train<L: Into<Var>>(
     let title = format!("training loss, {}", config.out_dir.display());
     let mut log = MetricsLog::resume(&config.out_dir, &title, start)?;
     catch_ctrl_c();
+    AFTER_TRAINING.store(false, Ordering::SeqCst);
     INTERRUPTED.store(false, Ordering::SeqCst);
     STOP_REQUESTED.with(|s| s.set(false));
 
@@ -271,6 +291,7 @@ pub fn train<L: Into<Var>>(
         }
     }
     log.write()?;
+    AFTER_TRAINING.store(true, Ordering::SeqCst); // a signal from here on ends the program
     Ok(report(step, start, last_loss, last_eval, false, train_s, config, t0))
 }
 
