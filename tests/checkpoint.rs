@@ -388,7 +388,7 @@ fn two_identical_runs_write_byte_identical_checkpoints() {
     use microlm::optim::{AdamW, Decay, LrSchedule, Optimizer};
     use microlm::trainer::{train, TrainConfig};
     let run = |name: &str| -> Vec<u8> {
-        let dir = tmp_dir(name);
+        let dir = fresh_dir(name);
         let tok = tiny_tokenizer();
         let mut params = Params::new();
         let model = MaskedLm::new(&mut params, &tiny_config(), &tok, true, &mut StdRng::seed_from_u64(3)).unwrap();
@@ -447,7 +447,7 @@ fn two_identical_runs_write_byte_identical_checkpoints() {
 /// survive the round trip through the `safetensors` crate's reader.
 #[test]
 fn the_header_is_in_sorted_order_and_escapes_every_metadata_string() {
-    let dir = tmp_dir("header-order");
+    let dir = fresh_dir("header-order");
     let path = dir.join("model.safetensors");
     let mut params = Params::new();
     for name in ["zeta", "alpha", "mid.weight"] {
@@ -491,7 +491,7 @@ fn the_header_is_in_sorted_order_and_escapes_every_metadata_string() {
 fn a_checkpoint_is_checked_against_what_the_program_feeds_it() {
     use microlm::checkpoint::{check_compatible, objective_of, Feeds};
     use microlm::tokenizer::BpeTokenizer;
-    let dir = tmp_dir("compatible");
+    let dir = fresh_dir("compatible");
     let path = dir.join("mlm.safetensors");
     save_masked_lm(&path); // char tokenizer of 13 ids, max_len 16, a masked LM
     let ours = tiny_tokenizer();
