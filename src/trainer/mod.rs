@@ -31,9 +31,11 @@
 
 mod config;
 mod evaluation;
+mod signals;
 
 pub use config::{run_settings, Bound, TrainConfig};
 pub use evaluation::Evaluation;
+pub use signals::request_stop;
 
 use crate::checkpoint;
 use crate::metrics::{MetricsLog, Record};
@@ -42,9 +44,7 @@ use crate::profile;
 use crate::{Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// How a run ended.
@@ -73,47 +73,6 @@ pub fn step_rng(seed: u64, step: usize) -> StdRng {
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&(step as u64).to_le_bytes());
     StdRng::from_seed(key)
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-thread_local! {
-    static STOP_REQUESTED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Set when a run has finished and saved its last checkpoint: from then on a signal ends the
-/// program at once (nothing is left to save), until the next run starts.
-static AFTER_TRAINING: AtomicBool = AtomicBool::new(false);
-
-/// Route Ctrl-C and SIGTERM to [`on_signal`] (once per process).
-fn catch_ctrl_c() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        // If another handler is already installed, Ctrl-C keeps its default behaviour.
-        let _ = ctrlc::set_handler(on_signal);
-    });
-}
-
-/// During a run: set the flag the loop checks after each update (it saves, then stops). After
-/// a run (the end-of-run analysis, pictures, samples): say so and exit with status 130, as the
-/// default Ctrl-C would; the checkpoint is already saved.
-fn on_signal() {
-    if AFTER_TRAINING.load(Ordering::SeqCst) {
-        eprintln!("\ninterrupted after training; the checkpoint was saved");
-        std::process::exit(130);
-    }
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// Ask the run on this thread to stop after the current update, exactly as Ctrl-C does (a
-/// checkpoint, then `interrupted` in the report). For programs that stop on their own
-/// condition, and for tests of the Ctrl-C path.
-pub fn request_stop() {
-    STOP_REQUESTED.with(|s| s.set(true));
-}
-
-fn stop_requested() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst) || STOP_REQUESTED.with(Cell::get)
 }
 
 /// What one update measured.
@@ -236,10 +195,7 @@ pub fn train<L: Into<Var>>(
         .map_err(|e| format!("cannot create output directory {}: {e}", config.out_dir.display()))?;
     let title = format!("training loss, {}", config.out_dir.display());
     let mut log = MetricsLog::resume(&config.out_dir, &title, start)?;
-    catch_ctrl_c();
-    AFTER_TRAINING.store(false, Ordering::SeqCst);
-    INTERRUPTED.store(false, Ordering::SeqCst);
-    STOP_REQUESTED.with(|s| s.set(false));
+    signals::run_starts(); // Ctrl-C and SIGTERM now stop the run after the current update
 
     let t0 = Instant::now();
     let (mut train_s, mut interval_s) = (0.0f64, 0.0f64);
@@ -272,7 +228,7 @@ pub fn train<L: Into<Var>>(
             interval.clear();
             interval_s = 0.0;
         }
-        let interrupted = stop_requested();
+        let interrupted = signals::stop_requested();
         // Validation comes before the save, so a run whose outputs overflow saves nothing; an
         // interrupted run validates this step when it resumes instead.
         if !interrupted && (step % config.eval_every == 0 || step == config.steps) {
@@ -291,7 +247,7 @@ pub fn train<L: Into<Var>>(
         }
     }
     log.write()?;
-    AFTER_TRAINING.store(true, Ordering::SeqCst); // a signal from here on ends the program
+    signals::run_ended(); // a signal from here on ends the program
     Ok(report(step, start, last_loss, last_eval, false, train_s, config, t0))
 }
 
