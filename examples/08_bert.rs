@@ -1,20 +1,23 @@
-//! # 8. BERT's pretraining: masked LM and next-sentence prediction
+//! # 8. BERT's pretraining: masked LM with next-sentence or sentence-order prediction
 //!
 //! The encoder reads `[CLS] A [SEP] B [SEP]`, fills in masked characters of both segments and
 //! says whether B followed A in the text: L = L_MLM + L_NSP (`src/objectives/nsp.rs`).
 //!
-//!   cargo run --release --example bert
-//!   cargo run --release --example bert -- --nsp false     (MLM alone, same pairs and budget)
+//!   cargo run --release --example bert                     (NSP: NotNext B from another play)
+//!   cargo run --release --example bert -- --pair-task sop  (ALBERT's SOP: A and B swapped)
+//!   cargo run --release --example bert -- --pair-task none (MLM alone: RoBERTa's question)
 //!
 //! What happens:
-//! 1. Each split is cut into documents (8 consecutive speeches) and sentences, and sentence
-//!    pairs are built as BERT builds them (`src/data/pairs.rs`): half the time B is the text
-//!    after A (IsNext), otherwise it starts somewhere in another document (NotNext).
-//! 2. Each update draws 32 pairs, masks 15% of their characters and scores both tasks.
-//! 3. Every 100 steps: the masked-character loss and accuracy, and the NSP loss and accuracy,
-//!    on the fixed validation pairs (written to `metrics.csv` and `loss.svg`).
-//! 4. At the end: a few held-out pairs with P(IsNext), the NSP accuracy beside a word- and
-//!    bigram-overlap baseline, and the masked-character accuracy.
+//! 1. Each split is cut into plays (read off the speaker names), documents of 8 speeches and
+//!    whole sentences (`src/data/plays.rs`); pairs are built as BERT builds them, but trimmed by
+//!    whole sentences (`src/data/pairs.rs`). NSP: half the time B is the text after A, otherwise
+//!    it comes from another play. SOP: A and B are consecutive, swapped half the time.
+//! 2. Each update draws 32 pairs of up to 128 characters, masks 15% of their characters and
+//!    scores both tasks.
+//! 3. Every 260 steps: the masked-character loss and accuracy, and the pair task's loss and
+//!    accuracy, on the fixed validation pairs (written to `metrics.csv` and `loss.svg`).
+//! 4. At the end: a few held-out pairs with P(IsNext), then the pair accuracy beside a boundary
+//!    n-gram baseline, a word-overlap baseline and the majority label, and the masked LM's.
 //!
 //! The model is the mlm example's (same flags) with segment embeddings, a pooler and a
 //! two-way classifier.
@@ -23,9 +26,8 @@ use microlm::cli::Flags;
 use microlm::data::pairs::random_pair_batch;
 use microlm::inspect::show_next_sentence;
 use microlm::nn::TransformerConfig;
-use microlm::objectives::nsp::overlap_baseline;
 use microlm::objectives::Bert;
-use microlm::recipe::{Recipe, PAIR_PASSES};
+use microlm::recipe::{print_pair_results, read_pair_task, Recipe};
 use microlm::Params;
 
 fn main() {
@@ -35,19 +37,20 @@ fn main() {
 fn run() -> Result<(), String> {
     let mut flags = Flags::from_env()?;
     let defaults = Recipe {
+        eval_every: 260,
         out: "runs/bert".into(),
         ..Recipe::default()
     };
     let recipe = Recipe::read(&mut flags, defaults)?;
     let head_transform = flags.arg("head-transform", false, "BERT's Linear-GELU-LN before the output")?;
-    let use_nsp = flags.arg("nsp", true, "train next-sentence prediction beside the masked LM")?;
+    let (task, use_pair_loss) = read_pair_task(&mut flags)?;
     if flags.help_or_finish("bert")? {
         return Ok(());
     }
 
     // Data: sentence pairs from each split; the model, with segment embeddings.
     let data = recipe.load_data()?;
-    let (pairs, specials) = (recipe.sentence_pairs(&data)?, data.tokenizer.specials());
+    let (pairs, specials) = (recipe.sentence_pairs(&data, task)?, data.tokenizer.specials());
     let val = recipe.pair_batches(&pairs.val, &data);
     let config = TransformerConfig {
         type_vocab_size: 2,
@@ -59,11 +62,12 @@ fn run() -> Result<(), String> {
         &config,
         &data.tokenizer,
         head_transform,
-        use_nsp,
+        task,
+        use_pair_loss,
         &mut recipe.init_rng(),
     )?;
 
-    // Train: masked LM and NSP on each batch of pairs; validation reports both.
+    // Train: masked LM and the pair task on each batch of pairs; validation reports both.
     let report = recipe.train(
         &data,
         &mut params,
@@ -78,17 +82,10 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
 
-    // What it learned: P(IsNext) on held-out pairs, then the accuracies beside the baseline
-    // (fitted on the first 1/PAIR_PASSES of the training pairs, about one pass).
+    // What it learned: P(IsNext) on held-out pairs, then the accuracies beside the baselines.
     show_next_sentence(&model, &params, &pairs.val, &val[0], &data.tokenizer, 4);
-    let (mlm, nsp) = model.evaluate(&params, &val);
-    let one_pass = &pairs.train[..pairs.train.len() / PAIR_PASSES];
-    let baseline = overlap_baseline(one_pass, &pairs.val, |ids| data.tokenizer.decode(ids));
-    println!(
-        "\nheld-out NSP accuracy {:.4} on {} pairs (overlap baseline {baseline:.4}, chance 0.5); masked-character accuracy {:.4}",
-        nsp.accuracy.unwrap_or(0.0),
-        nsp.count,
-        mlm.accuracy.unwrap_or(0.0)
-    );
+    let (mlm, pair) = model.evaluate(&params, &val);
+    let accuracy = use_pair_loss.then(|| pair.accuracy.unwrap_or(0.0));
+    print_pair_results(task, &pairs, accuracy, &mlm, &data.tokenizer);
     Ok(())
 }

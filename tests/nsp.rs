@@ -5,7 +5,7 @@ mod common;
 
 use common::tiny_encoder_config;
 use microlm::data::pairs::{make_pairs, pair_batch};
-use microlm::data::{Batch, Document, NspLabel};
+use microlm::data::{Batch, NspLabel, PairTask};
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
 use microlm::nn::{Encoder, TransformerConfig};
 use microlm::objectives::{nsp_loss, Bert, NspHead};
@@ -116,30 +116,32 @@ fn bert_loss_masks_both_segments_and_adds_the_two_losses() {
     let text = "ROMEO:\nIs the day so young? Ay.\nHa! What news?\n\nJULIET:\nNone. Go, go now.\nAnd come again.\n";
     let tokenizer = Tokenizer::Char(CharTokenizer::from_text(text));
     let sp = tokenizer.specials();
-    let docs: Vec<Document> = microlm::data::tokenize_documents(text, 1, &tokenizer);
-    assert_eq!(docs.len(), 2);
-    let pairs = make_pairs(&docs, 40, &mut StdRng::seed_from_u64(0)).unwrap();
+    // Two speakers who never meet: two plays of one document each.
+    let (docs, plays) = microlm::data::plays::play_documents(text, 18, &tokenizer);
+    assert_eq!(plays, [0, 1]);
+    let pairs = make_pairs(&docs, &plays, 40, PairTask::Nsp, &mut StdRng::seed_from_u64(0)).unwrap();
     let refs: Vec<_> = pairs.iter().collect();
     let batch = pair_batch(&refs, 40, &sp);
     let c = TransformerConfig {
         max_len: 40,
         ..config(tokenizer.vocab_size())
     };
-    for use_nsp in [true, false] {
+    for use_pair_loss in [true, false] {
         let mut params = Params::new();
         let bert = Bert::new(
             &mut params,
             &c,
             &tokenizer,
             true,
-            use_nsp,
+            PairTask::Nsp,
+            use_pair_loss,
             &mut StdRng::seed_from_u64(4),
         )
         .unwrap();
         let mut tape = Tape::new();
         let l = bert.loss(&mut tape, &params, &batch, &mut StdRng::seed_from_u64(5));
         let (total, mlm, nsp) = (tape.scalar(l.total), tape.scalar(l.mlm.mean), tape.scalar(l.nsp.mean));
-        let expected = if use_nsp { mlm + nsp } else { mlm };
+        let expected = if use_pair_loss { mlm + nsp } else { mlm };
         assert!((total - expected).abs() < 1e-6, "{total} vs {expected}");
         assert!(nsp > 0.1 && l.nsp.count == pairs.len());
     }
@@ -177,6 +179,7 @@ fn bert_needs_segment_embeddings() {
         &c,
         &tokenizer,
         true,
+        PairTask::Nsp,
         true,
         &mut StdRng::seed_from_u64(0),
     )
@@ -184,54 +187,46 @@ fn bert_needs_segment_embeddings() {
     assert!(e.contains("type_vocab_size = 0"), "{e}");
 }
 
-/// The overlap baseline: perfect when IsNext pairs share their words and NotNext pairs share
-/// none, and at chance (within 0.05 over 2,000 pairs) when the overlap says nothing of the label.
+/// SOP is the same head and loss on other pairs: its measures and checkpoint say which task.
 #[test]
-fn overlap_baseline_learns_overlap_and_nothing_else() {
-    use microlm::data::Pair;
-    let pair = |a: &[usize], b: &[usize], label| Pair {
-        a: a.to_vec(),
-        b: b.to_vec(),
-        label,
-        a_document: 0,
-        b_source: (0, 0),
-        a_last_sentence: 0,
-        trimmed: false,
+fn sop_names_its_measures_and_metadata() {
+    let text = "ROMEO:\nIs the day so young? Ay.\nHa! What news?\n\nJULIET:\nNone. Go, go now.\nAnd come again.\n";
+    let tokenizer = Tokenizer::Char(CharTokenizer::from_text(text));
+    let (docs, plays) = microlm::data::plays::play_documents(text, 18, &tokenizer);
+    let pairs = make_pairs(&docs, &plays, 40, PairTask::Sop, &mut StdRng::seed_from_u64(0)).unwrap();
+    let refs: Vec<_> = pairs.iter().collect();
+    let batch = pair_batch(&refs, 40, &tokenizer.specials());
+    let c = TransformerConfig {
+        max_len: 40,
+        ..config(tokenizer.vocab_size())
     };
-    // ids are letters: 0 -> "a", ...; a space (26) separates words.
-    let text = |ids: &[usize]| {
-        ids.iter()
-            .map(|&i| if i == 26 { ' ' } else { (b'a' + i as u8) as char })
-            .collect::<String>()
-    };
-    let mut telling = Vec::new();
-    for k in 0..200usize {
-        let w = [k % 26, (k / 26) % 26, 26, (k * 7) % 26];
-        telling.push(pair(&w, &w, NspLabel::IsNext));
-        let v = [(k + 13) % 26, 26, (k + 5) % 26];
-        telling.push(pair(&w[..2], &v, NspLabel::NotNext));
-    }
-    assert_eq!(
-        microlm::objectives::nsp::overlap_baseline(&telling, &telling, text),
-        1.0
-    );
-    let mut rng = StdRng::seed_from_u64(9);
-    let random: Vec<Pair> = (0..2000)
-        .map(|_| {
-            use rand::Rng;
-            let a: Vec<usize> = (0..8).map(|_| rng.random_range(0..27)).collect();
-            let b: Vec<usize> = (0..8).map(|_| rng.random_range(0..27)).collect();
-            let label = if rng.random::<bool>() {
-                NspLabel::IsNext
-            } else {
-                NspLabel::NotNext
-            };
-            pair(&a, &b, label)
-        })
-        .collect();
-    let acc = microlm::objectives::nsp::overlap_baseline(&random[..1000], &random[1000..], text);
-    assert!(
-        (acc - 0.5).abs() < 0.05,
-        "accuracy {acc} on labels the overlap cannot see"
-    );
+    let mut params = Params::new();
+    let bert = Bert::new(
+        &mut params,
+        &c,
+        &tokenizer,
+        false,
+        PairTask::Sop,
+        true,
+        &mut StdRng::seed_from_u64(4),
+    )
+    .unwrap();
+    let e = bert.validation(&params, &[batch]);
+    let names: Vec<&str> = e.extra.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["sop_loss", "sop_accuracy"]);
+    // An untrained head's loss on two classes is near ln 2.
+    assert!((e.extra[0].1 - std::f64::consts::LN_2).abs() < 0.2, "{:?}", e.extra);
+    let m = bert.metadata();
+    assert_eq!(m["pairs.task"], "sop");
+    assert_eq!(m["pairs.trained"], "true");
+}
+
+/// `docs/objectives.md` §2b: logits (0, 2); a swapped pair (label 1) costs ln(1 + e^-2) =
+/// 0.1269280, an in-order pair (label 0) ln(1 + e^2) = 2.1269280, mean 1.1269280.
+#[test]
+fn sop_worked_example() {
+    let mut tape = Tape::new();
+    let s = tape.constant(array![[0.0f32, 2.0], [0.0, 2.0]].into_dyn());
+    let l = nsp_loss(&mut tape, s, &[NspLabel::NotNext, NspLabel::IsNext]);
+    assert!((tape.scalar(l.mean) - 1.126_928).abs() < 1e-6);
 }

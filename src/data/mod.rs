@@ -7,7 +7,10 @@
 //! - `batch.rs`: [`Batch`], B sequences of token ids with optional lengths and segment ids.
 //! - `documents.rs`: documents and sentences cut from the text, for sentence-pair objectives,
 //!   and the short line documents the denoisers read.
-//! - `pairs.rs`: next-sentence-prediction pairs built from documents, and their batches.
+//! - `plays.rs`: play boundaries read off the speaker names, and the documents of whole
+//!   sentences, within one play each, that sentence pairs are built from.
+//! - `pairs.rs`: next-sentence and sentence-order prediction pairs built from documents, and
+//!   their batches.
 //! - `bart_noise.rs`: BART's noise functions (masking, deletion, infilling, permutation,
 //!   rotation), for the denoising objective.
 //! - `span_lengths.rs`: the Poisson span lengths of BART's text infilling.
@@ -22,6 +25,7 @@ pub mod corpus;
 pub mod documents;
 pub mod image_svg;
 pub mod pairs;
+pub mod plays;
 pub mod shapes;
 pub mod span_corruption;
 pub mod span_lengths;
@@ -31,5 +35,5 @@ pub mod windows;
 pub use batch::Batch;
 pub use corpus::{fingerprint, load_text, split, Corpus};
 pub use documents::{tokenize_documents, Document};
-pub use pairs::{make_pairs, NspLabel, Pair, PairBatch};
+pub use pairs::{make_pairs, NspLabel, Pair, PairBatch, PairTask, Span};
 pub use windows::Windows;

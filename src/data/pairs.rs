@@ -1,31 +1,63 @@
-//! Sentence pairs for next-sentence prediction, built as BERT's `create_instances_from_document`
-//! builds them (`docs/objectives.md` §2):
+//! Sentence pairs for next-sentence prediction (NSP, BERT) and sentence-order prediction (SOP,
+//! ALBERT), built as BERT's `create_instances_from_document` builds them (`docs/objectives.md`
+//! §2 and §2b), with two changes that keep the signal in the pair: segments are whole
+//! sentences, and a NotNext segment comes from another play.
 //!
 //! 1. Per document, a target length T = n_max - 3, replaced with probability 0.1 by a length
 //!    drawn uniformly from {2, ..., n_max - 3} (BERT draws it once per document; so do we).
 //! 2. Sentences go into a chunk until its length reaches T or the document ends.
 //! 3. a_end ~ uniform{1, ..., |chunk| - 1} (1 for a one-sentence chunk); A is the chunk's first
 //!    a_end sentences.
-//! 4. With a one-sentence chunk, or else with probability 0.5, the pair is NotNext: B starts at
-//!    a uniformly drawn sentence of a uniformly drawn *other* document and takes consecutive
-//!    sentences until |B| >= T - |A| (or that document ends); the chunk's unused sentences go
-//!    back into the stream. Otherwise the pair is IsNext and B is the rest of the chunk.
-//! 5. While |A| + |B| > n_max - 3, one token comes off the longer segment (B on a tie), from
-//!    the front or the back by a coin.
+//! 4. NSP: with a one-sentence chunk, or else with probability 0.5, the pair is NotNext: B
+//!    starts at a uniformly drawn sentence of a uniformly drawn document *of another play* and
+//!    takes whole sentences until |B| >= T - |A| (or that document ends); the chunk's unused
+//!    sentences go back into the stream. Otherwise the pair is IsNext and B is the rest of the
+//!    chunk.
+//!    SOP: a one-sentence chunk makes no pair; B is the rest of the chunk, and with
+//!    probability 0.5 (drawn after step 5) A and B swap places: NotNext, "B does not follow A".
+//! 5. While |A| + |B| > n_max - 3, one whole *sentence* comes off the longer segment (B on a
+//!    tie): off A's front or B's back, so the junction between A and B is never touched. No
+//!    sentence may be longer than (n_max - 3) / 2 tokens (`plays::word_pieces` cuts longer ones
+//!    between words), so the longer segment always has a sentence to spare.
 //! 6. The model reads `[CLS] A [SEP] B [SEP]`; segment ids are 0 through the first `[SEP]`,
 //!    1 after.
+//!
+//! BERT trims one token at a time from a random end (so an IsNext B can start mid-word) and
+//! draws NotNext from any other document; on Tiny Shakespeare that left NSP at its word-overlap
+//! baseline (NOTES.md §11.4).
 
 use super::batch::Batch;
 use super::documents::Document;
 use crate::tokenizer::SpecialIds;
 use rand::Rng;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// Which pair task the pairs are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairTask {
+    /// Next-sentence prediction: NotNext B from another play.
+    Nsp,
+    /// Sentence-order prediction: NotNext is the two segments of one chunk, swapped.
+    Sop,
+}
+
+impl PairTask {
+    /// "nsp" or "sop".
+    pub fn name(self) -> &'static str {
+        match self {
+            PairTask::Nsp => "nsp",
+            PairTask::Sop => "sop",
+        }
+    }
+}
 
 /// Whether B followed A in the text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NspLabel {
     /// B is the text after A (class 0).
     IsNext,
-    /// B comes from another document (class 1).
+    /// B is not the text after A (class 1): from another play (NSP), or the text *before* A (SOP).
     NotNext,
 }
 
@@ -39,22 +71,29 @@ impl NspLabel {
     }
 }
 
+/// Where a segment came from: a document and a run of its sentences.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// The document's index.
+    pub document: usize,
+    /// The sentences, as indices into the document's.
+    pub sentences: Range<usize>,
+}
+
 /// One pair, with where its segments came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pair {
-    /// Segment A's ids (after trimming).
+    /// Segment A's ids: the sentences of `a_span`.
     pub a: Vec<usize>,
-    /// Segment B's ids (after trimming).
+    /// Segment B's ids: the sentences of `b_span`.
     pub b: Vec<usize>,
     /// IsNext or NotNext.
     pub label: NspLabel,
-    /// The document A came from.
-    pub a_document: usize,
-    /// The document and first sentence B came from.
-    pub b_source: (usize, usize),
-    /// The index of A's last sentence in its document.
-    pub a_last_sentence: usize,
-    /// Whether step 5 took any token off.
+    /// Where A came from (after trimming).
+    pub a_span: Span,
+    /// Where B came from (after trimming).
+    pub b_span: Span,
+    /// Whether step 5 took any sentence off.
     pub trimmed: bool,
 }
 
@@ -75,29 +114,73 @@ impl Pair {
 /// Probability that a document's target length is drawn short (BERT's `short_seq_prob`).
 pub const SHORT_SEQ_PROB: f64 = 0.1;
 
-/// The pairs of every document, in document order. Errors: fewer than two documents (NotNext
-/// needs another one), or `n_max` below 5, too short for `[CLS] A [SEP] B [SEP]` with |A|, |B| >= 1.
-pub fn make_pairs(documents: &[Document], n_max: usize, rng: &mut impl Rng) -> Result<Vec<Pair>, String> {
+/// The pairs of every document for `task`, in document order; `plays[d]` is document d's play.
+/// Errors: `n_max` below 5 (too short for `[CLS] A [SEP] B [SEP]`), a sentence longer than
+/// (n_max - 3) / 2 tokens, `plays` of the wrong length, NSP with fewer than two plays, or no
+/// pair at all.
+pub fn make_pairs(
+    documents: &[Document],
+    plays: &[usize],
+    n_max: usize,
+    task: PairTask,
+    rng: &mut impl Rng,
+) -> Result<Vec<Pair>, String> {
     if n_max < 5 {
         return Err(format!(
             "sentence pairs: n_max = {n_max} cannot hold [CLS] A [SEP] B [SEP] with |A|, |B| >= 1 (needs at least 5)"
         ));
     }
-    if documents.len() < 2 {
+    if plays.len() != documents.len() {
         return Err(format!(
-            "sentence pairs: next-sentence prediction needs at least 2 documents, the text has {}",
+            "sentence pairs: {} play ids for {} documents",
+            plays.len(),
             documents.len()
         ));
     }
+    let max_sentence = (n_max - 3) / 2;
+    for (d, doc) in documents.iter().enumerate() {
+        if let Some(s) = doc.sentences.iter().position(|s| s.len() > max_sentence) {
+            return Err(format!(
+                "sentence pairs: sentence {s} of document {d} has {} tokens, more than (n_max - 3) / 2 = {max_sentence}; cut long sentences between words first (plays::word_pieces)",
+                doc.sentences[s].len()
+            ));
+        }
+    }
+    // The documents of every other play, for NotNext draws.
+    let mut by_play: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (d, &p) in plays.iter().enumerate() {
+        by_play.entry(p).or_default().push(d);
+    }
+    if task == PairTask::Nsp && by_play.len() < 2 {
+        return Err(format!(
+            "sentence pairs: next-sentence prediction draws NotNext from another play, but the text has {} play(s)",
+            by_play.len()
+        ));
+    }
+    let others: BTreeMap<usize, Vec<usize>> = by_play
+        .keys()
+        .map(|&p| (p, (0..documents.len()).filter(|&d| plays[d] != p).collect()))
+        .collect();
     let mut pairs = Vec::new();
     for d in 0..documents.len() {
-        document_pairs(documents, d, n_max, rng, &mut pairs);
+        document_pairs(documents, d, &others[&plays[d]], n_max, task, rng, &mut pairs);
+    }
+    if pairs.is_empty() {
+        return Err("sentence pairs: no document has a chunk of two sentences".to_string());
     }
     Ok(pairs)
 }
 
-/// Steps 1-5 over document `d`, appending its pairs.
-fn document_pairs(documents: &[Document], d: usize, n_max: usize, rng: &mut impl Rng, out: &mut Vec<Pair>) {
+/// Steps 1-5 over document `d`, appending its pairs; `others` are the documents of other plays.
+fn document_pairs(
+    documents: &[Document],
+    d: usize,
+    others: &[usize],
+    n_max: usize,
+    task: PairTask,
+    rng: &mut impl Rng,
+    out: &mut Vec<Pair>,
+) {
     let sentences = &documents[d].sentences;
     let max_tokens = n_max - 3;
     let mut target = max_tokens; // step 1
@@ -113,73 +196,104 @@ fn document_pairs(documents: &[Document], d: usize, n_max: usize, rng: &mut impl
             continue;
         }
         let chunk = chunk_start..i + 1;
-        let a_end = if chunk.len() >= 2 {
-            rng.random_range(1..chunk.len())
+        i += 1;
+        (chunk_start, chunk_len) = (i, 0);
+        if task == PairTask::Sop && chunk.len() == 1 {
+            continue; // SOP needs two segments from the chunk
+        }
+        let a_end = chunk.start
+            + if chunk.len() >= 2 {
+                rng.random_range(1..chunk.len())
+            } else {
+                1
+            }; // step 3
+        let a = Span {
+            document: d,
+            sentences: chunk.start..a_end,
+        };
+        let is_next = task == PairTask::Sop || (chunk.len() > 1 && rng.random::<f64>() >= 0.5);
+        let b = if is_next {
+            Span {
+                document: d,
+                sentences: a_end..chunk.end,
+            }
         } else {
-            1
-        }; // step 3
-        let a: Vec<usize> = sentences[chunk.start..chunk.start + a_end].concat();
-        let a_last_sentence = chunk.start + a_end - 1;
-        let (b, label, b_source) = if chunk.len() == 1 || rng.random::<f64>() < 0.5 {
-            // Step 4, NotNext: B from another document; the unused sentences go back.
-            let other = {
-                let k = rng.random_range(0..documents.len() - 1);
-                if k >= d {
-                    k + 1
-                } else {
-                    k
-                }
-            };
+            // Step 4, NotNext: B from a document of another play; the unused sentences go back.
+            let other = others[rng.random_range(0..others.len())];
             let theirs = &documents[other].sentences;
             let start = rng.random_range(0..theirs.len());
-            let target_b = target.saturating_sub(a.len());
-            let mut b = Vec::new();
-            for s in &theirs[start..] {
-                b.extend(s);
-                if b.len() >= target_b {
-                    break;
-                }
+            let target_b = target.saturating_sub(length(documents, &a));
+            let (mut end, mut len) = (start, 0);
+            while end < theirs.len() && (end == start || len < target_b) {
+                len += theirs[end].len();
+                end += 1;
             }
-            i = a_last_sentence; // re-read the chunk's unused sentences
-            (b, NspLabel::NotNext, (other, start))
-        } else {
-            let b = sentences[chunk.start + a_end..chunk.end].concat();
-            (b, NspLabel::IsNext, (d, chunk.start + a_end))
+            (i, chunk_start) = (a_end, a_end);
+            Span {
+                document: other,
+                sentences: start..end,
+            }
         };
-        let (a, b, trimmed) = trim_pair(a, b, max_tokens, rng); // step 5
+        let (a, b, trimmed) = trim_spans(documents, a, b, max_tokens); // step 5
+                                                                       // SOP: a coin, drawn after trimming, swaps the two segments.
+        let swapped = task == PairTask::Sop && rng.random::<f64>() < 0.5;
+        let label = if is_next && !swapped {
+            NspLabel::IsNext
+        } else {
+            NspLabel::NotNext
+        };
+        let (a, b) = if swapped { (b, a) } else { (a, b) };
         out.push(Pair {
-            a,
-            b,
+            a: ids(documents, &a),
+            b: ids(documents, &b),
             label,
-            a_document: d,
-            b_source,
-            a_last_sentence,
+            a_span: a,
+            b_span: b,
             trimmed,
         });
-        i += 1;
-        chunk_start = i;
-        chunk_len = 0;
     }
 }
 
-/// Step 5: while |A| + |B| > `max_tokens`, take one token off the longer segment (B on a tie),
-/// from the front or the back by a coin. Returns A, B and whether anything came off.
-pub fn trim_pair(
-    mut a: Vec<usize>,
-    mut b: Vec<usize>,
-    max_tokens: usize,
-    rng: &mut impl Rng,
-) -> (Vec<usize>, Vec<usize>, bool) {
-    let trimmed = a.len() + b.len() > max_tokens;
-    while a.len() + b.len() > max_tokens {
-        let longer = if a.len() > b.len() { &mut a } else { &mut b };
-        if rng.random::<f64>() < 0.5 {
-            longer.remove(0);
+/// A span's length in tokens.
+fn length(documents: &[Document], span: &Span) -> usize {
+    documents[span.document].sentences[span.sentences.clone()]
+        .iter()
+        .map(Vec::len)
+        .sum()
+}
+
+/// A span's ids, its sentences run together.
+fn ids(documents: &[Document], span: &Span) -> Vec<usize> {
+    documents[span.document].sentences[span.sentences.clone()].concat()
+}
+
+/// Step 5: while |A| + |B| > `max_tokens`, one whole sentence comes off the longer span (B on a
+/// tie), off A's front or B's back. Returns A, B and whether anything came off. Panics if the
+/// longer span is down to one sentence, which [`make_pairs`]'s check on sentence lengths rules
+/// out.
+pub fn trim_spans(documents: &[Document], mut a: Span, mut b: Span, max_tokens: usize) -> (Span, Span, bool) {
+    let mut trimmed = false;
+    loop {
+        let (len_a, len_b) = (length(documents, &a), length(documents, &b));
+        if len_a + len_b <= max_tokens {
+            return (a, b, trimmed);
+        }
+        trimmed = true;
+        let longer = if len_a > len_b {
+            &mut a.sentences
         } else {
-            longer.pop();
+            &mut b.sentences
+        };
+        assert!(
+            longer.len() >= 2,
+            "trim_spans: a one-sentence segment of more than max_tokens / 2 tokens"
+        );
+        if len_a > len_b {
+            longer.start += 1; // off A's front
+        } else {
+            longer.end -= 1; // off B's back
         }
     }
-    (a, b, trimmed)
 }
 
 /// A batch of pairs: `[CLS] A [SEP] B [SEP]` padded to n_max with `[PAD]`, with lengths,

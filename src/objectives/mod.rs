@@ -14,7 +14,9 @@
 //!
 //! [`Bert`] (`nsp.rs`) builds on [`MaskedLm`]: the same encoder (with segment embeddings) and
 //! head, plus BERT's pooler and next-sentence classifier; its `loss` reads a batch of sentence
-//! pairs and returns L_MLM + L_NSP, and `validation` reports NSP as extra measures.
+//! pairs and returns L_MLM + L_NSP (or ALBERT's sentence-order prediction, the same head and loss
+//! on other pairs), and `validation` reports the pair task as extra measures;
+//! `pair_baselines.rs` holds the baselines the pair task must beat.
 //!
 //! [`Denoiser`] (`denoise.rs`) is the encoder-decoder that learns to undo a [`Noise`]
 //! (`noise.rs`): BART's noise functions (the target is the whole document) or T5's span
@@ -41,6 +43,7 @@ pub mod mlm;
 pub mod mmlm;
 pub mod noise;
 pub mod nsp;
+pub mod pair_baselines;
 pub mod reconstruction;
 pub mod sentence_embeddings;
 pub mod simcse;

@@ -7,10 +7,15 @@
 //!
 //!   L = L_MLM + L_NSP.
 //!
+//! Sentence-order prediction (SOP, ALBERT) is the same head and the same loss on other pairs:
+//! both segments are consecutive text of one document, and y_b = 1 when they were swapped
+//! (`data/pairs.rs`, [`PairTask::Sop`]). Lan et al., 2019, "ALBERT", section 3.1
+//! (inter-sentence coherence loss) and 4.6; google-research/albert `create_pretraining_data.py`.
+//!
 //! Sources: Devlin et al., 2019, "BERT", section 3.1 (Task #2: NSP) and appendix A.2;
 //! google-research/bert `modeling.py` (the pooler: a dense tanh layer over the first token)
 //! and `run_pretraining.py` (`get_next_sentence_output`); transformers' `BertForPreTraining`;
-//! `docs/objectives.md` §2. The pairs are built in `data/pairs.rs`.
+//! `docs/objectives.md` §2 and §2b. The pairs are built in `data/pairs.rs`.
 //!
 //! The model, [`Bert`], is the masked LM's encoder (with segment embeddings) and MLM head, plus
 //! the pooler and the two-way classifier, in one pass:
@@ -24,13 +29,13 @@
 
 use super::mlm::{mask_tokens, mlm_loss, MaskedBatch, MaskedLm};
 use super::{Evaluation, Tally};
-use crate::data::{NspLabel, Pair, PairBatch};
+use crate::data::{NspLabel, PairBatch, PairTask};
 use crate::nn::{Linear, TransformerConfig};
 use crate::tokenizer::Tokenizer;
 use crate::{CrossEntropy, Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// L_NSP = mean_b CE(s_b, y_b) over the two-way scores `s` [N, 2], with y_b = 0 for IsNext and
 /// 1 for NotNext: [`two_way_loss`] of NSP's classes.
@@ -112,25 +117,28 @@ impl From<BertLoss> for Var {
     }
 }
 
-/// The masked LM (encoder with segments, MLM head) and the NSP head.
+/// The masked LM (encoder with segments, MLM head) and the pair head (NSP or SOP).
 #[derive(Clone, Debug)]
 pub struct Bert {
     /// Encoder, MLM head and corruption.
     pub mlm: MaskedLm,
     /// Pooler and classifier.
     pub nsp: NspHead,
-    /// Whether L_NSP is part of the loss (false: MLM alone on the same pairs).
-    pub use_nsp: bool,
+    /// The pairs it reads, which name its measures.
+    pub task: PairTask,
+    /// Whether the pair loss is part of the total (false: MLM alone on the same pairs).
+    pub use_pair_loss: bool,
 }
 
 impl Bert {
-    /// Build it; `config` must have segment embeddings (`type_vocab_size` >= 2).
+    /// Build it for `task`'s pairs; `config` must have segment embeddings (`type_vocab_size` >= 2).
     pub fn new(
         params: &mut Params,
         config: &TransformerConfig,
         tokenizer: &Tokenizer,
         head_transform: bool,
-        use_nsp: bool,
+        task: PairTask,
+        use_pair_loss: bool,
         rng: &mut impl Rng,
     ) -> Result<Bert, String> {
         if config.type_vocab_size < 2 {
@@ -141,7 +149,12 @@ impl Bert {
         }
         let mlm = MaskedLm::new(params, config, tokenizer, head_transform, rng)?;
         let nsp = NspHead::new(params, config.d_model, rng);
-        Ok(Bert { mlm, nsp, use_nsp })
+        Ok(Bert {
+            mlm,
+            nsp,
+            task,
+            use_pair_loss,
+        })
     }
 
     /// z_M [|M|, V] and s [B, 2] of a masked batch, from one pass of the encoder.
@@ -158,8 +171,8 @@ impl Bert {
         let (z_masked, s) = self.scores(tape, params, &masked, rng);
         let mlm = mlm_loss(tape, z_masked, &masked.labels);
         let nsp = nsp_loss(tape, s, &pairs.labels);
-        let total = if self.use_nsp {
-            tape.add(mlm.mean, nsp.mean) // L_MLM + L_NSP
+        let total = if self.use_pair_loss {
+            tape.add(mlm.mean, nsp.mean) // L_MLM + L_NSP (or L_SOP)
         } else {
             mlm.mean
         };
@@ -167,21 +180,24 @@ impl Bert {
     }
 
     /// [`Bert::evaluate`] as one [`Evaluation`] for the trainer: the masked-token loss and
-    /// accuracy, with `nsp_loss` and `nsp_accuracy` as extra measures.
+    /// accuracy, with the pair task's as extra measures (`nsp_loss` and `nsp_accuracy`, or
+    /// `sop_loss` and `sop_accuracy`).
     pub fn validation(&self, params: &Params, batches: &[PairBatch]) -> Evaluation {
-        let (mlm, nsp) = self.evaluate(params, batches);
+        let (mlm, pair) = self.evaluate(params, batches);
+        let task = self.task.name();
         let extra = vec![
-            ("nsp_loss".to_string(), nsp.loss),
-            ("nsp_accuracy".to_string(), nsp.accuracy.unwrap_or(0.0)),
+            (format!("{task}_loss"), pair.loss),
+            (format!("{task}_accuracy"), pair.accuracy.unwrap_or(0.0)),
         ];
         Evaluation { extra, ..mlm }
     }
 
     /// What a checkpoint needs to rebuild this model and repeat its training: the masked LM's
-    /// settings, and whether NSP is trained.
+    /// settings, the pair task, and whether its loss is trained.
     pub fn metadata(&self) -> BTreeMap<String, String> {
         let mut m = self.mlm.metadata();
-        m.insert("nsp.enabled".into(), self.use_nsp.to_string());
+        m.insert("pairs.task".into(), self.task.name().to_string());
+        m.insert("pairs.trained".into(), self.use_pair_loss.to_string());
         m
     }
 
@@ -198,7 +214,7 @@ impl Bert {
         (0..pairs.x.batch).map(|b| p[[b, NspLabel::IsNext.class()]]).collect()
     }
 
-    /// Masked-token and NSP loss and accuracy over `batches` in evaluation mode; batch k is
+    /// Masked-token and pair-task loss and accuracy over `batches` in evaluation mode; batch k is
     /// masked with draws seeded by k alone, as [`MaskedLm::evaluate`] does.
     pub fn evaluate(&self, params: &Params, batches: &[PairBatch]) -> (Evaluation, Evaluation) {
         let (mut mlm, mut nsp) = (Tally::default(), Tally::default());
@@ -218,77 +234,4 @@ impl Bert {
         }
         (mlm.finish(), nsp.finish())
     }
-}
-
-/// The non-neural baseline NSP is compared against: logistic regression on how much A and B
-/// share, with two features per pair, the Jaccard overlap of their lower-cased word sets and of
-/// their character-bigram sets (NotNext segments, from elsewhere in the plays, tend to share
-/// fewer). Fitted on `train` by full-batch gradient descent on standardised features (2,000
-/// steps, rate 0.5), it returns its accuracy on `test`. `text` decodes a segment's ids.
-pub fn overlap_baseline(train: &[Pair], test: &[Pair], text: impl Fn(&[usize]) -> String) -> f64 {
-    let features = |pairs: &[Pair]| -> Vec<([f64; 2], f64)> {
-        pairs
-            .iter()
-            .map(|p| {
-                let (a, b) = (text(&p.a).to_lowercase(), text(&p.b).to_lowercase());
-                let words = |s: &str| -> BTreeSet<String> {
-                    s.split(|c: char| !c.is_alphanumeric())
-                        .filter(|w| !w.is_empty())
-                        .map(String::from)
-                        .collect()
-                };
-                let bigrams = |s: &str| -> BTreeSet<(char, char)> { s.chars().zip(s.chars().skip(1)).collect() };
-                let y = p.label.class() as f64; // 1 for NotNext
-                (
-                    [jaccard(&words(&a), &words(&b)), jaccard(&bigrams(&a), &bigrams(&b))],
-                    y,
-                )
-            })
-            .collect()
-    };
-    let (fit, eval) = (features(train), features(test));
-    // Standardise with the training set's mean and deviation.
-    let n = fit.len().max(1) as f64;
-    let mean: Vec<f64> = (0..2).map(|k| fit.iter().map(|(x, _)| x[k]).sum::<f64>() / n).collect();
-    let sd: Vec<f64> = (0..2)
-        .map(|k| {
-            (fit.iter().map(|(x, _)| (x[k] - mean[k]).powi(2)).sum::<f64>() / n)
-                .sqrt()
-                .max(1e-12)
-        })
-        .collect();
-    let z = |x: &[f64; 2]| [(x[0] - mean[0]) / sd[0], (x[1] - mean[1]) / sd[1]];
-    let fit: Vec<([f64; 2], f64)> = fit.iter().map(|(x, y)| (z(x), *y)).collect();
-    let (mut w, mut c) = ([0.0f64; 2], 0.0f64);
-    let sigmoid = |t: f64| 1.0 / (1.0 + (-t).exp());
-    for _ in 0..2000 {
-        let (mut gw, mut gc) = ([0.0f64; 2], 0.0f64);
-        for (x, y) in &fit {
-            let err = sigmoid(w[0] * x[0] + w[1] * x[1] + c) - y; // d(log loss)/d(logit)
-            gw[0] += err * x[0];
-            gw[1] += err * x[1];
-            gc += err;
-        }
-        w[0] -= 0.5 * gw[0] / n;
-        w[1] -= 0.5 * gw[1] / n;
-        c -= 0.5 * gc / n;
-    }
-    let hits = eval
-        .iter()
-        .filter(|(x, y)| {
-            let x = z(x);
-            let predicted = (w[0] * x[0] + w[1] * x[1] + c > 0.0) as u8 as f64;
-            predicted == *y
-        })
-        .count();
-    hits as f64 / eval.len().max(1) as f64
-}
-
-/// |a ∩ b| / |a ∪ b| (0 for two empty sets).
-fn jaccard<T: Ord>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> f64 {
-    let union = a.union(b).count();
-    if union == 0 {
-        return 0.0;
-    }
-    a.intersection(b).count() as f64 / union as f64
 }

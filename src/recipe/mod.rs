@@ -35,7 +35,7 @@ pub use denoise::{length_grouped_documents, read_noise, DenoiseDocuments};
 pub use flags::SHAPES_UNUSED;
 pub use lines::{LinePairs, HELD_OUT_LINES};
 pub use memory::{memory_total, Footprint, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
-pub use pairs::{SentencePairs, PAIR_PASSES};
+pub use pairs::{print_pair_results, read_pair_task, SentencePairs, PAIR_PASSES};
 pub use shapes::{ShapesWorld, HELD_OUT_PAIRS};
 
 use crate::data::{Batch, Corpus};

@@ -1,16 +1,19 @@
 //! The sentence-pair data of a recipe, for the objectives that read `[CLS] A [SEP] B [SEP]`:
-//! documents and sentences from each split, pairs built from them, and the fixed validation
-//! batches.
+//! plays, documents and sentences from each split, pairs built from them for NSP or SOP, and
+//! the fixed validation batches.
 
 use super::{Recipe, VALIDATION_SEED};
-use crate::data::documents::{tokenize_documents, SPEECHES_PER_DOCUMENT};
-use crate::data::pairs::{make_pairs, pair_batch, Pair, PairBatch};
+use crate::cli::Flags;
+use crate::data::pairs::{make_pairs, pair_batch, NspLabel, Pair, PairBatch, PairTask};
+use crate::data::plays::play_documents;
 use crate::data::Corpus;
+use crate::objectives::pair_baselines::{boundary_baseline, majority_baseline, overlap_baseline};
+use crate::objectives::Evaluation;
+use crate::tokenizer::Tokenizer;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-/// Passes over the training documents, each with its own draws (BERT's `dupe_factor`, 10 there):
-/// 5 passes give about 45,000 pairs on Tiny Shakespeare, more than the 41,600 a default run reads.
+/// Passes over the training documents, each with its own draws (BERT's `dupe_factor`, 10 there).
 pub const PAIR_PASSES: usize = 5;
 
 /// The training pairs to draw batches from, and the held-out pairs.
@@ -22,28 +25,42 @@ pub struct SentencePairs {
 }
 
 impl Recipe {
-    /// Cut each split's text into documents and sentences (`data/documents.rs`) and build pairs
-    /// of at most `seq_len` tokens; says what it built. Errors: a split with fewer than two
-    /// documents, or a `--seq-len` too short for `[CLS] A [SEP] B [SEP]`.
-    pub fn sentence_pairs(&self, data: &Corpus) -> Result<SentencePairs, String> {
+    /// Cut each split's text into plays, documents and whole sentences (`data/plays.rs`) and
+    /// build `task`'s pairs of at most `seq_len` tokens; says what it built. Errors: a split
+    /// with a single play (NSP), or a `--seq-len` too short for `[CLS] A [SEP] B [SEP]`.
+    pub fn sentence_pairs(&self, data: &Corpus, task: PairTask) -> Result<SentencePairs, String> {
+        if self.seq_len < 5 {
+            return Err(format!(
+                "--seq-len {} cannot hold [CLS] A [SEP] B [SEP] with |A|, |B| >= 1 (needs at least 5)",
+                self.seq_len
+            ));
+        }
         let mut splits = Vec::new();
         for (name, ids) in [("training", &data.train), ("validation", &data.val)] {
             let text = data.tokenizer.decode(ids);
-            let docs = tokenize_documents(&text, SPEECHES_PER_DOCUMENT, &data.tokenizer);
+            let (docs, plays) = play_documents(&text, (self.seq_len - 3) / 2, &data.tokenizer);
             let sentences: usize = docs.iter().map(|d| d.sentences.len()).sum();
-            println!("{name} split: {} documents, {sentences} sentences", docs.len());
-            splits.push(docs);
+            let n_plays = plays.last().map_or(0, |p| p + 1);
+            println!(
+                "{name} split: {n_plays} plays, {} documents, {sentences} sentences",
+                docs.len()
+            );
+            splits.push((docs, plays));
         }
         let describe = |e: String| format!("{e} (check --seq-len and --corpus)");
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut train = Vec::new();
+        let (docs, plays) = &splits[0];
         for _ in 0..PAIR_PASSES {
-            train.extend(make_pairs(&splits[0], self.seq_len, &mut rng).map_err(describe)?);
+            train.extend(make_pairs(docs, plays, self.seq_len, task, &mut rng).map_err(describe)?);
         }
-        let val =
-            make_pairs(&splits[1], self.seq_len, &mut StdRng::seed_from_u64(VALIDATION_SEED)).map_err(describe)?;
+        let (docs, plays) = &splits[1];
+        let mut val_rng = StdRng::seed_from_u64(VALIDATION_SEED);
+        let val = make_pairs(docs, plays, self.seq_len, task, &mut val_rng).map_err(describe)?;
         println!(
-            "{} training pairs ({PAIR_PASSES} passes), {} validation pairs",
+            "{} {} pairs: {} for training ({PAIR_PASSES} passes), {} held out",
+            train.len() + val.len(),
+            task.name().to_uppercase(),
             train.len(),
             val.len()
         );
@@ -58,4 +75,60 @@ impl Recipe {
             .map(|chunk| pair_batch(chunk, self.seq_len, &specials))
             .collect()
     }
+}
+
+/// `--pair-task`: `nsp` or `sop` (its pairs, its loss beside the masked LM's), or `none` (the
+/// masked LM alone on NSP's pairs: RoBERTa's comparison). Returns the pairs' task and whether
+/// its loss is trained; the error names the flag.
+pub fn read_pair_task(flags: &mut Flags) -> Result<(PairTask, bool), String> {
+    let value: String = flags.arg(
+        "pair-task",
+        "nsp".to_string(),
+        "nsp, sop, or none (the masked LM alone, on NSP's pairs)",
+    )?;
+    match value.as_str() {
+        "nsp" => Ok((PairTask::Nsp, true)),
+        "sop" => Ok((PairTask::Sop, true)),
+        "none" => Ok((PairTask::Nsp, false)),
+        other => Err(format!("--pair-task {other}: expected nsp, sop or none")),
+    }
+}
+
+/// What the pair head learned, beside what it has to beat, on the held-out pairs: its accuracy
+/// (`None` when the pair loss was not trained), the boundary n-gram and word-overlap baselines
+/// (fitted on the first of the [`PAIR_PASSES`] training passes) and the majority label; then
+/// the masked-token loss and accuracy. Returns the best baseline.
+pub fn print_pair_results(
+    task: PairTask,
+    pairs: &SentencePairs,
+    accuracy: Option<f64>,
+    mlm: &Evaluation,
+    tokenizer: &Tokenizer,
+) -> f64 {
+    let one_pass = &pairs.train[..pairs.train.len() / PAIR_PASSES];
+    let text = |ids: &[usize]| tokenizer.decode(ids);
+    let boundary = boundary_baseline(one_pass, &pairs.val, text);
+    let overlap = overlap_baseline(one_pass, &pairs.val, text);
+    let majority = majority_baseline(one_pass, &pairs.val);
+    let not_next = pairs.val.iter().filter(|p| p.label == NspLabel::NotNext).count();
+    let name = task.name().to_uppercase();
+    println!(
+        "\nheld-out {name} pairs: {} ({:.0}% NotNext)",
+        pairs.val.len(),
+        100.0 * not_next as f64 / pairs.val.len().max(1) as f64
+    );
+    match accuracy {
+        Some(a) => println!("  {name} head (trained)           accuracy {a:.4}"),
+        None => println!("  {name} head                     not trained (--pair-task none)"),
+    }
+    println!("  boundary n-gram baseline       accuracy {boundary:.4}");
+    println!("  word-overlap baseline          accuracy {overlap:.4}");
+    println!("  majority label                 accuracy {majority:.4}");
+    println!(
+        "masked-token loss {:.4}, accuracy {:.4} on {} held-out masked tokens",
+        mlm.loss,
+        mlm.accuracy.unwrap_or(0.0),
+        mlm.count
+    );
+    boundary.max(overlap).max(majority)
 }
