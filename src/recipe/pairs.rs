@@ -81,17 +81,17 @@ impl Recipe {
 /// masked LM alone on NSP's pairs: RoBERTa's comparison). Returns the pairs' task and whether
 /// its loss is trained; the error names the flag.
 pub fn read_pair_task(flags: &mut Flags) -> Result<(PairTask, bool), String> {
-    let value: String = flags.arg(
+    let value = flags.arg_choice(
         "pair-task",
-        "nsp".to_string(),
-        "nsp, sop, or none (the masked LM alone, on NSP's pairs)",
+        "nsp",
+        &["nsp", "sop", "none"],
+        "the pair task (none: the masked LM alone, on NSP's pairs)",
     )?;
-    match value.as_str() {
-        "nsp" => Ok((PairTask::Nsp, true)),
-        "sop" => Ok((PairTask::Sop, true)),
-        "none" => Ok((PairTask::Nsp, false)),
-        other => Err(format!("--pair-task {other}: expected nsp, sop or none")),
-    }
+    Ok(match value.as_str() {
+        "sop" => (PairTask::Sop, true),
+        "none" => (PairTask::Nsp, false),
+        _ => (PairTask::Nsp, true),
+    })
 }
 
 /// What the pair head learned, beside what it has to beat, on the held-out pairs: its accuracy
