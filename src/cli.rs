@@ -383,7 +383,7 @@ pub fn check(ok: bool, name: &str, value: impl std::fmt::Display, why: &str) -> 
 /// An example's `main`: set the thread count from `MICROLM_THREADS`, call `run`, and on failure
 /// print `error: ...` and exit with status 2.
 pub fn main(run: impl FnOnce() -> Result<(), String> + Send) {
-    crate::init_threads_from_env();
+    crate::threads::init_threads_from_env();
     if let Err(e) = crate::threads::on_pool(run) {
         eprintln!("error: {e}");
         std::process::exit(2);

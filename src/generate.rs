@@ -44,8 +44,9 @@
 
 use crate::data::Batch;
 use crate::nn::{Cache, Decoder, EncoderDecoder};
+use crate::params::Params;
+use crate::tape::Tape;
 use crate::tensor::Tensor;
-use crate::{Params, Tape};
 use ndarray::Axis;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

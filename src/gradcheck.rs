@@ -26,8 +26,8 @@
 //! 1e-3 alone, a backward returning zeros passed wherever every true gradient was below 1e-3;
 //! `tests/gradcheck_ops.rs` shows that it is now caught.
 
+use crate::params::{ParamId, Params};
 use crate::tape::{Tape, Var};
-use crate::{ParamId, Params};
 use ndarray::{ArrayD, Dimension};
 
 /// Step and tolerances of a gradient check.

@@ -5,9 +5,9 @@ use crate::data::Batch;
 use crate::nn::Encoder;
 use crate::objectives::sentence_embeddings::Pooling;
 use crate::objectives::{Denoiser, Evaluation, Example, MaskedLm, Noise};
+use crate::params::Params;
 use crate::recipe::LinePairs;
 use crate::tokenizer::Tokenizer;
-use crate::Params;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -6,8 +6,8 @@ use crate::data::image_svg::{heatmap_svg, image_svg};
 use crate::objectives::grounding::{fill_caption, word_scores, ImageCondition};
 use crate::objectives::image_text::ImageTextBatch;
 use crate::objectives::Mmlm;
+use crate::params::Params;
 use crate::recipe::ShapesWorld;
-use crate::Params;
 use std::path::Path;
 
 /// Print masked colour and shape accuracy on every held-out pair under the three image

@@ -9,8 +9,10 @@
 //! The engine first, then the stages a training run passes through, in the order data flows:
 //! corpus and tokenizer, batch, model, objective, backward, optimizer, trainer.
 //!
-//! Imports go one way. From the bottom up, a module imports only from the lines above its
-//! own:
+//! Imports go one way. Inside the crate every file imports an item from the module that
+//! defines it (`crate::tape::Tape`, `crate::params::Params`), so the layers stay visible; the
+//! root's re-exports (`microlm::Tape`) are for users. From the bottom up, a module imports only
+//! from the lines above its own:
 //!
 //! | layer | modules |
 //! |---|---|

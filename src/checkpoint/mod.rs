@@ -36,8 +36,8 @@ pub use compatible::{check_compatible, describe_tokenizer, objective_of, Feeds};
 pub use model::{check_config_against_tensors, load_encoder, load_model, EXTRA_IDS};
 pub use training::{check_metadata, load_training, save_training, WITHOUT_STATE_KEY};
 
+use crate::params::Params;
 use crate::tensor::Tensor;
-use crate::Params;
 use ndarray::IxDyn;
 use safetensors::tensor::{Dtype, SafeTensors};
 use std::collections::BTreeMap;

@@ -3,9 +3,9 @@
 
 use super::{assign, is_optimizer_state, read};
 use crate::nn::{Encoder, TransformerConfig};
+use crate::params::Params;
 use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
-use crate::Params;
 use std::collections::BTreeMap;
 use std::path::Path;
 

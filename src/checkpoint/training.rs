@@ -3,8 +3,8 @@
 
 use super::{assign, check_finite, is_optimizer_state, read, save, Checkpoint};
 use crate::optim::Optimizer;
+use crate::params::Params;
 use crate::tensor::Tensor;
-use crate::Params;
 use std::collections::BTreeMap;
 use std::path::Path;
 

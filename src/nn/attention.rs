@@ -18,7 +18,8 @@ use super::kv_cache::KvCache;
 use super::linear::Linear;
 use crate::data::Batch;
 use crate::ops::AttentionMask;
-use crate::{Params, Tape, Var};
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use rand::Rng;
 
 /// The mask a batch needs: key padding from its lengths, plus the causal mask if asked.

@@ -10,7 +10,8 @@ use super::encoder::Encoder;
 use super::kv_cache::Cache;
 use super::output::OutputProjection;
 use crate::data::Batch;
-use crate::{Params, Tape, Var};
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use rand::Rng;
 
 /// Parameters: `{name}.token_embedding.weight`, `{name}.layers.{i}.*`, `{name}.final_norm.*`

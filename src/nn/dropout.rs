@@ -1,6 +1,6 @@
 //! Dropout as a layer: a probability, applied with the tape's training flag.
 
-use crate::{Tape, Var};
+use crate::tape::{Tape, Var};
 use rand::Rng;
 
 /// Inverted dropout with probability `p` (see [`Tape::dropout`]); the identity on a tape that

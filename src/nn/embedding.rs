@@ -7,8 +7,9 @@ use super::init::{normal, INIT_STD};
 use super::layer_norm::LayerNorm;
 use super::positional::sinusoidal_table;
 use crate::data::Batch;
+use crate::params::{ParamId, Params};
+use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
-use crate::{ParamId, Params, Tape, Var};
 use rand::Rng;
 
 /// Token (or segment) embeddings, a table [vocab, d]. Init: normal(0, 0.02).

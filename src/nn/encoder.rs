@@ -15,8 +15,9 @@ use super::kv_cache::Cache;
 use super::layer_norm::LayerNorm;
 use crate::data::Batch;
 use crate::ops::AttentionMask;
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
-use crate::{Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

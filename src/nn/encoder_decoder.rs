@@ -16,7 +16,8 @@ use super::kv_cache::Cache;
 use super::layer_norm::LayerNorm;
 use super::output::OutputProjection;
 use crate::data::Batch;
-use crate::{Params, Tape, Var};
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use rand::Rng;
 
 /// Parameters: `encoder.*` (see [`Encoder`]), `decoder.layers.{i}.*`, `decoder.final_norm.*`

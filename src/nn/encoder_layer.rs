@@ -14,7 +14,8 @@ use super::feed_forward::FeedForward;
 use super::kv_cache::LayerCache;
 use super::layer_norm::LayerNorm;
 use crate::ops::AttentionMask;
-use crate::{Params, Tape, Var};
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use rand::Rng;
 
 /// Parameters: `{name}.self_attn.*`, `{name}.norm1.*`, `{name}.feed_forward.*`, `{name}.norm2.*`.

@@ -13,7 +13,8 @@
 use super::config::Activation;
 use super::dropout::Dropout;
 use super::linear::Linear;
-use crate::{Params, Tape, Var};
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use rand::Rng;
 
 /// Linear(d_model -> d_ff), activation, dropout, Linear(d_ff -> d_model). The dropout after the

@@ -1,7 +1,8 @@
 //! Layer normalisation as a layer: the fused op plus its two parameters.
 
 use super::init::{ones, zeros};
-use crate::{ParamId, Params, Tape, Var};
+use crate::params::{ParamId, Params};
+use crate::tape::{Tape, Var};
 
 /// y = (x - mean) / sqrt(var + eps) * gamma + beta over the last axis. Init: gamma = 1,
 /// beta = 0. Parameters are named `{name}.weight` (gamma) and `{name}.bias` (beta), as PyTorch.

@@ -1,7 +1,8 @@
 //! A fully connected layer: y = x W^T + b.
 
 use super::init::{linear_std, normal, zeros};
-use crate::{ParamId, Params, Tape, Var};
+use crate::params::{ParamId, Params};
+use crate::tape::{Tape, Var};
 use rand::Rng;
 
 /// y = x W^T + b, with W stored as [out, in] (PyTorch's layout, so checkpoints load there

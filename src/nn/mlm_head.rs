@@ -12,7 +12,8 @@ use super::embedding::Embedding;
 use super::layer_norm::LayerNorm;
 use super::linear::Linear;
 use super::output::OutputProjection;
-use crate::{Params, Tape, Var};
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use rand::Rng;
 
 /// Parameters: `{name}.transform.{weight,bias}`, `{name}.norm.{weight,bias}`, `{name}.output.bias`

@@ -4,7 +4,8 @@
 
 use super::embedding::Embedding;
 use super::init::{linear_std, normal, zeros};
-use crate::{ParamId, Params, Tape, Var};
+use crate::params::{ParamId, Params};
+use crate::tape::{Tape, Var};
 use rand::Rng;
 
 /// logits = h W^T + b, W `[vocab, d]`, b `[vocab]`.

@@ -14,8 +14,9 @@
 
 use super::init::{normal, INIT_STD};
 use super::linear::Linear;
+use crate::params::{ParamId, Params};
+use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
-use crate::{ParamId, Params, Tape, Var};
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 

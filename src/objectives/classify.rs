@@ -22,8 +22,10 @@
 use super::Tally;
 use crate::data::Batch;
 use crate::nn::{Encoder, Linear};
+use crate::ops::CrossEntropy;
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
-use crate::{CrossEntropy, Params, Tape, Var};
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

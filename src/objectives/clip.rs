@@ -29,8 +29,9 @@ use super::image_text::{rows_at, ImageTextBatch};
 use super::simcse::cosine_matrix;
 use crate::nn::encoder::stack_forward;
 use crate::nn::{Encoder, EncoderLayer, LayerNorm, Linear, NormPlacement, PatchEmbedding, TransformerConfig};
+use crate::params::{ParamId, Params};
+use crate::tape::{Tape, Var};
 use crate::trainer::Bound;
-use crate::{ParamId, Params, Tape, Var};
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 

@@ -33,8 +33,10 @@ use crate::data::span_corruption::{span_corrupt, Sentinels};
 use crate::data::{Batch, Document};
 use crate::generate::{stream, Model, Sampling, Settings};
 use crate::nn::{EncoderDecoder, TransformerConfig};
+use crate::ops::CrossEntropy;
+use crate::params::Params;
+use crate::tape::Tape;
 use crate::tokenizer::Tokenizer;
-use crate::{CrossEntropy, Params, Tape};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -104,7 +106,7 @@ pub fn teacher_forcing(examples: &[Example], start: usize, pad: usize) -> Seq2Se
 /// L from the decoder's logits `[B, T, V]` and the batch's targets.
 ///
 /// dL/dz_{b,t} = (softmax(z_{b,t}) - onehot(y_{b,t})) / |T| at each target, 0 at padding.
-pub fn seq2seq_loss(tape: &mut Tape, logits: crate::Var, batch: &Seq2SeqBatch) -> CrossEntropy {
+pub fn seq2seq_loss(tape: &mut Tape, logits: crate::tape::Var, batch: &Seq2SeqBatch) -> CrossEntropy {
     let shape = tape.shape(logits).to_vec();
     let x = &batch.decoder_input;
     assert!(

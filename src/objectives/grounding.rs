@@ -15,8 +15,8 @@
 use super::image_text::ImageTextBatch;
 use super::mmlm::Mmlm;
 use crate::data::shapes::{Colour, Example, Image, Role, Shape};
+use crate::params::Params;
 use crate::tokenizer::Tokenizer;
-use crate::Params;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

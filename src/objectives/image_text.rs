@@ -19,9 +19,10 @@ use crate::data::shapes::Image;
 use crate::data::Batch;
 use crate::nn::{Encoder, PatchEmbedding, TransformerConfig};
 use crate::ops::AttentionMask;
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
-use crate::{Params, Tape, Var};
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 

@@ -19,8 +19,9 @@
 use super::image_text::ImageTextBatch;
 use super::nsp::two_way_loss;
 use crate::data::shapes::Image;
+use crate::ops::CrossEntropy;
+use crate::tape::{Tape, Var};
 use crate::tokenizer::Tokenizer;
-use crate::{CrossEntropy, Tape, Var};
 use rand::Rng;
 
 /// Whether an image belongs to its caption.

@@ -62,7 +62,7 @@ pub use simcse::{info_nce, SimCse};
 /// objective's `evaluate` returns; named here too for the objectives' users.
 pub use crate::trainer::Evaluation;
 
-use crate::{Tape, Var};
+use crate::tape::{Tape, Var};
 
 /// Sums over validation batches, turned into an [`Evaluation`] at the end.
 #[derive(Clone, Copy, Debug, Default)]

@@ -10,8 +10,9 @@
 
 use crate::data::Batch;
 use crate::nn::Encoder;
+use crate::params::Params;
+use crate::tape::Tape;
 use crate::tokenizer::Tokenizer;
-use crate::{Params, Tape};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -26,8 +26,10 @@
 use crate::checkpoint;
 use crate::data::Batch;
 use crate::nn::{Encoder, Linear, TransformerConfig};
+use crate::ops::CrossEntropy;
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use crate::tokenizer::Tokenizer;
-use crate::{CrossEntropy, Params, Tape, Var};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,7 +9,7 @@
 //! clipped norm a hair below `max_norm`. The returned value is the norm before clipping, worth
 //! logging: a run whose norm keeps hitting the cap is a run whose learning rate is too high.
 
-use crate::Gradients;
+use crate::gradients::Gradients;
 
 /// Scale `grads` so their global L2 norm is at most `max_norm`; return the norm before
 /// clipping. A non-finite norm (an overflow or NaN upstream) is returned as is; the gradients

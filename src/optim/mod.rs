@@ -29,8 +29,9 @@ pub use clip::clip_grad_norm;
 pub use schedule::{Decay, LrSchedule};
 pub use sgd::Sgd;
 
+use crate::gradients::Gradients;
+use crate::params::Params;
 use crate::tensor::Tensor;
-use crate::{Gradients, Params};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
 

@@ -21,9 +21,10 @@
 //! [`Sgd::load_state`] reads them back.
 
 use super::load_named;
+use crate::gradients::Gradients;
 use crate::kernels::PAR_MIN_ELEMENTS;
+use crate::params::{ParamId, Params};
 use crate::tensor::Tensor;
-use crate::{Gradients, ParamId, Params};
 use ndarray::{ArrayD, Zip};
 use std::collections::BTreeMap;
 

@@ -4,8 +4,8 @@
 use super::Recipe;
 use crate::data::{Corpus, Windows};
 use crate::objectives::MaskedLm;
+use crate::params::Params;
 use crate::trainer::TrainReport;
-use crate::Params;
 use std::collections::BTreeMap;
 
 impl Recipe {

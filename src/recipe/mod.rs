@@ -41,8 +41,9 @@ pub use shapes::{ShapesWorld, HELD_OUT_PAIRS};
 use crate::data::{Batch, Corpus};
 use crate::nn::{Activation, TransformerConfig};
 use crate::optim::{AdamW, Decay, LrSchedule, Optimizer};
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use crate::trainer::{train, Bound, Evaluation, TrainConfig, TrainReport};
-use crate::{Params, Tape, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -316,7 +317,7 @@ impl Recipe {
             self.batch,
             self.train_config().tokens_per_step,
             self.steps,
-            crate::num_threads()
+            crate::threads::num_threads()
         );
         let config = TrainConfig {
             bounds,
@@ -324,7 +325,7 @@ impl Recipe {
         };
         let report = train(&config, params, &mut optimizer, metadata, loss, evaluate)?;
         if crate::profile::enabled() {
-            let peak = crate::profile::PEAK_GFLOPS_PER_CORE * crate::num_threads() as f64;
+            let peak = crate::profile::PEAK_GFLOPS_PER_CORE * crate::threads::num_threads() as f64;
             println!("\n{}", crate::profile::take().table(peak));
         }
         if !report.interrupted {

@@ -30,9 +30,9 @@ pub use law::{compute_frontier, fit_power_law, is_embedding, non_embedding_param
 
 use crate::data::Corpus;
 use crate::metrics::MetricsLog;
+use crate::params::Params;
 use crate::recipe::Recipe;
 use crate::trainer::TrainReport;
-use crate::Params;
 use std::fmt::Write as _;
 
 /// The first `fraction` of `data`'s training ids (rounded to a whole token): a fixed number of

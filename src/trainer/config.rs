@@ -1,7 +1,7 @@
 //! How to train: the trainer's settings, and every setting of a run as a checkpoint stores it.
 
 use crate::optim::{LrSchedule, Optimizer};
-use crate::Params;
+use crate::params::Params;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
