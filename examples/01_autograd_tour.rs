@@ -66,6 +66,7 @@ impl Mlp {
 }
 
 fn main() {
+    microlm::cli::takes_no_flags("01_autograd_tour");
     microlm::init_threads_from_env();
     let mut params = Params::new();
     let mlp = Mlp::new(&mut params, 42);

@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 fn main() {
+    microlm::cli::takes_no_flags("02_transformer_tour");
     microlm::init_threads_from_env();
     let config = TransformerConfig::toy(70);
     let mut params = Params::new();

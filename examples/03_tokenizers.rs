@@ -9,6 +9,7 @@ use microlm::tokenizer::{BpeTokenizer, CharTokenizer, SPECIALS};
 use std::time::Instant;
 
 fn main() {
+    microlm::cli::takes_no_flags("03_tokenizers");
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/tinyshakespeare.txt");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     println!("{path}: {} bytes, {} characters\n", text.len(), text.chars().count());

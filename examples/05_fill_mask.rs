@@ -9,7 +9,8 @@
 //! For each `[MASK]` it prints the model's top guesses (special tokens left out) with their
 //! probabilities, then the sentence with every mask replaced by its most probable token.
 
-use microlm::cli::{check, Flags};
+use microlm::checkpoint::{check_compatible, Feeds};
+use microlm::cli::{check, Domain, Flags};
 use microlm::data::Batch;
 use microlm::inspect::{special_ids, top_k_excluding, unknown_chars_warning};
 use microlm::objectives::MaskedLm;
@@ -26,15 +27,20 @@ fn run() -> Result<(), String> {
         "runs/mlm/checkpoint.safetensors".into(),
         "the mlm example's checkpoint",
     )?;
-    let top: usize = flags.arg("top", 5, "guesses to show per [MASK]")?;
+    let top: usize = flags.arg_in("top", 5, Domain::at_least(1), "guesses to show per [MASK]")?;
     flags.takes_positional(1, 1, "one sentence with [MASK] in it, quoted");
     if flags.help_or_finish("fill_mask \"a sentence with [MASK] in it\"")? {
         return Ok(());
     }
-    check(top >= 1, "top", top, "must be at least 1")?;
     let sentence = flags.positional()[0].clone(); // exactly one, checked by help_or_finish
-    let (model, params, tokenizer) = MaskedLm::load(Path::new(&path))
-        .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example mlm)"))?;
+    let made_by = |e: String| format!("{e}\n(train a model first: cargo run --release --example mlm)");
+    let feeds = Feeds {
+        flag: "checkpoint",
+        objectives: &["mlm"],
+        ..Feeds::default()
+    };
+    check_compatible(Path::new(&path), &feeds).map_err(made_by)?;
+    let (model, params, tokenizer) = MaskedLm::load(Path::new(&path)).map_err(made_by)?;
     check(top <= tokenizer.vocab_size(), "top", top, "exceeds the vocabulary")?;
 
     let text = sentence.replace("[MASK]", "");

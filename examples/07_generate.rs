@@ -10,7 +10,8 @@
 //! probable character; `--no-cache true` recomputes the whole context for every new character (the
 //! same text, slower). Past the model's context length the window slides (see `src/generate.rs`).
 
-use microlm::cli::{check, Flags};
+use microlm::checkpoint::{check_compatible, Feeds};
+use microlm::cli::{Domain, Flags};
 use microlm::generate::{stream, Model, Sampling, Settings};
 use microlm::inspect::{special_ids, unknown_chars_warning};
 use microlm::objectives::CausalLm;
@@ -32,9 +33,9 @@ fn run() -> Result<(), String> {
         "runs/clm/checkpoint.safetensors".into(),
         "the clm example's checkpoint",
     )?;
-    let tokens: usize = flags.arg("tokens", 500, "tokens to generate")?;
-    let temperature: f32 = flags.arg("temperature", 0.8, "softmax temperature")?;
-    let top_k: usize = flags.arg("top-k", 200, "sample among the k most probable")?;
+    let tokens: usize = flags.arg_in("tokens", 500, Domain::at_least(1), "tokens to generate")?;
+    let temperature: f32 = flags.arg_in("temperature", 0.8, Domain::above(0.0), "softmax temperature")?;
+    let top_k: usize = flags.arg_in("top-k", 200, Domain::at_least(1), "sample among the k most probable")?;
     let greedy: bool = flags.arg("greedy", false, "always take the most probable")?;
     let no_cache: bool = flags.arg("no-cache", false, "recompute the context at every step")?;
     let seed: u64 = flags.arg("seed", 1337, "sampling seed")?;
@@ -42,13 +43,21 @@ fn run() -> Result<(), String> {
     if flags.help_or_finish("generate \"a prompt\"")? {
         return Ok(());
     }
-    check(temperature > 0.0, "temperature", temperature, "must be positive")?;
-    check(top_k >= 1, "top-k", top_k, "must be at least 1")?;
+    if greedy {
+        let why = "--greedy takes the most probable token and draws nothing";
+        flags.refuse_given(&["temperature", "top-k", "seed"], why)?;
+    }
     // One prompt at most (checked by help_or_finish); without one, start from a newline.
     let prompt = flags.positional().first().cloned().unwrap_or_else(|| "\n".to_string());
 
-    let (model, params, tokenizer) = CausalLm::load(Path::new(&path))
-        .map_err(|e| format!("{e}\n(train a model first: cargo run --release --example clm)"))?;
+    let made_by = |e: String| format!("{e}\n(train a model first: cargo run --release --example clm)");
+    let feeds = Feeds {
+        flag: "checkpoint",
+        objectives: &["clm"],
+        ..Feeds::default()
+    };
+    check_compatible(Path::new(&path), &feeds).map_err(made_by)?;
+    let (model, params, tokenizer) = CausalLm::load(Path::new(&path)).map_err(made_by)?;
 
     let sampling = if greedy {
         Sampling::Greedy

@@ -20,7 +20,7 @@
 //!    predicted spans beside the true ones, and span-token accuracy beside always guessing the
 //!    most frequent character.
 
-use microlm::cli::Flags;
+use microlm::cli::{Domain, Flags};
 use microlm::inspect::show_denoising;
 use microlm::nn::TransformerConfig;
 use microlm::objectives::Denoiser;
@@ -47,7 +47,12 @@ fn run() -> Result<(), String> {
     let recipe = Recipe::read(&mut flags, defaults)?;
     let noise = read_noise(&mut flags)?;
     let shown = flags.arg("show", 4, "held-out documents printed at the end")?;
-    let scored = flags.arg("score", 200, "held-out documents reconstructed and scored")?;
+    let scored = flags.arg_in(
+        "score",
+        200,
+        Domain::at_least(1),
+        "held-out documents reconstructed and scored",
+    )?;
     if flags.help_or_finish("denoise")? {
         return Ok(());
     }

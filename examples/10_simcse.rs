@@ -15,11 +15,10 @@
 //! 4. At the end, for the untrained encoder, the masked LM (mean-pooled and `[CLS]`) and SimCSE:
 //!    alignment, uniformity, retrieval among all 1,000 copies; then nearest neighbours.
 
-use microlm::cli::Flags;
-use microlm::data::documents::distinct_lines;
+use microlm::cli::{Domain, Flags};
 use microlm::inspect::{compare_embeddings, show_neighbours};
 use microlm::objectives::sentence_embeddings::Pooling;
-use microlm::recipe::Recipe;
+use microlm::recipe::{Recipe, SHAPE_FLAGS};
 
 fn main() {
     microlm::cli::main(run);
@@ -40,14 +39,22 @@ fn run() -> Result<(), String> {
     };
     let recipe = Recipe::read(&mut flags, defaults)?;
     let init: Option<std::path::PathBuf> = flags.arg_opt("init", "start from this masked-LM checkpoint")?;
-    let edit_rate = flags.arg("edit-rate", 0.05, "share of a copy's characters dropped or swapped")?;
+    let edit_rate = flags.arg_in(
+        "edit-rate",
+        0.05,
+        Domain::between(0.0, 1.0),
+        "share of a copy's characters dropped or swapped",
+    )?;
     if flags.help_or_finish("simcse")? {
         return Ok(());
+    }
+    if init.is_some() {
+        flags.refuse_given(SHAPE_FLAGS, "the model's shape comes from --init's checkpoint")?;
     }
 
     // Data: distinct lines; the held-out lines and their lightly corrupted copies.
     let data = recipe.load_data()?;
-    let train_lines = distinct_lines(&data.tokenizer.decode(&data.train), 20);
+    let train_lines = recipe.training_lines(&data)?;
     let val = recipe.line_pairs(&data, edit_rate)?;
     let tokenizer = &data.tokenizer;
 

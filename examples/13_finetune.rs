@@ -16,7 +16,7 @@
 //! curve (test accuracy against labelled speeches) of (a) and (b) goes to
 //! `runs/finetune/learning_curve.svg`.
 
-use microlm::checkpoint::load_encoder;
+use microlm::checkpoint::{check_compatible, load_encoder, Feeds};
 use microlm::cli::Flags;
 use microlm::data::speakers::speaker_task;
 use microlm::learning_curve::learning_curve_svg;
@@ -38,8 +38,15 @@ fn run() -> Result<(), String> {
     let text = std::fs::read_to_string(&f.corpus).map_err(|e| format!("{}: {e}", f.corpus.display()))?;
     let task = speaker_task(&text, 10)?;
     describe(&task);
-    let (encoder, enc_params, tok) =
-        load_encoder(&f.init, 0.1).map_err(|e| format!("{e} (make it with: cargo run --release --example mlm)"))?;
+    let init = Feeds {
+        flag: "init",
+        objectives: &["mlm"],
+        ..Feeds::default()
+    };
+    check_compatible(&f.init, &init).map_err(|e| format!("{e} (make it with: cargo run --release --example mlm)"))?;
+    let (encoder, enc_params, tok) = load_encoder(&f.init, 0.1)?;
+    f.check_others(&tok, encoder.config.max_len)?; // before any run, not after (a)-(c)
+    f.check_memory(&encoder.config, enc_params.num_elements())?;
     let config = FinetuneConfig {
         max_len: encoder.config.max_len,
         ..f.config

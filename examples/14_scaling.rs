@@ -17,7 +17,7 @@
 //!    step of the lowest validation loss says when repetition stopped helping.
 //!    `runs/scaling/data.svg`.
 
-use microlm::cli::Flags;
+use microlm::cli::{Domain, Flags};
 use microlm::data::{Corpus, Windows};
 use microlm::recipe::Recipe;
 use microlm::scaling::{self, Run, Shape};
@@ -28,15 +28,18 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let mut flags = Flags::from_env()?;
-    let recipe = Recipe::read(&mut flags, scaling::sweep_recipe())?;
+    // Every run starts anew: no --resume.
+    let recipe = Recipe::read_without(&mut flags, scaling::sweep_recipe(), &["resume"])?;
     let sizes = flags.arg("sizes", "32x1,64x2,128x3,256x4".to_string(), "d_model x layers, ...")?;
-    let data_steps = flags.arg("data-steps", recipe.steps, "updates of each run of the data part")?;
+    let data_steps = flags.arg_in(
+        "data-steps",
+        recipe.steps,
+        Domain::at_least(1),
+        "updates of each run of the data part",
+    )?;
     let fractions = flags.arg("fractions", "256,16,8,4,2,1".to_string(), "data part: 1/n splits")?;
     if flags.help_or_finish("scaling")? {
         return Ok(());
-    }
-    if recipe.resume.is_some() {
-        return Err("--resume: every scaling run starts anew".into());
     }
     let data = recipe.load_data()?;
 

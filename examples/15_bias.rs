@@ -19,7 +19,7 @@
 //! within 0.15 of the planted 0.8 or 0.2, the balanced one within 0.15 of 0.5. What the toy
 //! does and does not show is printed at the end ([`bias_corpus::WHAT_IT_SHOWS`]).
 
-use microlm::cli::Flags;
+use microlm::cli::{check, Domain, Flags};
 use microlm::data::bias_corpus::{self, Occupation};
 use microlm::data::Batch;
 use microlm::recipe::Recipe;
@@ -42,15 +42,20 @@ fn run() -> Result<(), String> {
         out: "runs/bias".into(),
         ..Recipe::default()
     };
-    let recipe = Recipe::read(&mut flags, defaults.clone())?;
-    let sentences = flags.arg("sentences", bias_corpus::DEFAULT_SENTENCES, "sentences per corpus")?;
+    // It writes its own corpora, and each run starts anew: no --corpus, no --resume.
+    let recipe = Recipe::read_without(&mut flags, defaults, &["corpus", "resume"])?;
+    let sentences = flags.arg_in(
+        "sentences",
+        bias_corpus::DEFAULT_SENTENCES,
+        Domain::at_least(1),
+        "sentences per corpus",
+    )?;
     let seed: u64 = flags.arg("corpus-seed", 16, "seeds the generated corpora")?;
     if flags.help_or_finish("bias")? {
         return Ok(());
     }
-    if recipe.corpus != defaults.corpus || recipe.resume.is_some() || recipe.seq_len < 64 {
-        return Err("no --corpus or --resume here (it makes its own), and the probes need --seq-len 64".into());
-    }
+    let why = "must be at least 64: the probes read 64 characters";
+    check(recipe.seq_len >= 64, "seq-len", recipe.seq_len, why)?;
     std::fs::create_dir_all(&recipe.out).map_err(|e| format!("{}: {e}", recipe.out.display()))?;
 
     let skewed = bias_corpus::skewed(sentences, seed);

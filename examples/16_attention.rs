@@ -19,7 +19,7 @@
 //! would give; last, the heads with more than `--threshold` on one pattern.
 
 use microlm::attention_map::{attention_grid_svg, token_labels, Looked};
-use microlm::cli::Flags;
+use microlm::cli::{Domain, Flags};
 use std::path::Path;
 
 fn main() {
@@ -33,8 +33,13 @@ fn run() -> Result<(), String> {
     let default_text = "ROMEO:\nBut soft, what light through yonder window breaks?".to_string();
     let text: String = flags.arg("text", default_text, "the sentence to draw")?;
     let corpus: String = flags.arg("corpus", "data/tinyshakespeare.txt".into(), "its last 10% is measured")?;
-    let windows: usize = flags.arg("windows", 8, "validation windows measured")?;
-    let threshold: f64 = flags.arg("threshold", 0.5, "name the heads with more than this on a pattern")?;
+    let windows: usize = flags.arg_in("windows", 8, Domain::at_least(1), "validation windows measured")?;
+    let threshold: f64 = flags.arg_in(
+        "threshold",
+        0.5,
+        Domain::between(0.0, 1.0),
+        "name the heads with more than this on a pattern",
+    )?;
     let out: String = flags.arg("out", "runs/attention".into(), "output directory")?;
     if flags.help_or_finish("attention")? {
         return Ok(());
@@ -44,6 +49,11 @@ fn run() -> Result<(), String> {
         (None, None) => [("mlm", default("mlm")), ("clm", default("clm"))],
         (mlm, clm) => [("mlm", mlm), ("clm", clm)],
     };
+    for (kind, path) in &checkpoints {
+        if let Some(path) = path {
+            Looked::check(kind, Path::new(path))?; // both, before any work
+        }
+    }
     let corpus_text = microlm::data::load_text(Path::new(&corpus))?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{out}: {e}"))?;
     for (kind, path) in checkpoints {

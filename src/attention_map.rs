@@ -12,6 +12,7 @@
 //!
 //! The patterns are meant for character tokens and unpadded sequences.
 
+use crate::checkpoint::{check_compatible, Feeds};
 use crate::data::Batch;
 use crate::nn::encoder::attention_maps;
 use crate::nn::{attention_mask, Encoder, TransformerConfig};
@@ -65,10 +66,26 @@ pub struct Looked {
 }
 
 impl Looked {
+    /// Check, without loading it, that the checkpoint at `path` is of `kind` ("mlm" or "clm",
+    /// given with `--mlm` or `--clm`): [`check_compatible`], the error naming the flag, the
+    /// file and the example that makes one.
+    pub fn check(kind: &str, path: &Path) -> Result<(), String> {
+        let objectives = [kind];
+        let feeds = Feeds {
+            flag: kind,
+            objectives: &objectives,
+            ..Feeds::default()
+        };
+        check_compatible(path, &feeds)
+            .map(|_| ())
+            .map_err(|e| format!("{e}\n(make it with: cargo run --release --example {kind})"))
+    }
+
     /// Load a checkpoint of `kind` "mlm" ([`MaskedLm::load`]) or "clm" ([`CausalLm::load`]);
     /// the error names the example that makes one.
     pub fn load(kind: &str, path: &Path) -> Result<Looked, String> {
         let made_by = |e: String| format!("{e}\n(make it with: cargo run --release --example {kind})");
+        Looked::check(kind, path)?;
         let (stack, params, tokenizer) = match kind {
             "mlm" => MaskedLm::load(path).map(|(model, p, t)| (model.encoder, p, t)),
             "clm" => CausalLm::load(path).map(|(model, p, t)| (model.decoder.stack, p, t)),

@@ -175,6 +175,21 @@ impl Flags {
         Ok(false)
     }
 
+    /// True if `--name` was given on the command line (whether or not it has been read).
+    pub fn is_given(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    /// Refuse any of `names` that was given, saying `why` it does not apply: for flags that a
+    /// choice made by another flag leaves unused (the model's shape, when it comes from a
+    /// checkpoint).
+    pub fn refuse_given(&self, names: &[&str], why: &str) -> Result<(), String> {
+        match names.iter().find(|n| self.is_given(n)) {
+            Some(n) => Err(format!("--{n}: {why}")),
+            None => Ok(()),
+        }
+    }
+
     /// True if `--help` or `-h` was given.
     pub fn wants_help(&self) -> bool {
         self.help
@@ -198,6 +213,9 @@ impl Flags {
     pub fn finish(&self) -> Result<(), String> {
         if let Some(unknown) = self.values.keys().find(|k| !self.read.contains(k)) {
             let known: Vec<String> = self.read.iter().map(|k| format!("--{k}")).collect();
+            if known.is_empty() {
+                return Err(format!("unknown flag --{unknown}: this program takes no flags"));
+            }
             return Err(format!("unknown flag --{unknown}; the flags are {}", known.join(" ")));
         }
         self.check_positional()
@@ -377,6 +395,19 @@ pub fn check(ok: bool, name: &str, value: impl std::fmt::Display, why: &str) -> 
         Ok(())
     } else {
         Err(format!("--{name} {value}: {why}"))
+    }
+}
+
+/// The start of a program that takes no flags (the tours): `--help` prints its usage line and
+/// exits, and any argument is an error naming it (status 2), rather than being ignored.
+pub fn takes_no_flags(program: &str) {
+    match Flags::from_env().and_then(|f| f.help_or_finish(program)) {
+        Ok(false) => {}
+        Ok(true) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
     }
 }
 

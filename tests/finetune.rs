@@ -628,3 +628,73 @@ fn parse_counts_reads_counts_and_all_and_names_the_flag_and_item() {
         assert!(e.contains("--labels") && e.contains(item), "{list}: {e}");
     }
 }
+
+/// A masked-LM checkpoint of `tokenizer` and `max_len`, its metadata marked as `objective`'s
+/// (`nsp.enabled` for bert, `simcse.tau` for simcse).
+fn encoder_checkpoint(path: &std::path::Path, tokenizer: &Tokenizer, max_len: usize, objective: &str) {
+    let config = TransformerConfig {
+        max_len,
+        ..tiny_encoder_config(tokenizer.vocab_size())
+    };
+    let mut params = Params::new();
+    let model = MaskedLm::new(&mut params, &config, tokenizer, false, &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut meta = model.metadata();
+    meta.extend(tokenizer.to_metadata());
+    match objective {
+        "bert" => meta.insert("nsp.enabled".into(), "true".into()),
+        "simcse" => meta.insert("simcse.tau".into(), "0.05".into()),
+        _ => None,
+    };
+    checkpoint::save(path, &params, &meta).unwrap();
+}
+
+/// `finetune`'s flags are checked before any run: `--seeds 0` and a NaN, negative or zero
+/// `--probe-lr` are refused by name (they once printed a table of 0.000 "mean over 0 seeds"
+/// and chance), and every (d) checkpoint is checked against `--init`'s tokenizer and positions
+/// and its own objective (a BPE encoder once scored the majority class in silence; a smaller
+/// vocabulary and 32 positions once panicked after four finished runs).
+#[test]
+fn finetune_flags_and_checkpoints_are_checked_before_any_run() {
+    use microlm::cli::Flags;
+    use microlm::recipe::finetune::FinetuneFlags;
+    let read = |args: &[&str]| FinetuneFlags::read(&mut Flags::parse(args.iter().map(|s| s.to_string())).unwrap());
+    for (flag, bad) in [
+        ("seeds", "0"),
+        ("probe-lr", "nan"),
+        ("probe-lr", "-1"),
+        ("probe-lr", "0"),
+        ("lr", "inf"),
+        ("batch", "0"),
+    ] {
+        let e = read(&[&format!("--{flag}"), bad]).unwrap_err();
+        assert!(e.starts_with(&format!("--{flag} ")), "--{flag} {bad}: {e}");
+    }
+    let dir = fresh_dir("finetune-others");
+    let ours = Tokenizer::Char(CharTokenizer::from_text("abcdefgh"));
+    let smaller = Tokenizer::Char(CharTokenizer::from_text("abcdefg"));
+    let bpe = Tokenizer::Bpe(microlm::tokenizer::BpeTokenizer::train(
+        "abcdefgh abcdefgh",
+        256 + 5 + 3,
+    ));
+    let cases: [(&str, &Tokenizer, usize, &str, &str); 5] = [
+        ("bert", &ours, 16, "bert", ""),
+        ("bert", &bpe, 16, "bert", "a bpe tokenizer of 264 ids"),
+        ("bert", &smaller, 16, "bert", "a char tokenizer of 12 ids"),
+        ("simcse", &ours, 8, "simcse", "at most 8 positions"),
+        ("simcse", &ours, 16, "bert", "trained as bert"),
+    ];
+    for (flag, tokenizer, max_len, objective, expected) in cases {
+        let path = dir.join(format!("{flag}.safetensors"));
+        encoder_checkpoint(&path, tokenizer, max_len, objective);
+        let f = read(&[&format!("--{flag}"), path.to_str().unwrap()]).unwrap();
+        let r = f.check_others(&ours, 16);
+        match expected {
+            "" => r.unwrap(),
+            e => {
+                let got = r.unwrap_err();
+                assert!(got.starts_with(&format!("--{flag} ")) && got.contains(e), "{got}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

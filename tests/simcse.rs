@@ -222,3 +222,32 @@ fn from_masked_lm_copies_the_encoder() {
     assert!(copied > 10);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A corpus whose training part holds no line of 20 characters or more is refused before any
+/// training, naming the corpus and what it lacks (it once panicked inside the loss: "SimCSE
+/// needs at least 2 sentences per batch (got 0)"); two such lines are enough.
+#[test]
+fn a_corpus_without_two_long_lines_is_refused_before_training() {
+    let dir = std::env::temp_dir().join(format!("microlm-simcse-lines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join("short.txt");
+    std::fs::write(&short, "To be, or not.\nThat is it.\n".repeat(40)).unwrap();
+    let recipe = microlm::recipe::Recipe {
+        corpus: short.clone(),
+        seq_len: 16,
+        ..microlm::recipe::Recipe::default()
+    };
+    let data = recipe.load_data().unwrap();
+    let e = recipe.training_lines(&data).unwrap_err();
+    assert!(
+        e.contains(&format!("--corpus {}", short.display())) && e.contains("holds 0 distinct"),
+        "{e}"
+    );
+    let two = dir.join("two.txt");
+    let text = "To be, or not to be, that is the question.\nWhether 'tis nobler in the mind.\n";
+    std::fs::write(&two, text.repeat(40)).unwrap();
+    let recipe = microlm::recipe::Recipe { corpus: two, ..recipe };
+    let data = recipe.load_data().unwrap();
+    assert_eq!(recipe.training_lines(&data).unwrap().len(), 2);
+    std::fs::remove_dir_all(dir).unwrap();
+}

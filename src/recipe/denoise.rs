@@ -3,7 +3,7 @@
 //! scores printed at the end.
 
 use super::{Recipe, VALIDATION_SEED};
-use crate::cli::{check, Flags};
+use crate::cli::{Domain, Flags};
 use crate::data::bart_noise::{BartNoise, Masking};
 use crate::data::documents::line_documents;
 use crate::data::span_corruption::SpanCorruption;
@@ -28,41 +28,52 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
     let bart = BartNoise::default();
     let t5 = SpanCorruption::default();
     let masking: String = flags.arg("masking", "spans".to_string(), "BART: spans, tokens, delete or off")?;
-    let p = flags.arg(
+    let (share, positive) = (Domain::between(0.0, 1.0), Domain::above(0.0));
+    let p = flags.arg_in(
         "mask-ratio",
         bart.p,
+        share,
         "BART: share of the body masked, deleted or infilled",
     )?;
-    let lambda: f64 = flags.arg("span-lambda", 3.0, "BART: Poisson mean of infilled span lengths")?;
-    let permute = flags.arg("permute", bart.permute, "BART: share of sentences shuffled")?;
-    let rotate = flags.arg("rotate", bart.rotate, "BART: probability of rotating the document")?;
-    let insert = flags.arg("insert", bart.insert, "BART: inserted masks per body token")?;
-    let mask_random = flags.arg(
+    let lambda: f64 = flags.arg_in(
+        "span-lambda",
+        3.0,
+        positive,
+        "BART: Poisson mean of infilled span lengths",
+    )?;
+    let permute = flags.arg_in("permute", bart.permute, share, "BART: share of sentences shuffled")?;
+    let rotate = flags.arg_in(
+        "rotate",
+        bart.rotate,
+        share,
+        "BART: probability of rotating the document",
+    )?;
+    let insert = flags.arg_in("insert", bart.insert, share, "BART: inserted masks per body token")?;
+    let mask_random = flags.arg_in(
         "mask-random",
         bart.mask_random,
+        share,
         "BART: share of masks that are random tokens",
     )?;
-    let noise_density = flags.arg("noise-density", t5.noise_density, "T5: share of tokens dropped")?;
-    let mean_span = flags.arg("mean-span", t5.mean_span, "T5: mean length of a dropped span")?;
-    let share = "must be in [0, 1]";
-    for (name, value) in [
-        ("mask-ratio", p),
-        ("permute", permute),
-        ("rotate", rotate),
-        ("insert", insert),
-        ("mask-random", mask_random),
-        ("noise-density", noise_density),
-    ] {
-        check((0.0..=1.0).contains(&value), name, value, share)?;
+    let noise_density = flags.arg_in("noise-density", t5.noise_density, share, "T5: share of tokens dropped")?;
+    let mean_span = flags.arg_in("mean-span", t5.mean_span, positive, "T5: mean length of a dropped span")?;
+    // Each noise's flags are refused under the other (they would be ignored).
+    let bart_only = [
+        "masking",
+        "mask-ratio",
+        "span-lambda",
+        "permute",
+        "rotate",
+        "insert",
+        "mask-random",
+    ];
+    match kind.as_str() {
+        "t5" => flags.refuse_given(&bart_only, "a BART setting; this run's --noise is t5")?,
+        _ => flags.refuse_given(
+            &["noise-density", "mean-span"],
+            "a T5 setting; this run's --noise is bart",
+        )?,
     }
-    let positive = "must be positive";
-    check(lambda > 0.0 && lambda.is_finite(), "span-lambda", lambda, positive)?;
-    check(
-        mean_span > 0.0 && mean_span.is_finite(),
-        "mean-span",
-        mean_span,
-        positive,
-    )?;
     let masking = match masking.as_str() {
         "spans" => Masking::Spans {
             lambda,

@@ -14,6 +14,9 @@
 //! - Early stopping: every `eval_every` updates the validation accuracy; the run stops when it
 //!   has not improved for `patience` evaluations, and the best evaluation's weights are kept.
 
+use super::{memory_total, Footprint};
+use crate::checkpoint::{check_compatible, Feeds};
+use crate::cli::Domain;
 use crate::data::speakers::{speech_batch, SpeakerTask, Speech};
 use crate::nn::{Encoder, TransformerConfig};
 use crate::objectives::classify::Classifier;
@@ -230,14 +233,16 @@ impl FinetuneConfig {
     /// Read `--lr`, `--batch`, `--updates`, `--eval-every` and `--patience` (defaults 5e-4,
     /// 32, 120, 20, 3) for encoders of `max_len` positions. Errors name the flag.
     pub fn read(flags: &mut crate::cli::Flags, max_len: usize) -> Result<FinetuneConfig, String> {
+        let one = Domain::at_least(1);
         let c = FinetuneConfig {
-            lr: flags.arg("lr", 5e-4, "fine-tuning learning rate")?,
-            batch: flags.arg("batch", 32, "speeches per update")?,
-            updates: flags.arg("updates", 120, "updates at most, whatever the number of labels")?,
-            eval_every: flags.arg("eval-every", 20, "updates between validation evaluations")?,
-            patience: flags.arg(
+            lr: flags.arg_in("lr", 5e-4, Domain::above(0.0), "fine-tuning learning rate")?,
+            batch: flags.arg_in("batch", 32, one, "speeches per update")?,
+            updates: flags.arg_in("updates", 120, one, "updates at most, whatever the number of labels")?,
+            eval_every: flags.arg_in("eval-every", 20, one, "updates between validation evaluations")?,
+            patience: flags.arg_in(
                 "patience",
                 3,
+                one,
                 "evaluations without a better validation accuracy before stopping",
             )?,
             max_len,
@@ -301,6 +306,40 @@ pub struct FinetuneFlags {
 }
 
 impl FinetuneFlags {
+    /// Before any run: every checkpoint of (d) (`--bert`, `--simcse`) must come from its
+    /// objective and read what the `--init` encoder reads (`tokenizer`, `max_len` positions),
+    /// since the speeches are encoded once, with `--init`'s tokenizer ([`check_compatible`]);
+    /// and an update of any of them must fit in memory.
+    pub fn check_others(&self, tokenizer: &Tokenizer, max_len: usize) -> Result<(), String> {
+        for (name, path) in &self.others {
+            let (flag, objective) = match *name {
+                "SimCSE" => ("simcse", "simcse"),
+                _ => ("bert", "bert"),
+            };
+            let source = format!("--init {}", self.init.display());
+            let feeds = Feeds {
+                flag,
+                tokenizer: Some((tokenizer, source.clone())),
+                positions: Some((max_len, format!("the speeches are cut to --init's {max_len} positions"))),
+                objectives: &[objective],
+            };
+            check_compatible(path, &feeds)?;
+        }
+        Ok(())
+    }
+
+    /// Refuse an encoder of `config` with `parameters` weights whose fine-tuning update (`--batch`
+    /// speeches of `config.max_len` positions) would not fit in this machine's memory.
+    pub fn check_memory(&self, config: &TransformerConfig, parameters: usize) -> Result<(), String> {
+        let c = &self.config;
+        let footprint = Footprint::of_config(config, parameters as f64, c.batch, config.max_len, 0);
+        let drivers = format!(
+            "--batch {} x {} positions x d_model {}",
+            c.batch, config.max_len, config.d_model
+        );
+        footprint.check(memory_total(), &drivers)
+    }
+
     /// Read every flag; errors name the flag.
     pub fn read(flags: &mut crate::cli::Flags) -> Result<FinetuneFlags, String> {
         let path = |s: String| std::path::PathBuf::from(s);
@@ -317,8 +356,18 @@ impl FinetuneFlags {
             init,
             others,
             counts: parse_counts(&labels)?,
-            seeds: flags.arg("seeds", 2, "seeds per setting (the mean is reported)")?,
-            probe_lr: flags.arg("probe-lr", 1e-2, "learning rate of the linear probe's head")?,
+            seeds: flags.arg_in(
+                "seeds",
+                2,
+                Domain::at_least(1),
+                "seeds per setting (the mean is reported)",
+            )?,
+            probe_lr: flags.arg_in(
+                "probe-lr",
+                1e-2,
+                Domain::above(0.0),
+                "learning rate of the linear probe's head",
+            )?,
             corpus: path(flags.arg("corpus", "data/tinyshakespeare.txt".into(), "corpus with NAME: lines")?),
             out: path(flags.arg("out", "runs/finetune".into(), "output directory")?),
             config: FinetuneConfig::read(flags, 128)?,

@@ -12,6 +12,21 @@ use crate::cli::{Domain, Flags, Number};
 /// the world's grammar, with `--text-len` positions, not from a corpus.
 pub const SHAPES_UNUSED: &[&str] = &["corpus", "tokenizer", "bpe-vocab", "seq-len"];
 
+/// The shared flags that set the model's shape and initialisation: unused when the model comes
+/// from a checkpoint (`--init`), so refused then ([`Flags::refuse_given`]). The tokenizer flags
+/// are not among them: they say how the corpus is read, which must match the checkpoint's.
+pub const SHAPE_FLAGS: &[&str] = &[
+    "d-model",
+    "layers",
+    "heads",
+    "tie",
+    "scale-embeddings",
+    "embedding-std",
+    "embedding-norm",
+    "position-scale",
+    "activation",
+];
+
 /// The flags of one example: those in `skip` are not read (their defaults stand).
 struct Reader<'a> {
     flags: &'a mut Flags,
@@ -36,6 +51,16 @@ impl Reader<'_> {
         match self.skip.contains(&name) {
             true => Ok(default),
             false => self.flags.arg_in(name, default, domain, help),
+        }
+    }
+
+    fn arg_opt<T: std::str::FromStr>(&mut self, name: &str, help: &str) -> Result<Option<T>, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.skip.contains(&name) {
+            true => Ok(None),
+            false => self.flags.arg_opt(name, help),
         }
     }
 
@@ -122,7 +147,7 @@ impl Recipe {
             eval_every: f.arg_in("eval-every", d.eval_every, one, "validate every N updates")?,
             eval_batches: f.arg_in("eval-batches", d.eval_batches, one, "validation batches")?,
             seed: f.arg("seed", d.seed, "seed")?,
-            resume: f.flags.arg_opt("resume", "continue this checkpoint")?,
+            resume: f.arg_opt("resume", "continue this checkpoint")?,
             out: f.arg("out", d.out.display().to_string(), "output directory")?.into(),
             tokens_per_step: d.tokens_per_step,
         };

@@ -1,7 +1,8 @@
 //! The line data of a recipe for sentence-embedding objectives (SimCSE): distinct training
 //! lines drawn into batches, and held-out lines paired with lightly corrupted copies.
 
-use super::{Recipe, VALIDATION_SEED};
+use super::{memory_total, Footprint, Recipe, VALIDATION_SEED};
+use crate::checkpoint::{check_compatible, Feeds};
 use crate::cli::check;
 use crate::data::documents::distinct_lines;
 use crate::data::{Batch, Corpus};
@@ -65,6 +66,23 @@ impl Recipe {
         Ok(LinePairs { lines, copies })
     }
 
+    /// The distinct lines of 20 characters or more of the training split, SimCSE's training
+    /// data. Error, before any training: fewer than 2 of them (each line's negatives are the
+    /// batch's other lines), naming the corpus and what it lacks.
+    pub fn training_lines(&self, data: &Corpus) -> Result<Vec<String>, String> {
+        let lines = distinct_lines(&data.tokenizer.decode(&data.train), 20);
+        if lines.len() < 2 {
+            return Err(format!(
+                "--corpus {}: its training part (the first 90%) holds {} distinct line(s) of 20 or \
+                 more characters; SimCSE needs at least 2 (a line's negatives are the other lines \
+                 of its batch)",
+                self.corpus.display(),
+                lines.len()
+            ));
+        }
+        Ok(lines)
+    }
+
     /// The pairs in batches of `batch` (a last batch of one line joins the one before).
     pub fn line_pair_batches(&self, pairs: &LinePairs, tokenizer: &Tokenizer) -> Vec<(Batch, Batch)> {
         let (lines, copies) = (pairs.lines(), pairs.copies());
@@ -118,17 +136,26 @@ impl Recipe {
     }
 
     /// SimCSE started from the masked-LM checkpoint at `path`, with this recipe's dropout; its
-    /// model shape comes from the checkpoint (the shape flags are not used). Error: the
-    /// checkpoint's tokenizer is not this corpus's.
+    /// model shape comes from the checkpoint (the shape flags are not used). Checked before it
+    /// is loaded ([`check_compatible`]): a masked LM, with this corpus's `tokenizer`, reading
+    /// `--seq-len` positions; then the memory of an update (two views of `--batch` lines).
     pub fn simcse_from(&self, path: &Path, tokenizer: &Tokenizer) -> Result<(SimCse, Params), String> {
-        let (model, params, its_tokenizer) = SimCse::from_masked_lm(path, self.dropout, &mut self.init_rng())?;
-        if &its_tokenizer != tokenizer {
-            return Err(format!(
-                "--init {}: its tokenizer is not the one built from --corpus {}",
-                path.display(),
-                self.corpus.display()
-            ));
-        }
+        let source = format!("--corpus {}, --tokenizer {}", self.corpus.display(), self.tokenizer);
+        let feeds = Feeds {
+            flag: "init",
+            tokenizer: Some((tokenizer, source)),
+            positions: Some((self.seq_len, format!("--seq-len {}", self.seq_len))),
+            objectives: &["mlm"],
+        };
+        check_compatible(path, &feeds)?;
+        let (model, params, _) = SimCse::from_masked_lm(path, self.dropout, &mut self.init_rng())?;
+        let c = &model.encoder.config;
+        let footprint = Footprint::of_config(c, params.num_elements() as f64, 2 * self.batch, self.seq_len, 0);
+        let drivers = format!(
+            "2 views x --batch {} x --seq-len {}, the checkpoint's d_model {}",
+            self.batch, self.seq_len, c.d_model
+        );
+        footprint.check(memory_total(), &drivers)?;
         println!("starting from the masked LM in {}", path.display());
         Ok((model, params))
     }

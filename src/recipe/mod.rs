@@ -32,7 +32,7 @@ mod pairs;
 pub mod shapes;
 
 pub use denoise::{length_grouped_documents, read_noise, DenoiseDocuments};
-pub use flags::SHAPES_UNUSED;
+pub use flags::{SHAPES_UNUSED, SHAPE_FLAGS};
 pub use lines::{LinePairs, HELD_OUT_LINES};
 pub use memory::{memory_total, Footprint, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
 pub use pairs::{print_pair_results, read_pair_task, SentencePairs, PAIR_PASSES};

@@ -3,7 +3,7 @@
 //! training pairs drawn by every update, and the model's shape.
 
 use super::{memory_total, Recipe, VALIDATION_SEED};
-use crate::cli::{check, Flags};
+use crate::cli::{check, Domain, Flags};
 use crate::data::shapes::{examples, vocabulary, Example, Image, IMAGE_SIZE};
 use crate::nn::{Activation, TransformerConfig};
 use crate::objectives::image_text::ImageTextBatch;
@@ -31,8 +31,13 @@ pub struct ShapesWorld {
 impl ShapesWorld {
     /// Read `--patch` and `--text-len` and draw the held-out pairs. Errors name the flag.
     pub fn read(flags: &mut Flags) -> Result<ShapesWorld, String> {
-        let patch: usize = flags.arg("patch", 8, "patch side in pixels (divides 32)")?;
-        let text_len: usize = flags.arg("text-len", 16, "text positions, [CLS] and [SEP] included")?;
+        let patch: usize = flags.arg_in("patch", 8, Domain::at_least(1), "patch side in pixels (divides 32)")?;
+        let text_len: usize = flags.arg_in(
+            "text-len",
+            16,
+            Domain::at_least(12),
+            "text positions, [CLS], the longest caption and [SEP]",
+        )?;
         check(
             patch > 0 && IMAGE_SIZE.is_multiple_of(patch),
             "patch",
