@@ -54,11 +54,12 @@
 //!    the shapes world's captions), behind one [`Tokenizer`](tokenizer::Tokenizer) that also
 //!    says which ids are special.
 //! 8. [`data`]: reading and splitting a corpus, drawing windows, and the
-//!    [`Batch`](data::Batch) every model takes; documents, sentences and next-sentence pairs
-//!    (`documents.rs`, `pairs.rs`) for the objectives that read two segments; BART's noise
-//!    functions (`bart_noise.rs`) and T5's span corruption (`span_corruption.rs`); the shapes
-//!    world (`shapes/`), generated pictures with captions that say what is in them (scenes
-//!    and their grammar in `grammar.rs`, pixels in `render.rs`), drawn as SVG by
+//!    [`Batch`](data::Batch) every model takes; documents, sentences, plays and sentence pairs
+//!    (`documents.rs`, `plays.rs`, `pairs.rs`) for the objectives that read two segments;
+//!    BART's noise functions (`bart_noise.rs`) and T5's span corruption
+//!    (`span_corruption.rs`); the shapes world (`shapes/`), generated pictures with captions
+//!    that say what is in them (scenes and their grammar in `grammar.rs`, pixels in
+//!    `render.rs`), drawn as SVG by
 //!    `image_svg.rs`; the speaker-attribution task (`speakers.rs`), real labels for
 //!    fine-tuning; and a generated corpus with a planted bias (`bias_corpus.rs`).
 //! 9. [`nn`]: the Transformer's layers, each a plain struct with a `forward` written with the
@@ -71,7 +72,8 @@
 //!     formula and holds its model twin with the same face (`loss`, `evaluate`, `load`):
 //!     `mlm.rs` (BERT's masked LM, [`MaskedLm`](objectives::MaskedLm)) and `clm.rs` (GPT's
 //!     causal LM, [`CausalLm`](objectives::CausalLm)), side by side; then `nsp.rs` (BERT's
-//!     next-sentence prediction beside the masked LM, [`Bert`](objectives::Bert)); and
+//!     next-sentence or ALBERT's sentence-order prediction beside the masked LM,
+//!     [`Bert`](objectives::Bert), and the baselines it must beat in `pair_baselines.rs`); and
 //!     `denoise.rs` (BART's and T5's denoising on the encoder-decoder,
 //!     [`Denoiser`](objectives::Denoiser)), its noise choice in `noise.rs` and its scores in
 //!     `reconstruction.rs`; `simcse.rs` (contrastive sentence embeddings,
@@ -110,7 +112,7 @@
 //! | 5 | `cargo run --release --example fill_mask -- "To be, or not to b[MASK]"` | asking it |
 //! | 6 | `cargo run --release --example clm` | causal LM with nanoGPT's CPU recipe in about 75 seconds |
 //! | 7 | `cargo run --release --example generate -- "ROMEO:"` | continuing a prompt with it |
-//! | 8 | `cargo run --release --example bert` | masked LM and next-sentence prediction on sentence pairs |
+//! | 8 | `cargo run --release --example bert` | masked LM and next-sentence (or sentence-order) prediction on pairs of whole sentences |
 //! | 9 | `cargo run --release --example denoise` | BART's denoising (or T5's span corruption) on the encoder-decoder |
 //! | 10 | `cargo run --release --example simcse -- --init runs/mlm/checkpoint.safetensors` | SimCSE sentence embeddings, and what they retrieve |
 //! | 11 | `cargo run --release --example mmlm` | a multimodal masked LM on generated pictures: does it read the image? |

@@ -118,12 +118,12 @@ pub fn print_pair_results(
         100.0 * not_next as f64 / pairs.val.len().max(1) as f64
     );
     match accuracy {
-        Some(a) => println!("  {name} head (trained)           accuracy {a:.4}"),
-        None => println!("  {name} head                     not trained (--pair-task none)"),
+        Some(a) => println!("  {:<28} accuracy {a:.4}", format!("{name} head (trained)")),
+        None => println!("  {:<28} not trained (--pair-task none)", format!("{name} head")),
     }
-    println!("  boundary n-gram baseline       accuracy {boundary:.4}");
-    println!("  word-overlap baseline          accuracy {overlap:.4}");
-    println!("  majority label                 accuracy {majority:.4}");
+    println!("  {:<28} accuracy {boundary:.4}", "boundary n-gram baseline");
+    println!("  {:<28} accuracy {overlap:.4}", "word-overlap baseline");
+    println!("  {:<28} accuracy {majority:.4}", "majority label");
     println!(
         "masked-token loss {:.4}, accuracy {:.4} on {} held-out masked tokens",
         mlm.loss,
