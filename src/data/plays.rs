@@ -102,12 +102,14 @@ pub fn play_documents(text: &str, max_sentence: usize, tokenizer: &Tokenizer) ->
 
 /// The sentences of one speech with its name line (`ROMEO:\n`, the first sentence) joined to
 /// the sentence after it, so that a segment never ends on the name of a speaker whose words are
-/// not in it. A verse line that happens to end with a colon is left alone.
+/// not in it. Only the first sentence is taken for a name line: a later verse line that happens
+/// to end with a colon is left alone.
 ///
 /// ```
 /// use microlm::data::plays::with_name_lines;
 /// assert_eq!(with_name_lines(vec!["ROMEO:\n", "Ay.\n", "Ha!"]), ["ROMEO:\nAy.\n", "Ha!"]);
-/// assert_eq!(with_name_lines(vec!["Hear me:\n", "Ay.\n"]), ["Hear me:\n", "Ay.\n"]);
+/// let later = with_name_lines(vec!["ROMEO:\n", "Hear me:\n", "Ay.\n"]);
+/// assert_eq!(later, ["ROMEO:\nHear me:\n", "Ay.\n"]);
 /// ```
 pub fn with_name_lines(sentences: Vec<&str>) -> Vec<String> {
     let mut out: Vec<String> = sentences.iter().map(|s| s.to_string()).collect();
