@@ -1,31 +1,22 @@
 //! # 9. Denoising: an encoder-decoder learns to undo BART's noise (or T5's span corruption)
 //!
-//! The encoder reads a corrupted document x̃; the decoder writes what the corruption hid,
+//! The encoder reads a corrupted document x̃; the decoder writes the original back,
 //! L = -(1/|T|) sum log P(y_t | y_<t, x̃) (`src/objectives/denoise.rs`).
 //!
-//!   cargo run --release --example denoise
-//!   cargo run --release --example denoise -- --noise t5      (T5's span corruption)
+//!   cargo run --release --example denoise                  (BART-large's mix)
+//!   cargo run --release --example denoise -- --noise infill  (mask|delete|infill|permute|rotate|t5)
+//!   sh examples/denoise_table.sh                            (all seven: the per-noise table)
 //!
-//! What happens:
-//! 1. Each split is cut into short documents: a few lines of one speech, its name line left
-//!    out, at most `seq-len - 2` characters (`line_documents` in `src/data/documents.rs`).
-//! 2. Each update corrupts 8 documents of similar length afresh (BART-large's noise by default:
-//!    30% of the characters infilled in Poisson(3) spans, every sentence shuffled) and scores
-//!    the decoder's every target token under teacher forcing; 6,000 updates of a 2 + 2-layer
-//!    encoder-decoder.
-//! 3. Every 500 steps: the teacher-forced loss and accuracy on 320 fixed corrupted validation
-//!    documents (`metrics.csv`, `loss.svg`).
-//! 4. At the end, BART: held-out originals, their corruption and the greedy reconstruction,
-//!    then the character error rate and exact-match rate beside the identity baseline. T5: the
-//!    predicted spans beside the true ones, and span-token accuracy beside always guessing the
-//!    most frequent character.
+//! Documents are whole lines of one speech, at most `seq-len - 2` = 62 characters (about one
+//! line). Each update corrupts 8 of them afresh; 6,000 updates of a 2 + 2-layer model. At the
+//! end 200 held-out documents are reconstructed by beam search (`--beam 4`, length-normalised,
+//! no 10 characters written twice; `--beam 1` is greedy) and scored beside the identity
+//! baseline, the corrupted input handed back (`src/objectives/denoise_scores.rs`). `--twin DIR`
+//! writes every batch for the PyTorch twin (`benches/reference/`). NOTES.md §11.5: figures.
 
 use microlm::cli::{Domain, Flags};
 use microlm::inspect::show_denoising;
-use microlm::nn::TransformerConfig;
-use microlm::objectives::Denoiser;
-use microlm::recipe::{length_grouped_documents, read_noise, Recipe};
-use microlm::Params;
+use microlm::recipe::{length_grouped_documents, read_decodings, read_noise, BatchLog, Recipe};
 
 fn main() {
     microlm::cli::main(run);
@@ -33,9 +24,10 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let mut flags = Flags::from_env()?;
-    // Two layers in each stack and small batches: at this budget more updates beat wider
-    // batches and deeper stacks (NOTES.md §11.5 has the runs that chose them).
+    // Short documents, two layers in each stack and small batches: at this budget more updates
+    // beat longer documents, wider batches and deeper stacks (NOTES.md §11.5 has the runs).
     let defaults = Recipe {
+        seq_len: 64,
         layers: 2,
         batch: 8,
         steps: 6000,
@@ -46,6 +38,7 @@ fn run() -> Result<(), String> {
     };
     let recipe = Recipe::read(&mut flags, defaults)?;
     let noise = read_noise(&mut flags)?;
+    let decodings = read_decodings(&mut flags)?;
     let shown = flags.arg("show", 4, "held-out documents printed at the end")?;
     let scored = flags.arg_in(
         "score",
@@ -53,48 +46,57 @@ fn run() -> Result<(), String> {
         Domain::at_least(1),
         "held-out documents reconstructed and scored",
     )?;
+    let twin: Option<String> = flags.arg_opt("twin", "write the batches for the PyTorch twin here")?;
+    let load: Option<String> = flags.arg_opt("load", "score this trained checkpoint; no training")?;
     if flags.help_or_finish("denoise")? {
         return Ok(());
     }
 
     // Data: short documents from each split; the encoder-decoder (T5 adds its sentinels).
     let data = recipe.load_data()?;
-    let docs = recipe.line_documents(&data, &noise)?;
-    let config = TransformerConfig {
-        vocab_size: Denoiser::vocab_size(&data.tokenizer, &noise),
-        ..recipe.model_config(&data)?
-    };
-    let mut params = Params::new();
-    let model = Denoiser::new(&mut params, &config, noise, &data.tokenizer, &mut recipe.init_rng())?;
+    let (model, mut params) = recipe.denoiser(&data, noise, load.as_deref())?;
+    let docs = recipe.line_documents(&data, &model.noise)?;
     let (examples, val) = recipe.denoise_validation(&model, &docs.val);
     println!("noise: {}", model.noise.describe());
     let recipe = recipe.with_tokens_per_step(&examples);
+    let (tok, held_out) = (&data.tokenizer, &examples[..scored.min(examples.len())]);
+    let decoding = decodings[0].1.to_settings();
+    let mut log = twin
+        .map(|dir| BatchLog::create(dir.as_ref(), &recipe, &model, &params, tok, &val, held_out, &decoding))
+        .transpose()?;
 
-    // Train: corrupt a fresh batch of documents each update.
-    let report = recipe.train(
-        &data,
-        &mut params,
-        &model.metadata(),
-        |tape, params, rng| {
-            let picked = length_grouped_documents(&docs.train, recipe.batch, rng);
-            model.loss(tape, params, &model.batch(&picked, rng), rng)
-        },
-        |params| model.evaluate(params, &val),
-    )?;
-    if report.interrupted {
-        return Ok(());
-    }
-
-    // What it learned, on held-out documents.
-    let last = report.last_eval.as_ref();
+    // Train: corrupt a fresh batch of documents each update (unless --load gave a trained model).
+    let last = match load {
+        Some(_) => model.evaluate(&params, &val),
+        None => {
+            let report = recipe.train(
+                &data,
+                &mut params,
+                &model.metadata(),
+                |tape, params, rng| {
+                    let batch = model.batch(&length_grouped_documents(&docs.train, recipe.batch, rng), rng);
+                    log.iter_mut().for_each(|l| l.write(&batch));
+                    model.loss(tape, params, &batch, rng)
+                },
+                |params| model.evaluate(params, &val),
+            )?;
+            log.map(BatchLog::finish).transpose()?;
+            match report.last_eval {
+                Some(last) if !report.interrupted => last,
+                _ => return Ok(()), // interrupted: the checkpoint is saved; --resume continues
+            }
+        }
+    };
+    let last = Some(&last); // what it learned, on held-out documents
     show_denoising(
         &model,
         &params,
-        &data.tokenizer,
+        tok,
         &examples,
         &data.train,
         last,
         shown,
         scored,
+        &decodings,
     )
 }

@@ -161,8 +161,9 @@ pub enum Model<'a> {
     },
 }
 
-/// A model ready to give next-token logits: for an encoder-decoder, with its source encoded.
-struct Runner<'a> {
+/// A model ready to give next-token logits: for an encoder-decoder, with its source encoded
+/// (also the engine of `beam_search.rs`).
+pub(crate) struct Runner<'a> {
     model: Model<'a>,
     params: &'a Params,
     /// The encoder's output for the source [1, S, D], and the source as a batch.
@@ -170,7 +171,7 @@ struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    fn new(model: Model<'a>, params: &'a Params) -> Runner<'a> {
+    pub(crate) fn new(model: Model<'a>, params: &'a Params) -> Runner<'a> {
         let memory = match model {
             Model::Decoder(_) => None,
             Model::EncoderDecoder { model, source } => {
@@ -183,7 +184,7 @@ impl<'a> Runner<'a> {
         Runner { model, params, memory }
     }
 
-    fn new_cache(&self) -> Cache {
+    pub(crate) fn new_cache(&self) -> Cache {
         match self.model {
             Model::Decoder(d) => d.new_cache(),
             Model::EncoderDecoder { model, .. } => model.new_cache(),
@@ -192,7 +193,7 @@ impl<'a> Runner<'a> {
 
     /// The model's forward over `ids` (after the cached positions, if a cache is given): the
     /// logits `[V]` of the last of them.
-    fn logits(&self, ids: &[usize], cache: Option<&mut Cache>) -> Vec<f32> {
+    pub(crate) fn logits(&self, ids: &[usize], cache: Option<&mut Cache>) -> Vec<f32> {
         let mut tape = Tape::no_grad();
         let x = Batch::new(ids.to_vec(), 1, ids.len());
         let logits = match (self.model, &self.memory) {
@@ -224,7 +225,7 @@ pub struct Generation {
 }
 
 /// Check what [`generate`] is given; the error names the bad input.
-fn check_inputs(model: Model, prompt: &[usize]) -> Result<(), String> {
+pub(crate) fn check_inputs(model: Model, prompt: &[usize]) -> Result<(), String> {
     let (config, segments) = match model {
         Model::Decoder(d) => (&d.config, d.stack.embed.segment.is_some()),
         Model::EncoderDecoder { model, .. } => (&model.config, model.encoder.embed.segment.is_some()),

@@ -1,6 +1,7 @@
 //! Looking at what a trained model predicts, printed the way the examples show them: its top
 //! guesses at masked positions, P(IsNext) for sentence pairs, a denoiser's reconstructions.
 
+use crate::beam_search::Beam;
 use crate::data::Batch;
 use crate::nn::Encoder;
 use crate::objectives::sentence_embeddings::Pooling;
@@ -160,10 +161,13 @@ pub fn show_next_sentence(
     }
 }
 
-/// Reconstruct the first `scored` held-out `examples` greedily and print the first `shown` of
-/// them (input, target, what the model wrote); then, under BART, the character error rate and
-/// exact-match rate beside the identity baseline, and under T5, the span-token accuracy of
-/// `evaluation` beside always guessing the most frequent token of `train_ids`.
+/// Reconstruct the first `scored` held-out `examples` with each of `decodings` (a name and a
+/// beam; width 1 is greedy) and print the first `shown` of them (input, target, what the model
+/// wrote); then one table row per decoding: the character error rate and exact-match rate
+/// beside the identity baseline's, and the measure that fits the noise (`denoise_scores.rs`):
+/// hidden characters restored, sentence order recovered, rotation point found. Under T5, also
+/// the span-token accuracy of `evaluation` beside always guessing the most frequent token of
+/// `train_ids`. The rows start with `| ` so that a script can gather them.
 #[allow(clippy::too_many_arguments)]
 pub fn show_denoising(
     model: &Denoiser,
@@ -174,36 +178,66 @@ pub fn show_denoising(
     evaluation: Option<&Evaluation>,
     shown: usize,
     scored: usize,
+    decodings: &[(String, Beam)],
 ) -> Result<(), String> {
-    let mut printed = 0;
     let scored_examples = &examples[..scored.min(examples.len())];
-    let (ours, identity) = model.score_reconstructions(params, scored_examples, tokenizer, |e, written| {
-        if printed < shown {
-            printed += 1;
-            println!("\ninput    {:?}", model.display(tokenizer, &e.source));
-            println!("target   {:?}", model.display(tokenizer, &e.target));
-            println!("written  {:?}", model.display(tokenizer, written));
+    let mut rows = Vec::new();
+    for (d, (name, beam)) in decodings.iter().enumerate() {
+        let mut printed = 0;
+        let scores = model.score_reconstructions(params, scored_examples, tokenizer, beam, |e, written| {
+            if d == 0 && printed < shown {
+                printed += 1;
+                println!("\ninput    {:?}", model.display(tokenizer, &e.source));
+                println!("target   {:?}", model.display(tokenizer, &e.target));
+                println!("written  {:?}", model.display(tokenizer, written));
+            }
+        })?;
+        rows.push((name, scores));
+    }
+    let noise = model.noise.short_name();
+    println!(
+        "\non {} held-out documents (identity: the corrupted input handed back, masks removed):",
+        scored_examples.len()
+    );
+    println!("| noise | decoding | CER | identity CER | exact | identity exact | fits the noise |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, s) in &rows {
+        let mut fits = Vec::new();
+        if s.restored.hidden > 0 {
+            fits.push(format!("hidden characters restored {:.3}", s.restored.share()));
         }
-    })?;
-    match &model.noise {
-        Noise::Bart(_) => println!(
-            "\non {} held-out documents: character error rate {:.4} (identity baseline {:.4}), exact match {:.4} (identity {:.4})",
-            ours.documents,
-            ours.cer(),
-            identity.cer(),
-            ours.exact_match(),
-            identity.exact_match()
-        ),
-        Noise::T5(_) => {
-            let span = evaluation.and_then(|e| e.extra.iter().find(|(name, _)| name == "span_token_accuracy"));
-            let (top, share) = model.most_frequent_baseline(train_ids, examples);
-            println!(
-                "\nspan-token accuracy {:.4} (teacher-forced, {} held-out documents); always {:?}: {share:.4}",
-                span.map_or(0.0, |s| s.1),
-                examples.len(),
-                tokenizer.decode(&[top])
-            );
+        if s.order.documents > 0 {
+            let (ours, identity) = s.order.shares();
+            fits.push(format!(
+                "order recovered {ours:.3} (identity {identity:.3}, {} documents)",
+                s.order.documents
+            ));
         }
+        if s.rotation.documents > 0 {
+            let (ours, identity) = s.rotation.shares();
+            fits.push(format!(
+                "start found {ours:.3} (identity {identity:.3}, {} documents)",
+                s.rotation.documents
+            ));
+        }
+        println!(
+            "| {noise} | {name} | {:.4} | {:.4} | {:.3} | {:.3} | {} |",
+            s.model.cer(),
+            s.identity.cer(),
+            s.model.exact_match(),
+            s.identity.exact_match(),
+            fits.join("; ")
+        );
+    }
+    if matches!(model.noise, Noise::T5(_)) {
+        let span = evaluation.and_then(|e| e.extra.iter().find(|(name, _)| name == "span_token_accuracy"));
+        let (top, share) = model.most_frequent_baseline(train_ids, examples);
+        println!(
+            "\nspan-token accuracy {:.4} (teacher-forced, {} held-out documents); always {:?}: {share:.4}",
+            span.map_or(0.0, |s| s.1),
+            examples.len(),
+            tokenizer.decode(&[top])
+        );
     }
     Ok(())
 }

@@ -67,7 +67,8 @@
 //!    key/value cache, `kv_cache.rs`), feed-forward, encoder and decoder layers, and the three
 //!    stacks; patch embeddings (`patch_embedding.rs`) turn an image into tokens.
 //! 10. [`generate`]: sampling text from the decoder-only model or the encoder-decoder, through
-//!     the model's own forward, with or without the cache.
+//!     the model's own forward, with or without the cache; [`beam_search`]: the k most likely
+//!     outputs kept at each step, with length normalisation and n-gram blocking.
 //! 11. [`objectives`]: the pretraining objectives, each one file that opens with its loss
 //!     formula and holds its model twin with the same face (`loss`, `evaluate`, `load`):
 //!     `mlm.rs` (BERT's masked LM, [`MaskedLm`](objectives::MaskedLm)) and `clm.rs` (GPT's
@@ -133,8 +134,8 @@
 //! - No distributed or data-parallel training; threads parallelise within one op.
 //! - No model or data downloads: the corpus is a file you give it (Tiny Shakespeare ships in
 //!   `data/`), and models are trained here from scratch.
-//! - No learned or rotary positions, no KV-cache batching with different lengths, no beam
-//!   search: generation is one sequence, greedy or sampled.
+//! - No learned or rotary positions, no KV-cache batching with different lengths: generation
+//!   is one sequence (greedy, sampled, or a beam search whose hypotheses run one by one).
 //! - Toy scale only: the models have about a million parameters and the examples train them in
 //!   minutes; nothing here has been run at the sizes the papers use.
 //!
@@ -160,6 +161,7 @@
 #![warn(missing_docs)]
 
 pub mod attention_map;
+pub mod beam_search;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

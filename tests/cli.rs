@@ -175,12 +175,37 @@ fn embedding_std_flag() {
 }
 
 #[test]
+fn decoding_flags_are_checked_by_name() {
+    use microlm::recipe::{read_decodings, NO_REPEAT_NGRAM};
+    let decodings = |args: &[&str]| read_decodings(&mut parse(args).unwrap());
+    let d = decodings(&[]).unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].1.width, d[0].1.no_repeat_ngram), (4, NO_REPEAT_NGRAM));
+    let d = decodings(&["--beam", "4,1", "--no-repeat-ngram", "0"]).unwrap();
+    let names: Vec<&str> = d.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["beam 4", "greedy"]);
+    for (args, named) in [
+        (&["--beam", "0"][..], "--beam 0"),
+        (&["--beam", "4,x"][..], "\"x\""),
+        (&["--lenpen", "inf"][..], "--lenpen inf"),
+    ] {
+        let e = decodings(args).unwrap_err();
+        assert!(e.contains(named), "{args:?}: {e}");
+    }
+}
+
+#[test]
 fn noise_flags_are_checked_by_name() {
     use microlm::objectives::Noise;
     use microlm::recipe::read_noise;
     let noise = |args: &[&str]| read_noise(&mut parse(args).unwrap());
     assert!(matches!(noise(&[]).unwrap(), Noise::Bart(b) if b.p == 0.3 && b.permute == 1.0));
     assert!(matches!(noise(&["--noise", "t5"]).unwrap(), Noise::T5(t) if t.noise_density == 0.15));
+    // A named noise sets the defaults of the other flags, which still override them.
+    assert_eq!(noise(&["--noise", "infill"]).unwrap(), Noise::named("infill").unwrap());
+    let infill = noise(&["--noise", "infill", "--permute", "0.5"]).unwrap();
+    assert!(matches!(infill, Noise::Bart(b) if b.permute == 0.5 && b.p == 0.3));
+    assert_eq!(noise(&["--noise", "rotate"]).unwrap().short_name(), "rotate");
     for (args, named) in [
         (&["--noise", "bert"][..], "--noise \"bert\""),
         (&["--mask-ratio", "1.5"][..], "--mask-ratio 1.5"),

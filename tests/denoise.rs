@@ -354,3 +354,106 @@ fn a_sequence_too_short_for_the_frame_is_refused() {
     assert!(docs.train.iter().all(|d| d.sentences.concat().len() <= 6));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The alignment behind "hidden characters restored", worked by hand: the reference "abcd",
+/// the identity "ad" (b and c hidden), a reconstruction "abxd" restores b but not c.
+#[test]
+fn hidden_characters_restored_by_hand() {
+    use microlm::objectives::reconstruction::{aligned_matches, Restored};
+    assert_eq!(aligned_matches("ad", "abcd"), vec![true, false, false, true]);
+    assert_eq!(aligned_matches("abxd", "abcd"), vec![true, true, false, true]);
+    assert_eq!(aligned_matches("", "ab"), vec![false, false]);
+    assert_eq!(aligned_matches("abcd", "abcd"), vec![true; 4]);
+    let mut r = Restored::default();
+    r.add("abcd", "ad", "abxd");
+    assert_eq!((r.hidden, r.by_model), (2, 1));
+    r.add("xy", "xy", "");
+    assert_eq!((r.hidden, r.by_model), (2, 1), "nothing hidden, nothing to restore");
+    assert!((r.share() - 0.5).abs() < 1e-12);
+}
+
+/// Sentence order and rotation point, by hand.
+#[test]
+fn order_recovered_and_start_found_by_hand() {
+    use microlm::data::documents::split_sentences;
+    use microlm::objectives::reconstruction::{order_recovered, starts_like};
+    let split = |t: &str| split_sentences(t).into_iter().map(str::to_string).collect::<Vec<_>>();
+    let sentences = split("Go now. Stay here!\nNo.\n");
+    assert_eq!(sentences, ["Go now. ", "Stay here!\n", "No.\n"]);
+    assert!(order_recovered("Go now. Stay here!\nNo.\n", &sentences, split));
+    assert!(order_recovered("Go nw. Stay her!\nNo.\n", &sentences, split), "typos");
+    assert!(
+        !order_recovered("Stay here!\nGo now. No.\n", &sentences, split),
+        "swapped"
+    );
+    assert!(
+        !order_recovered("Go now. Stay here!\n", &sentences, split),
+        "one missing"
+    );
+    assert!(starts_like("Go now. Sta", "Go now. Stay", 10));
+    assert!(!starts_like("o now. Stay", "Go now. Stay", 10));
+    assert!(starts_like("ab", "ab", 10), "a reference shorter than n");
+}
+
+/// T5: each sentinel of the input takes the span written behind it; one never written leaves
+/// nothing.
+#[test]
+fn fill_sentinels_puts_the_spans_back() {
+    let (t5, _) = tiny(Noise::T5(SpanCorruption::default()));
+    let (s0, s1) = (t5.ids.sentinels.id(0), t5.ids.sentinels.id(1));
+    let eos = t5.ids.noise.eos;
+    let source = [5, s0, 8, s1, eos];
+    assert_eq!(
+        t5.fill_sentinels(&source, &[s0, 6, 7, s1, 9, eos]),
+        vec![5, 6, 7, 8, 9, eos]
+    );
+    assert_eq!(t5.fill_sentinels(&source, &[s0, 6, eos]), vec![5, 6, 8, eos]);
+}
+
+/// `--noise NAME`: each BART noise alone does only its own corruption, at BART's rate.
+#[test]
+fn each_named_noise_does_only_its_own_corruption() {
+    use microlm::objectives::noise::NOISE_NAMES;
+    let tok = tokenizer();
+    let doc = microlm::data::Document {
+        sentences: vec![tok.encode("abc def. "), tok.encode("gh ab. "), tok.encode("fed cba.\n")],
+    };
+    let n = doc.sentences.concat().len(); // 24 body tokens; ceil(0.3 * 24) = 8
+    assert_eq!(n, 24);
+    for name in NOISE_NAMES {
+        let noise = Noise::named(name).unwrap();
+        assert_eq!(noise.short_name(), name);
+        let (model, _) = tiny(noise);
+        let mask = model.ids.noise.mask;
+        for seed in 0..5 {
+            let e = model.corrupt(&doc, &mut StdRng::seed_from_u64(seed));
+            let (x, y) = (&e.source, &e.target);
+            let masks = x.iter().filter(|&&t| t == mask).count();
+            let mut sorted = (x.clone(), y.clone());
+            sorted.0.sort_unstable();
+            sorted.1.sort_unstable();
+            let kept: Vec<usize> = x.iter().copied().filter(|&t| t != mask).collect();
+            let subsequence = |a: &[usize], b: &[usize]| {
+                let mut it = b.iter();
+                a.iter().all(|t| it.any(|u| u == t))
+            };
+            match name {
+                "mask" => {
+                    assert_eq!((x.len(), masks), (y.len(), 8));
+                    assert!(x.iter().zip(y).all(|(a, b)| a == b || *a == mask));
+                }
+                "delete" => assert!(x.len() == y.len() - 8 && masks == 0 && subsequence(x, y)),
+                "infill" => assert!(masks >= 1 && subsequence(&kept, y) && kept.len() < y.len()),
+                "permute" => assert_eq!(sorted.0, sorted.1, "the same tokens"),
+                "rotate" => {
+                    let (bx, by) = (&x[1..x.len() - 1], &y[1..y.len() - 1]);
+                    let shifts = (0..by.len()).any(|o| by[o..].iter().chain(&by[..o]).eq(bx.iter()));
+                    assert!(shifts && masks == 0, "a cyclic shift of the body");
+                }
+                _ => {}
+            }
+        }
+    }
+    let e = Noise::named("shuffle").unwrap_err();
+    assert!(e.contains("shuffle") && e.contains("infill"), "{e}");
+}

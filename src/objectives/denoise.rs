@@ -25,7 +25,7 @@
 //! The model, [`Denoiser`], is the encoder-decoder of `nn/encoder_decoder.rs` with its noise.
 
 use super::noise::Noise;
-use super::reconstruction::{without, ReconstructionScore};
+use super::reconstruction::without;
 use super::{Evaluation, Tally};
 use crate::checkpoint;
 use crate::data::bart_noise::{corrupt, frame, NoiseIds};
@@ -361,27 +361,5 @@ impl Denoiser {
         let specials = tokenizer.specials();
         let s = &self.ids.sentinels;
         tokenizer.decode(&without(ids, |id| specials.contains(id) || s.contains(id)))
-    }
-
-    /// Greedy reconstructions of `examples` (BART: the whole document), scored against their
-    /// targets, beside the identity baseline (each source with its masks removed): (model,
-    /// identity). `on_each(example, written)` sees every reconstruction as it is made.
-    pub fn score_reconstructions(
-        &self,
-        params: &Params,
-        examples: &[Example],
-        tokenizer: &Tokenizer,
-        mut on_each: impl FnMut(&Example, &[usize]),
-    ) -> Result<(ReconstructionScore, ReconstructionScore), String> {
-        let (mut model, mut identity) = (ReconstructionScore::default(), ReconstructionScore::default());
-        let no_rng = &mut StdRng::seed_from_u64(0); // greedy draws nothing
-        for e in examples {
-            let written = self.reconstruct(params, &e.source, Sampling::Greedy, e.target.len() + 8, no_rng)?;
-            let reference = self.plain_text(tokenizer, &e.target);
-            model.add(&self.plain_text(tokenizer, &written), &reference);
-            identity.add(&self.plain_text(tokenizer, &e.source), &reference);
-            on_each(e, &written);
-        }
-        Ok((model, identity))
     }
 }

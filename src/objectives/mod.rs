@@ -21,7 +21,8 @@
 //! [`Denoiser`] (`denoise.rs`) is the encoder-decoder that learns to undo a [`Noise`]
 //! (`noise.rs`): BART's noise functions (the target is the whole document) or T5's span
 //! corruption (the target is the dropped spans). Its `loss` corrupts a batch of documents and
-//! scores every target token under teacher forcing; `reconstruction.rs` scores what it writes.
+//! scores every target token under teacher forcing; `denoise_scores.rs` decodes by beam search
+//! and scores what it writes noise by noise, with the measures of `reconstruction.rs`.
 //!
 //! [`SimCse`] (`simcse.rs`) trains the encoder contrastively: two dropout views of each line,
 //! InfoNCE over the batch; `sentence_embeddings.rs` measures the embeddings (alignment,
@@ -36,6 +37,7 @@ pub mod classify;
 pub mod clip;
 pub mod clm;
 pub mod denoise;
+pub mod denoise_scores;
 pub mod grounding;
 pub mod image_text;
 pub mod itm;

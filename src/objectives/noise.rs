@@ -14,7 +14,56 @@ pub enum Noise {
     T5(SpanCorruption),
 }
 
+/// The names `--noise` takes, in the order of the per-noise table: each BART noise alone at
+/// BART's rate, BART-large's mix, T5's span corruption.
+pub const NOISE_NAMES: [&str; 7] = ["mask", "delete", "infill", "permute", "rotate", "bart", "t5"];
+
 impl Noise {
+    /// The noise a name of [`NOISE_NAMES`] stands for:
+    /// - `mask`, `delete`, `infill`: token masking, token deletion, or text infilling (spans of
+    ///   Poisson(3) tokens) of p = 0.3 of the body, BART-large's rate, and nothing else;
+    /// - `permute`: every sentence shuffled, nothing else;
+    /// - `rotate`: every document rotated, nothing else (fairseq's task rotates half of them by
+    ///   default; here all, so that each scored document tests the noise);
+    /// - `bart`: BART-large's mix ([`BartNoise::default`]); `t5`: T5's span corruption.
+    pub fn named(name: &str) -> Result<Noise, String> {
+        let alone = BartNoise {
+            masking: Masking::Off,
+            permute: 0.0,
+            ..BartNoise::default()
+        };
+        let spans = BartNoise::default().masking;
+        let noise = match name {
+            "mask" => Noise::Bart(BartNoise {
+                masking: Masking::Tokens,
+                ..alone
+            }),
+            "delete" => Noise::Bart(BartNoise {
+                masking: Masking::Delete,
+                ..alone
+            }),
+            "infill" => Noise::Bart(BartNoise {
+                masking: spans,
+                ..alone
+            }),
+            "permute" => Noise::Bart(BartNoise { permute: 1.0, ..alone }),
+            "rotate" => Noise::Bart(BartNoise { rotate: 1.0, ..alone }),
+            "bart" => Noise::Bart(BartNoise::default()),
+            "t5" => Noise::T5(SpanCorruption::default()),
+            other => return Err(format!("--noise {other:?}: expected one of {}", NOISE_NAMES.join(", "))),
+        };
+        Ok(noise)
+    }
+
+    /// The name of [`NOISE_NAMES`] whose noise this is, or `custom`.
+    pub fn short_name(&self) -> &'static str {
+        NOISE_NAMES
+            .iter()
+            .find(|name| Noise::named(name).as_ref() == Ok(self))
+            .copied()
+            .unwrap_or("custom")
+    }
+
     /// Check the settings; the error names the one out of range.
     pub fn validate(&self) -> Result<(), String> {
         match self {

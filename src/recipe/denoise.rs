@@ -3,15 +3,20 @@
 //! scores printed at the end.
 
 use super::{Recipe, VALIDATION_SEED};
-use crate::cli::{Domain, Flags};
+use crate::beam_search::Beam;
+use crate::cli::{check, Domain, Flags};
 use crate::data::bart_noise::{BartNoise, Masking};
 use crate::data::documents::line_documents;
 use crate::data::span_corruption::SpanCorruption;
 use crate::data::{Corpus, Document};
+use crate::nn::TransformerConfig;
 use crate::objectives::denoise::{teacher_forcing, Denoiser, Example, Seq2SeqBatch};
+use crate::objectives::noise::NOISE_NAMES;
 use crate::objectives::Noise;
+use crate::Params;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::path::Path;
 
 /// The documents of each split.
 pub struct DenoiseDocuments {
@@ -21,13 +26,22 @@ pub struct DenoiseDocuments {
     pub val: Vec<Document>,
 }
 
-/// The noise from `--noise bart|t5` and its settings' flags (BART-large's and T5's defaults);
-/// a value out of range is refused naming its flag.
+/// The noise from `--noise` (a name of [`NOISE_NAMES`], `bart` by default) and its settings'
+/// flags, whose defaults are that noise's; a value out of range is refused naming its flag.
 pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
-    let kind: String = flags.arg("noise", "bart".to_string(), "bart or t5")?;
-    let bart = BartNoise::default();
-    let t5 = SpanCorruption::default();
-    let masking: String = flags.arg("masking", "spans".to_string(), "BART: spans, tokens, delete or off")?;
+    let kind: String = flags.arg("noise", "bart".to_string(), &NOISE_NAMES.join(", "))?;
+    let chosen = Noise::named(&kind)?;
+    let (bart, t5) = match &chosen {
+        Noise::Bart(n) => (n.clone(), SpanCorruption::default()),
+        Noise::T5(n) => (BartNoise::default(), *n),
+    };
+    let (masking, lambda) = match bart.masking {
+        Masking::Off => ("off", 3.0),
+        Masking::Tokens => ("tokens", 3.0),
+        Masking::Delete => ("delete", 3.0),
+        Masking::Spans { lambda, .. } => ("spans", lambda),
+    };
+    let masking: String = flags.arg("masking", masking.to_string(), "BART: spans, tokens, delete or off")?;
     let (share, positive) = (Domain::between(0.0, 1.0), Domain::above(0.0));
     let p = flags.arg_in(
         "mask-ratio",
@@ -37,7 +51,7 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
     )?;
     let lambda: f64 = flags.arg_in(
         "span-lambda",
-        3.0,
+        lambda,
         positive,
         "BART: Poisson mean of infilled span lengths",
     )?;
@@ -71,7 +85,7 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
         "t5" => flags.refuse_given(&bart_only, "a BART setting; this run's --noise is t5")?,
         _ => flags.refuse_given(
             &["noise-density", "mean-span"],
-            "a T5 setting; this run's --noise is bart",
+            &format!("a T5 setting; this run's --noise is {kind}"),
         )?,
     }
     let masking = match masking.as_str() {
@@ -84,8 +98,8 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
         "off" => Masking::Off,
         other => return Err(format!("--masking {other:?}: expected spans, tokens, delete or off")),
     };
-    let noise = match kind.as_str() {
-        "bart" => Noise::Bart(BartNoise {
+    let noise = match chosen {
+        Noise::Bart(_) => Noise::Bart(BartNoise {
             p,
             masking,
             mask_random,
@@ -93,11 +107,10 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
             insert,
             rotate,
         }),
-        "t5" => Noise::T5(SpanCorruption {
+        Noise::T5(_) => Noise::T5(SpanCorruption {
             noise_density,
             mean_span,
         }),
-        other => return Err(format!("--noise {other:?}: expected bart or t5")),
     };
     noise.validate().map_err(|e| format!("{e} (check the noise flags)"))?;
     Ok(noise)
@@ -163,6 +176,35 @@ impl Recipe {
 }
 
 impl Recipe {
+    /// The denoiser: a new one for `noise` (its weights drawn with `--seed`), or with `load` a
+    /// trained checkpoint, which keeps its own noise. Errors: the checkpoint's, or one whose
+    /// tokenizer or sequence length differ from this run's (naming `--corpus` or `--seq-len`).
+    pub fn denoiser(&self, data: &Corpus, noise: Noise, load: Option<&str>) -> Result<(Denoiser, Params), String> {
+        let Some(path) = load else {
+            let config = TransformerConfig {
+                vocab_size: Denoiser::vocab_size(&data.tokenizer, &noise),
+                ..self.model_config(data)?
+            };
+            let mut params = Params::new();
+            let model = Denoiser::new(&mut params, &config, noise, &data.tokenizer, &mut self.init_rng())?;
+            return Ok((model, params));
+        };
+        let (model, params, tokenizer) = Denoiser::load(Path::new(path))?;
+        if tokenizer != data.tokenizer {
+            return Err(format!(
+                "--load {path}: its tokenizer is not this corpus's (check --corpus)"
+            ));
+        }
+        if model.model.config.max_len != self.seq_len {
+            let max_len = model.model.config.max_len;
+            return Err(format!(
+                "--load {path}: trained with --seq-len {max_len}, not {}",
+                self.seq_len
+            ));
+        }
+        Ok((model, params))
+    }
+
     /// This recipe with `tokens_per_step` set to `batch` times the mean source-plus-target
     /// length of `examples`, so that tokens/s counts what an update really reads.
     pub fn with_tokens_per_step(self, examples: &[Example]) -> Recipe {
@@ -193,4 +235,47 @@ pub fn length_grouped_documents<'a>(sorted: &'a [Document], n: usize, rng: &mut 
     (0..n)
         .map(|_| &sorted[(start + rng.random_range(0..window)) % sorted.len()])
         .collect()
+}
+
+/// The n of n-gram blocking for the example's character documents: the smallest n for which
+/// fewer than 1% of the training documents (at `--seq-len` 64) hold some n characters twice
+/// (0.88% at 10, 1.46% at 9; at `--seq-len` 128 it would be 13: NOTES.md §11.5), so the rule
+/// forbids what a reference almost never does.
+pub const NO_REPEAT_NGRAM: usize = 10;
+
+/// The decodings the reconstructions are scored with: `--beam` widths, comma-separated (4 by
+/// default; 1 is greedy), each with `--lenpen` α (1) and `--no-repeat-ngram` n
+/// ([`NO_REPEAT_NGRAM`]; 0 turns blocking off). Named `beam k` or `greedy`.
+pub fn read_decodings(flags: &mut Flags) -> Result<Vec<(String, Beam)>, String> {
+    let widths: String = flags.arg(
+        "beam",
+        "4".to_string(),
+        "beam widths to score, comma-separated; 1 is greedy",
+    )?;
+    let length_penalty: f64 = flags.arg("lenpen", 1.0, "beam: score = log P / length^lenpen")?;
+    let no_repeat_ngram: usize = flags.arg("no-repeat-ngram", NO_REPEAT_NGRAM, "no n tokens written twice (0: off)")?;
+    check(length_penalty.is_finite(), "lenpen", length_penalty, "must be finite")?;
+    let mut decodings = Vec::new();
+    for w in widths.split(',') {
+        let width: usize = w
+            .trim()
+            .parse()
+            .map_err(|_| format!("--beam {widths:?}: {w:?} is not a whole number"))?;
+        check(width >= 1, "beam", width, "widths must be at least 1")?;
+        let beam = Beam {
+            width,
+            length_penalty,
+            no_repeat_ngram,
+        };
+        let mut name = if width == 1 {
+            "greedy".to_string()
+        } else {
+            format!("beam {width}")
+        };
+        if no_repeat_ngram > 0 {
+            name += &format!(", no {no_repeat_ngram}-gram twice");
+        }
+        decodings.push((name, beam));
+    }
+    Ok(decodings)
 }

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch_log;
 mod check;
 mod denoise;
 pub mod finetune;
@@ -31,7 +32,8 @@ mod memory;
 mod pairs;
 pub mod shapes;
 
-pub use denoise::{length_grouped_documents, read_noise, DenoiseDocuments};
+pub use batch_log::BatchLog;
+pub use denoise::{length_grouped_documents, read_decodings, read_noise, DenoiseDocuments, NO_REPEAT_NGRAM};
 pub use flags::{SHAPES_UNUSED, SHAPE_FLAGS};
 pub use lines::{LinePairs, HELD_OUT_LINES};
 pub use memory::{memory_total, Footprint, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
