@@ -23,7 +23,7 @@
 //! | 4 | `ops`, `gradcheck` |
 //! | 5 | `nn` |
 //! | 6 | `generate`, `checkpoint` |
-//! | 7 | `trainer`: the loop, which takes the objective as two closures and knows none |
+//! | 7 | `trainer`: the loop, which takes the objective as two closures and knows none; `beam_search`, on `generate` |
 //! | 8 | `objectives` |
 //! | 9 | `recipe`, `attention_map` |
 //! | 10 | `inspect`, `inspect_images`, `scaling` |

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["ops", "gradcheck"],
     &["nn"],
     &["generate", "checkpoint"],
-    &["trainer"],
+    &["trainer", "beam_search"],
     &["objectives"],
     &["recipe", "attention_map"],
     &["inspect", "inspect_images", "scaling"],
