@@ -11,7 +11,7 @@
 //!   original does, its first [`START_CHARS`] characters ([`starts_like`]).
 //!
 //! Under T5 the model writes only the dropped spans; its reconstruction is the input with each
-//! sentinel replaced by the span written behind that sentinel ([`fill_sentinels`]).
+//! sentinel replaced by the span written behind that sentinel ([`Denoiser::fill_sentinels`]).
 
 use super::denoise::{Denoiser, Example};
 use super::noise::Noise;
