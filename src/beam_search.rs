@@ -46,7 +46,7 @@
 //! `max_new` must fit in `max_len`.
 
 use crate::generate::{check_inputs, Model, Runner};
-use crate::Params;
+use crate::params::Params;
 use std::collections::BTreeMap;
 
 /// The settings of a beam search.

@@ -20,8 +20,8 @@ use crate::beam_search::{beam_search, Beam, BeamSettings};
 use crate::data::bart_noise::Masking;
 use crate::data::documents::split_sentences;
 use crate::generate::Model;
+use crate::params::Params;
 use crate::tokenizer::Tokenizer;
-use crate::Params;
 
 /// How many characters of the original a reconstruction must start with to count as having
 /// found the rotation point.

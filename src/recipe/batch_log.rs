@@ -16,8 +16,8 @@
 use super::Recipe;
 use crate::checkpoint;
 use crate::objectives::denoise::{Denoiser, Example, Seq2SeqBatch};
+use crate::params::Params;
 use crate::tokenizer::Tokenizer;
-use crate::Params;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};

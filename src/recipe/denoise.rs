@@ -13,7 +13,7 @@ use crate::nn::TransformerConfig;
 use crate::objectives::denoise::{teacher_forcing, Denoiser, Example, Seq2SeqBatch};
 use crate::objectives::noise::NOISE_NAMES;
 use crate::objectives::Noise;
-use crate::Params;
+use crate::params::Params;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
