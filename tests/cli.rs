@@ -187,7 +187,7 @@ fn decoding_flags_are_checked_by_name() {
     for (args, named) in [
         (&["--beam", "0"][..], "--beam 0"),
         (&["--beam", "4,x"][..], "\"x\""),
-        (&["--lenpen", "inf"][..], "--lenpen inf"),
+        (&["--lenpen", "-1"][..], "--lenpen"),
     ] {
         let e = decodings(args).unwrap_err();
         assert!(e.contains(named), "{args:?}: {e}");

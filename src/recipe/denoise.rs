@@ -250,11 +250,20 @@ pub fn read_decodings(flags: &mut Flags) -> Result<Vec<(String, Beam)>, String> 
     let widths: String = flags.arg(
         "beam",
         "4".to_string(),
-        "beam widths to score, comma-separated; 1 is greedy",
+        "beam widths, each at least 1, comma-separated; 1 is greedy",
     )?;
-    let length_penalty: f64 = flags.arg("lenpen", 1.0, "beam: score = log P / length^lenpen")?;
-    let no_repeat_ngram: usize = flags.arg("no-repeat-ngram", NO_REPEAT_NGRAM, "no n tokens written twice (0: off)")?;
-    check(length_penalty.is_finite(), "lenpen", length_penalty, "must be finite")?;
+    let length_penalty: f64 = flags.arg_in(
+        "lenpen",
+        1.0,
+        Domain::at_least(0.0),
+        "beam: score = log P / length^lenpen",
+    )?;
+    let no_repeat_ngram: usize = flags.arg_in(
+        "no-repeat-ngram",
+        NO_REPEAT_NGRAM,
+        Domain::at_least(0),
+        "no n tokens written twice (0: off)",
+    )?;
     let mut decodings = Vec::new();
     for w in widths.split(',') {
         let width: usize = w
