@@ -188,4 +188,8 @@ fn the_mistakes_the_issue_found_are_refused() {
     assert_refused("clip", &["--embed-dim", "1000000000"], "this configuration needs about");
     assert_refused("mmlm", &["--batch", "1000000"], "this configuration needs about");
     assert_refused("mlm", &["--batch", "1000000"], "this configuration needs about");
+    // A validation set no machine holds (the random fuzz pass found it aborting in `bias`).
+    let huge = ["--eval-batches", "99999999999"];
+    assert_refused("bias", &huge, "--eval-batches 99999999999 x --batch");
+    assert_refused("mlm", &huge, "--eval-batches 99999999999 x --batch");
 }

@@ -222,7 +222,21 @@ impl Recipe {
 
     /// `eval_batches` validation batches drawn with [`VALIDATION_SEED`]: the same every run and
     /// at every evaluation.
+    /// Refused before anything is drawn if the set's token ids alone (8 bytes each, one window
+    /// of `seq_len + 1` per sequence) would not fit in the machine's memory.
     pub fn validation_set(&self, data: &Corpus) -> Result<Vec<Batch>, String> {
+        let bytes = 8.0 * self.eval_batches as f64 * self.batch as f64 * (self.seq_len as f64 + 1.0);
+        if let Some(total) = memory::memory_total().filter(|&total| bytes > total) {
+            return Err(format!(
+                "--eval-batches {} x --batch {} x --seq-len {} validation token ids need about \
+                 {:.1} GB, more than this machine's {:.1} GB of memory: lower --eval-batches",
+                self.eval_batches,
+                self.batch,
+                self.seq_len,
+                bytes / 1e9,
+                total / 1e9
+            ));
+        }
         let windows = data.val_windows()?;
         let mut rng = StdRng::seed_from_u64(VALIDATION_SEED);
         Ok((0..self.eval_batches)
