@@ -1,26 +1,35 @@
-//! # 13. Fine-tuning: does pretraining help a downstream task?
+//! # 13. Fine-tuning: what pretraining buys, and where it stops paying
 //!
-//! Speaker attribution: read a speech of Tiny Shakespeare without its name line and say which
-//! of the 10 most frequent speakers speaks it (`src/data/speakers.rs`). A linear head on the
-//! mean of the encoder's states, every weight fine-tuned at a lower learning rate than
-//! pretraining, early stopping on validation, test accuracy once (`src/objectives/classify.rs`,
-//! `src/recipe/finetune.rs`).
+//! Two downstream tasks with labels made from the corpus, each fine-tuned from the masked LM
+//! and from scratch (`src/recipe/comparison.rs`):
+//!
+//! 1. **Acceptability** (`src/data/acceptability.rs`): a held-out line of Tiny Shakespeare, or
+//!    the same line with the inner letters of three words shuffled ("fair and vrotuius")? The
+//!    cue is spelling, which a character-level masked LM learns; a bag of characters cannot see
+//!    it (both forms have the same characters).
+//! 2. **Speaker attribution** (`src/data/speakers.rs`): which of the 10 most frequent speakers
+//!    speaks a speech? The cue is topic words, which five minutes of character-level
+//!    pretraining does not learn: the honest limit.
 //!
 //!   cargo run --release --example mlm                      (first: the pretrained encoder)
-//!   cargo run --release --example finetune -- --init runs/mlm/checkpoint.safetensors
+//!   cargo run --release --example finetune
 //!
-//! Compared under the same budget and seeds: (a) the pretrained encoder, (b) the same
-//! architecture from random initialisation, (c) the frozen pretrained encoder with only the head
-//! trained (a linear probe; the same probe on a random encoder is its control), and (d)
-//! encoders given with `--bert` or `--simcse`. The learning
-//! curve (test accuracy against labelled speeches) of (a) and (b) goes to
-//! `runs/finetune/learning_curve.svg`.
+//! Compared under the same budget and seeds: (a) the pretrained encoder, fine-tuned; (b) the
+//! same architecture from random initialisation, fine-tuned; (c) a linear probe (logistic
+//! regression) on the frozen pretrained encoder, and on a random one; (d) encoders given with
+//! `--bert` or `--simcse`. Fine-tuning starts its head from the probe (LP-FT), then trains every
+//! weight at a lower learning rate than pretraining, stops early on validation and scores test
+//! once (`src/recipe/finetune.rs`). Tables: mean ± sd over seeds; curves with error bars in
+//! `runs/finetune/acceptability.svg` and `runs/finetune/speakers.svg`.
 
 use microlm::checkpoint::{check_compatible, load_encoder, Feeds};
 use microlm::cli::Flags;
+use microlm::data::acceptability::acceptability_task;
+use microlm::data::labelled::TextTask;
 use microlm::data::speakers::speaker_task;
-use microlm::learning_curve::learning_curve_svg;
-use microlm::recipe::finetune::{describe, mean_test_accuracy, print_table, FinetuneConfig, FinetuneFlags, Start};
+use microlm::recipe::baselines::bag_of_characters_accuracy;
+use microlm::recipe::comparison::{compare, describe, Encoders};
+use microlm::recipe::finetune::{FinetuneConfig, FinetuneFlags};
 
 fn main() {
     microlm::cli::main(run);
@@ -32,72 +41,46 @@ fn run() -> Result<(), String> {
     if flags.help_or_finish("finetune")? {
         return Ok(());
     }
-    let (counts, seeds) = (&f.counts, f.seeds);
-
-    // The task, and the pretrained encoder.
     let text = std::fs::read_to_string(&f.corpus).map_err(|e| format!("{}: {e}", f.corpus.display()))?;
-    let task = speaker_task(&text, 10)?;
-    describe(&task);
-    let init = Feeds {
-        flag: "init",
-        objectives: &["mlm"],
-        ..Feeds::default()
+    let (encoder, enc_params, tok) = load_encoder(&f.init, f.dropout)
+        .map_err(|e| format!("{e} (make it with: cargo run --release --example mlm)"))?;
+    let mut others = Vec::new();
+    for (name, path) in &f.others {
+        let (enc, p, _) = load_encoder(path, f.dropout)?;
+        others.push((name.to_string(), enc, p));
+    }
+    let encoders = Encoders {
+        pretrained: (&encoder, &enc_params),
+        others: &others,
     };
-    check_compatible(&f.init, &init).map_err(|e| format!("{e} (make it with: cargo run --release --example mlm)"))?;
-    let (encoder, enc_params, tok) = load_encoder(&f.init, 0.1)?;
-    f.check_others(&tok, encoder.config.max_len)?; // before any run, not after (a)-(c)
-    f.check_memory(&encoder.config, enc_params.num_elements())?;
     let config = FinetuneConfig {
         max_len: encoder.config.max_len,
-        ..f.config
+        ..f.config.clone()
     };
-    let (pretrained, random) = (Start::Pretrained(&encoder, &enc_params), Start::Random(&encoder.config));
-
-    // (a) and (b) at every label count; (c) and (d) with every label.
-    let mut curves = vec![
-        ("(a) pretrained".to_string(), vec![]),
-        ("(b) random init".to_string(), vec![]),
-    ];
-    for n in counts.iter().map(|&n| n.min(task.train.len())) {
-        for (k, start) in [pretrained, random].into_iter().enumerate() {
-            println!("{}, fine-tuned on {n} labelled speeches:", curves[k].0);
-            let acc = mean_test_accuracy(start, &task, &tok, n, &config, seeds)?;
-            curves[k].1.push((n as f64, acc));
-        }
-    }
-    let all = task.train.len();
-    let probe = FinetuneConfig {
-        frozen: true,
-        lr: f.probe_lr,
-        ..config.clone()
-    };
-    let mut rows = vec![];
-    for (name, start) in [
-        ("(c) linear probe", pretrained),
-        ("(c) probe of a random encoder", random),
-    ] {
-        println!("{name}, {all} speeches, only the head trained:");
-        rows.push((
-            name.to_string(),
-            mean_test_accuracy(start, &task, &tok, all, &probe, seeds)?,
-        ));
-    }
-    for (name, path) in &f.others {
-        let (enc, p, _) = load_encoder(path, 0.1)?;
-        println!("(d) {name}, fine-tuned on {all} speeches:");
-        rows.push((
-            format!("(d) {name}"),
-            mean_test_accuracy(Start::Pretrained(&enc, &p), &task, &tok, all, &config, seeds)?,
-        ));
-    }
-
-    // The table and the picture.
-    print_table(&task, counts, &curves, &rows, seeds);
     std::fs::create_dir_all(&f.out).map_err(|e| format!("{}: {e}", f.out.display()))?;
-    let path = f.out.join("learning_curve.svg");
-    let baseline = Some(("majority class", task.majority_baseline(&task.test)));
-    let svg = learning_curve_svg("speaker attribution, 10 speakers", &curves, baseline);
-    std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("learning curve: {}", path.display());
+
+    for name in &f.tasks {
+        let (task, counts, file): (TextTask, _, _) = match name.as_str() {
+            "acceptability" => (
+                acceptability_task(&text, &f.corruptions, f.shuffled_words, 0)?,
+                &f.counts,
+                "acceptability.svg",
+            ),
+            _ => (speaker_task(&text, 10)?, &f.speaker_counts, "speakers.svg"),
+        };
+        describe(&task);
+        for e in task.train.iter().take(4) {
+            println!("  example ({}): {}", task.names[e.class], e.text);
+        }
+        let mut result = compare(&task, &tok, encoders, counts, f.seeds, &config)?;
+        let bag = bag_of_characters_accuracy(&task, &tok);
+        result
+            .baselines
+            .push(("bag of characters (logistic regression, all labels)".into(), bag));
+        println!("\n{}\n{}\n", result.table(), result.summary());
+        let path = f.out.join(file);
+        std::fs::write(&path, result.svg()).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("learning curve: {}\n", path.display());
+    }
     Ok(())
 }

@@ -1,24 +1,37 @@
 //! A learning curve as an SVG chart: accuracy against the number of labelled examples (a log
-//! axis), one line per way of starting, and a baseline drawn across. Built with the crate's SVG
+//! axis), one line per way of starting, each point the mean over seeds with an error bar of one
+//! standard deviation either side, and a baseline drawn across. Built with the crate's SVG
 //! primitives (`svg.rs`), whose log axis it shares with the scaling charts.
 
 use crate::svg::{line, log_ticks, min_max, plain_log_tick, text, xml_escape};
 use std::fmt::Write as _;
 
-const W: f64 = 640.0;
+const W: f64 = 780.0;
 const H: f64 = 400.0;
 const LEFT: f64 = 60.0;
-const RIGHT: f64 = 180.0;
+const RIGHT: f64 = 250.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
-const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+/// Half the width of an error bar's caps, in pixels.
+const CAP: f64 = 4.0;
 
-/// The chart: `series` are (name, points (labelled examples, accuracy)); `baseline` is drawn as
-/// a dashed line with its name. Accuracy runs from 0 to 1; the x axis is logarithmic over the
-/// points' range with a margin of 1.5 times either side, its ticks those of `svg.rs`'s log
-/// axis written out in full (`2000`, not `2×10³`).
-pub fn learning_curve_svg(title: &str, series: &[(String, Vec<(f64, f64)>)], baseline: Option<(&str, f64)>) -> String {
-    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
+/// One line of the chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Its name in the legend.
+    pub name: String,
+    /// (labelled examples, mean accuracy, standard deviation), in order of examples.
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// The chart: each of `series` is a line through its means with a vertical bar from mean - sd
+/// to mean + sd (clamped to [0, 1]) at each point; `baseline` is drawn as a dashed line with its
+/// name; `unit` names the examples on the x axis ("lines"). Accuracy runs from 0 to 1; the x
+/// axis is logarithmic over the points' range with a margin of 1.5 times either side, its ticks
+/// those of `svg.rs`'s log axis written out in full (`2000`, not `2×10³`).
+pub fn learning_curve_svg(title: &str, unit: &str, series: &[Series], baseline: Option<(&str, f64)>) -> String {
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|q| q.0));
     let (lo, hi) = min_max(xs.filter(|&x| x > 0.0)).unwrap_or((1.0, 10.0));
     let (x0, x1) = (lo / 1.5, hi * 1.5); // the axis's ends
     let (lo, hi) = (x0.log10(), x1.log10());
@@ -51,7 +64,7 @@ pub fn learning_curve_svg(title: &str, series: &[(String, Vec<(f64, f64)>)], bas
         ((LEFT + W - RIGHT) / 2.0, H - 10.0),
         "middle",
         "",
-        "labelled training examples (log scale)",
+        &xml_escape(&format!("labelled training {unit} (log scale)")),
     );
     text(
         &mut s,
@@ -69,7 +82,7 @@ pub fn learning_curve_svg(title: &str, series: &[(String, Vec<(f64, f64)>)], bas
         );
         text(&mut s, (W - RIGHT + 8.0, py(b) + 4.0), "start", "", &xml_escape(name));
     }
-    for (k, (name, points)) in series.iter().enumerate() {
+    for (k, Series { name, points }) in series.iter().enumerate() {
         let colour = COLOURS[k % COLOURS.len()];
         for pair in points.windows(2) {
             line(
@@ -80,7 +93,12 @@ pub fn learning_curve_svg(title: &str, series: &[(String, Vec<(f64, f64)>)], bas
                 2.0,
             );
         }
-        for &(x, y) in points {
+        for &(x, y, sd) in points {
+            let (lo, hi) = ((y - sd).max(0.0), (y + sd).min(1.0));
+            line(&mut s, (px(x), py(lo)), (px(x), py(hi)), colour, 1.0); // mean ± sd
+            for end in [lo, hi] {
+                line(&mut s, (px(x) - CAP, py(end)), (px(x) + CAP, py(end)), colour, 1.0);
+            }
             let _ = writeln!(
                 s,
                 r#"<circle cx="{:.2}" cy="{:.2}" r="4" fill="{colour}"/>"#,

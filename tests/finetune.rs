@@ -7,7 +7,8 @@ mod common;
 
 use common::{fresh_dir, tiny_encoder_config};
 use microlm::checkpoint::{self, load_encoder};
-use microlm::data::speakers::{speaker_task, speech_batch, SpeakerTask, Speech};
+use microlm::data::labelled::{text_batch, TextTask};
+use microlm::data::speakers::{speaker_task, Speech};
 use microlm::data::Batch;
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
 use microlm::nn::{Encoder, TransformerConfig};
@@ -62,7 +63,7 @@ fn expected_splits(named: &[(&str, String)], names: &[&str]) -> [Vec<Speech>; 3]
     let chosen = named.iter().filter_map(|(n, text)| {
         let speaker = names.iter().position(|m| m == n)?;
         Some(Speech {
-            speaker,
+            class: speaker,
             text: text.clone(),
         })
     });
@@ -79,7 +80,7 @@ fn expected_splits(named: &[(&str, String)], names: &[&str]) -> [Vec<Speech>; 3]
 fn counts(split: &[Speech], k: usize) -> Vec<usize> {
     let mut c = vec![0; k];
     for s in split {
-        c[s.speaker] += 1;
+        c[s.class] += 1;
     }
     c
 }
@@ -141,10 +142,12 @@ fn speaker_task_ranks_names_strips_the_name_line_and_splits_by_position() {
 #[test]
 fn majority_baseline_by_hand() {
     let speech = |speaker| Speech {
-        speaker,
+        class: speaker,
         text: "x".into(),
     };
-    let task = SpeakerTask {
+    let task = TextTask {
+        title: "t".into(),
+        unit: "speeches".into(),
         names: vec!["A".into(), "B".into(), "C".into()],
         train: [1, 2, 0, 2, 1].into_iter().map(speech).collect(),
         val: [2, 2].into_iter().map(speech).collect(),
@@ -162,16 +165,16 @@ fn char_tokenizer() -> Tokenizer {
 }
 
 #[test]
-fn speech_batch_truncates_pads_and_keeps_lengths_and_labels() {
+fn text_batch_truncates_pads_and_keeps_lengths_and_labels() {
     let tok = char_tokenizer();
     assert_eq!(tok.specials().pad, 0);
     let s = |speaker, text: &str| Speech {
-        speaker,
+        class: speaker,
         text: text.into(),
     };
     let speeches = [s(2, "abc"), s(0, "abcdefgh"), s(1, "hg")];
     let refs: Vec<&Speech> = speeches.iter().collect();
-    let (x, y) = speech_batch(&refs, &tok, 5);
+    let (x, y) = text_batch(&refs, &tok, 5);
     assert_eq!((x.batch, x.seq_len), (3, 5));
     #[rustfmt::skip]
     let want = vec![
@@ -184,7 +187,7 @@ fn speech_batch_truncates_pads_and_keeps_lengths_and_labels() {
     assert_eq!(x.segments, None);
     assert_eq!(y, [2, 0, 1]);
     // With room to spare, T is the longest speech (8), not max_len.
-    let (x, _) = speech_batch(&refs, &tok, 100);
+    let (x, _) = text_batch(&refs, &tok, 100);
     assert_eq!((x.seq_len, &x.lengths), (8, &Some(vec![3, 8, 2])));
     assert_eq!(x.row(2), [12, 11, 0, 0, 0, 0, 0, 0]);
 }
@@ -471,7 +474,7 @@ fn x_speeches(n: usize, seed: u64) -> Vec<Speech> {
                 chars[rng.random_range(0..len)] = 'x';
             }
             Speech {
-                speaker: i % 2,
+                class: i % 2,
                 text: chars.into_iter().collect(),
             }
         })
@@ -487,6 +490,7 @@ fn x_config(seed: u64) -> FinetuneConfig {
         patience: 2,
         max_len: 8,
         frozen: false,
+        head_from_probe: false,
         seed,
     }
 }
@@ -542,24 +546,26 @@ fn finetune_learns_a_readable_class_and_keeps_the_best_weights() {
 #[test]
 fn a_frozen_finetune_changes_only_the_head() {
     let tok = x_tokenizer();
-    let data = x_speeches(48, 13);
+    let data = x_speeches(96, 13);
     let refs: Vec<&Speech> = data.iter().collect();
     let (model, init) = tiny_classifier(&tiny_config(12, 0.1), 2, 14);
     let mut params = init.clone();
     let config = FinetuneConfig {
-        updates: 16,
+        updates: 48,
         frozen: true,
+        head_from_probe: false,
         ..x_config(1)
     };
-    finetune(
+    let r = finetune(
         &model,
         &mut params,
         &tok,
-        &refs[..32],
-        &refs[32..40],
-        &refs[40..],
+        &refs[..48],
+        &refs[48..72],
+        &refs[72..],
         &config,
     );
+    assert!(r.best_update > 0, "the weights kept must be trained ones: {r:?}");
     for id in init.ids() {
         let name = init.name(id);
         let same = bits(init.value(id)) == bits(params.value(id));
@@ -572,7 +578,9 @@ fn a_frozen_finetune_changes_only_the_head() {
 fn run_is_deterministic_per_seed() {
     let tok = x_tokenizer();
     let data = x_speeches(60, 15);
-    let task = SpeakerTask {
+    let task = TextTask {
+        title: "x".into(),
+        unit: "speeches".into(),
         names: vec!["no x".into(), "x".into()],
         train: data[..40].to_vec(),
         val: data[40..50].to_vec(),
@@ -586,14 +594,14 @@ fn run_is_deterministic_per_seed() {
     let once = || run(Start::Random(&encoder_config), &task, &tok, 30, &config).unwrap();
     let a = once();
     assert_eq!(a, once());
-    assert!([8, 16, 24].contains(&a.best_update), "{a:?}");
+    assert!([0, 8, 16, 24].contains(&a.best_update), "{a:?}");
 }
 
 #[test]
 fn subset_draws_distinct_speeches_per_seed() {
     let train: Vec<Speech> = (0..20)
         .map(|i| Speech {
-            speaker: i % 3,
+            class: i % 3,
             text: format!("speech {i}"),
         })
         .collect();

@@ -15,15 +15,20 @@
 //!   rotation), for the denoising objective.
 //! - `span_lengths.rs`: the Poisson span lengths of BART's text infilling.
 //! - `span_corruption.rs`: T5's span corruption with sentinels.
+//! - `labelled.rs`: labelled texts and the downstream [`labelled::TextTask`] that fine-tuning
+//!   reads; `speakers.rs` (speaker attribution) and `acceptability.rs` (a real line or the
+//!   same line corrupted) build one from the corpus.
 //! - `shapes/`: the shapes world, generated images of coloured shapes with their captions,
 //!   for multimodal pretraining; `image_svg.rs` draws its images (and patch weights over them).
 
+pub mod acceptability;
 pub mod bart_noise;
 pub mod batch;
 pub mod bias_corpus;
 pub mod corpus;
 pub mod documents;
 pub mod image_svg;
+pub mod labelled;
 pub mod pairs;
 pub mod plays;
 pub mod shapes;

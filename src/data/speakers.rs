@@ -15,35 +15,15 @@
 //! are not: pretraining never sees a name line's link to its speech as a label.
 
 use super::documents::split_speeches;
-use super::Batch;
-use crate::tokenizer::Tokenizer;
+use super::labelled::{LabelledText, TextTask};
 use std::collections::BTreeMap;
 
-/// One speech and its class.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Speech {
-    /// The index of its speaker in [`SpeakerTask::names`].
-    pub speaker: usize,
-    /// The speech, without its name line.
-    pub text: String,
-}
-
-/// The task: class names and the three splits.
-#[derive(Clone, Debug)]
-pub struct SpeakerTask {
-    /// Speaker names, most speeches first.
-    pub names: Vec<String>,
-    /// About 80% of the speeches.
-    pub train: Vec<Speech>,
-    /// About 10%, for early stopping.
-    pub val: Vec<Speech>,
-    /// About 10%, scored once at the end.
-    pub test: Vec<Speech>,
-}
+/// A speech and the index of its speaker (its class).
+pub type Speech = LabelledText;
 
 /// Build the task from the corpus `text` with the `k` most frequent speakers. Error: fewer
 /// than `k` speakers, or a split left empty.
-pub fn speaker_task(text: &str, k: usize) -> Result<SpeakerTask, String> {
+pub fn speaker_task(text: &str, k: usize) -> Result<TextTask, String> {
     let speeches: Vec<(String, String)> = split_speeches(text).into_iter().filter_map(name_and_text).collect();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for (name, _) in &speeches {
@@ -62,7 +42,7 @@ pub fn speaker_task(text: &str, k: usize) -> Result<SpeakerTask, String> {
     let chosen = speeches.iter().filter_map(|(name, text)| {
         let speaker = names.iter().position(|n| n == name)?;
         Some(Speech {
-            speaker,
+            class: speaker,
             text: text.clone(),
         })
     });
@@ -78,7 +58,9 @@ pub fn speaker_task(text: &str, k: usize) -> Result<SpeakerTask, String> {
             "too few speeches by the top {k} speakers to split into train, validation and test"
         ));
     }
-    Ok(SpeakerTask {
+    Ok(TextTask {
+        title: format!("speaker attribution, {k} speakers"),
+        unit: "speeches".into(),
         names,
         train,
         val,
@@ -92,46 +74,4 @@ fn name_and_text(piece: &str) -> Option<(String, String)> {
     let name = lines.next()?.strip_suffix(':')?;
     let text = lines.collect::<Vec<_>>().join(" ");
     (!name.is_empty() && !text.trim().is_empty()).then(|| (name.to_string(), text))
-}
-
-impl SpeakerTask {
-    /// Speeches per class in `split`.
-    pub fn class_counts(&self, split: &[Speech]) -> Vec<usize> {
-        let mut counts = vec![0; self.names.len()];
-        for s in split {
-            counts[s.speaker] += 1;
-        }
-        counts
-    }
-
-    /// The accuracy of always answering the training split's most frequent class, on `split`.
-    pub fn majority_baseline(&self, split: &[Speech]) -> f64 {
-        let train = self.class_counts(&self.train);
-        let majority = (0..train.len())
-            .max_by_key(|&c| (train[c], std::cmp::Reverse(c)))
-            .unwrap_or(0);
-        self.class_counts(split)[majority] as f64 / split.len().max(1) as f64
-    }
-}
-
-/// Speeches as a padded batch of their first `max_len` tokens (no special tokens), with their
-/// lengths, and their classes.
-pub fn speech_batch(speeches: &[&Speech], tokenizer: &Tokenizer, max_len: usize) -> (Batch, Vec<usize>) {
-    let pad = tokenizer.specials().pad;
-    let rows: Vec<Vec<usize>> = speeches
-        .iter()
-        .map(|s| {
-            let mut ids = tokenizer.encode(&s.text);
-            ids.truncate(max_len);
-            ids
-        })
-        .collect();
-    let t = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
-    let lengths = rows.iter().map(|r| r.len().max(1)).collect();
-    let ids = rows
-        .into_iter()
-        .flat_map(|r| r.into_iter().chain(std::iter::repeat(pad)).take(t))
-        .collect();
-    let batch = Batch::new(ids, speeches.len(), t).with_lengths(lengths);
-    (batch, speeches.iter().map(|s| s.speaker).collect())
 }

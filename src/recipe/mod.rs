@@ -21,8 +21,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod baselines;
 mod batch_log;
 mod check;
+pub mod comparison;
 mod denoise;
 pub mod finetune;
 mod flags;

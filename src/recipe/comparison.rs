@@ -1,0 +1,269 @@
+//! The comparison that asks what pretraining buys, on any [`TextTask`]: at each number of
+//! labelled examples and for several seeds,
+//!
+//! - (a) the pretrained encoder, fine-tuned;
+//! - (b) the same architecture from random initialisation, fine-tuned;
+//! - (c) a linear probe of (a)'s frozen encoder, and the same probe of a random encoder (its
+//!   control: what a head can read from states nobody trained);
+//! - (d) other pretrained encoders (the `bert` and `simcse` examples'), fine-tuned;
+//!
+//! each reported as the mean and the sample standard deviation of the test accuracy over the
+//! seeds, beside the majority class. Every run has the budget of [`FinetuneConfig`]; seed s
+//! draws the labelled subset, the head, the random encoder, the shuffles and dropout.
+//! [`compare`] runs it, [`Comparison::table`] prints it, [`Comparison::svg`] draws the curves.
+
+use super::finetune::{probe, run, FinetuneConfig, Start};
+use crate::data::labelled::TextTask;
+use crate::learning_curve::{learning_curve_svg, Series};
+use crate::nn::Encoder;
+use crate::params::Params;
+use crate::tokenizer::Tokenizer;
+
+/// The mean and sample standard deviation of one setting's test accuracies, one per seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedStats {
+    /// Test accuracy of each seed, in seed order.
+    pub runs: Vec<f64>,
+    /// Their mean.
+    pub mean: f64,
+    /// Their sample standard deviation (divided by n - 1; 0 for one seed).
+    pub sd: f64,
+}
+
+impl SeedStats {
+    /// The statistics of `runs`.
+    pub fn of(runs: Vec<f64>) -> SeedStats {
+        let n = runs.len();
+        let mean = runs.iter().sum::<f64>() / n.max(1) as f64;
+        let ss: f64 = runs.iter().map(|a| (a - mean).powi(2)).sum();
+        let sd = if n > 1 { (ss / (n - 1) as f64).sqrt() } else { 0.0 };
+        SeedStats { runs, mean, sd }
+    }
+}
+
+/// One way of starting, measured at each label count.
+#[derive(Clone, Debug)]
+pub struct Curve {
+    /// "(a) pretrained, fine-tuned", ...
+    pub name: String,
+    /// (labelled training examples, statistics over seeds), one per count.
+    pub points: Vec<(usize, SeedStats)>,
+}
+
+/// Everything [`compare`] measured.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    /// The task's title.
+    pub title: String,
+    /// What one example is ("lines").
+    pub unit: String,
+    /// The training split's size (the "all" count).
+    pub all: usize,
+    /// Seeds per setting.
+    pub seeds: u64,
+    /// (a), (b), the two probes (c), then each (d).
+    pub curves: Vec<Curve>,
+    /// Baselines without an encoder: (name, test accuracy), the majority class first.
+    pub baselines: Vec<(String, f64)>,
+}
+
+/// The encoders of a comparison: (a)'s, and the others of (d) as (name, encoder, weights).
+#[derive(Clone, Copy, Debug)]
+pub struct Encoders<'a> {
+    /// The pretrained masked LM's encoder and weights.
+    pub pretrained: (&'a Encoder, &'a Params),
+    /// (d): further pretrained encoders with their names.
+    pub others: &'a [(String, Encoder, Params)],
+}
+
+/// Run (a), (b), (c) and (d) of the module doc on `task` at each of `counts` labelled examples
+/// (`usize::MAX` or more than the split: all of them), seeds 0..`seeds`, fine-tuning with
+/// `config` and probing with [`probe`]. Prints one line per run.
+pub fn compare(
+    task: &TextTask,
+    tokenizer: &Tokenizer,
+    encoders: Encoders,
+    counts: &[usize],
+    seeds: u64,
+    config: &FinetuneConfig,
+) -> Result<Comparison, String> {
+    let (encoder, params) = encoders.pretrained;
+    let (pretrained, random) = (Start::Pretrained(encoder, params), Start::Random(&encoder.config));
+    let mut settings = vec![
+        ("(a) pretrained, fine-tuned".to_string(), pretrained, true),
+        ("(b) random init, fine-tuned".to_string(), random, true),
+        ("(c) linear probe of (a)'s encoder".to_string(), pretrained, false),
+        ("(c) linear probe of a random encoder".to_string(), random, false),
+    ];
+    for (name, enc, p) in encoders.others {
+        settings.push((format!("(d) {name}, fine-tuned"), Start::Pretrained(enc, p), true));
+    }
+    let mut counts: Vec<usize> = counts.iter().map(|&n| n.min(task.train.len())).collect();
+    counts.dedup();
+    let mut curves = Vec::new();
+    for (name, start, tuned) in settings {
+        let mut points = Vec::new();
+        for &n in &counts {
+            let mut runs = Vec::new();
+            for seed in 0..seeds {
+                print!("{name}, {n} {}, seed {seed}:", task.unit);
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                let test = if tuned {
+                    let r = run(start, task, tokenizer, n, &FinetuneConfig { seed, ..config.clone() })?;
+                    print!(
+                        " best after {} updates (validation {:.3}),",
+                        r.best_update, r.val_accuracy
+                    );
+                    r.test_accuracy
+                } else {
+                    probe(start, task, tokenizer, n, seed, config.max_len)?
+                };
+                println!(" test {test:.3}");
+                runs.push(test);
+            }
+            points.push((n, SeedStats::of(runs)));
+        }
+        curves.push(Curve { name, points });
+    }
+    Ok(Comparison {
+        title: task.title.clone(),
+        unit: task.unit.clone(),
+        all: task.train.len(),
+        seeds,
+        curves,
+        baselines: vec![("majority class".into(), task.majority_baseline(&task.test))],
+    })
+}
+
+/// 1234 -> "1,234".
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Comparison {
+    /// The markdown table: test accuracy "mean ± sd" per setting and label count, then the
+    /// baselines.
+    pub fn table(&self) -> String {
+        let counts: Vec<usize> = self
+            .curves
+            .first()
+            .map_or(vec![], |c| c.points.iter().map(|p| p.0).collect());
+        let header: Vec<String> = counts
+            .iter()
+            .map(|&n| match n == self.all {
+                true => format!("{} (all)", thousands(n)),
+                false => thousands(n),
+            })
+            .collect();
+        let mut t = format!(
+            "{}: test accuracy, mean ± sd over {} seeds, by labelled training {}\n\n| start | {} |\n|---|{}\n",
+            self.title,
+            self.seeds,
+            self.unit,
+            header.join(" | "),
+            "---|".repeat(counts.len())
+        );
+        for c in &self.curves {
+            let cells: Vec<String> = c
+                .points
+                .iter()
+                .map(|(_, s)| format!("{:.3} ± {:.3}", s.mean, s.sd))
+                .collect();
+            t += &format!("| {} | {} |\n", c.name, cells.join(" | "));
+        }
+        for (name, acc) in &self.baselines {
+            t += &format!("| {name} | {} |\n", vec![format!("{acc:.3}"); counts.len()].join(" | "));
+        }
+        t
+    }
+
+    /// The mean of `curve` (its name begins with it, "(a)") at `n` labels.
+    pub fn mean(&self, curve: &str, n: usize) -> Option<&SeedStats> {
+        let c = self.curves.iter().find(|c| c.name.starts_with(curve))?;
+        c.points.iter().find(|p| p.0 == n).map(|p| &p.1)
+    }
+
+    /// The learning curves of (a), (b) and (c) with one standard deviation as error bars, and
+    /// the majority class dashed.
+    pub fn svg(&self) -> String {
+        let series: Vec<Series> = self
+            .curves
+            .iter()
+            .filter(|c| !c.name.starts_with("(d)"))
+            .map(|c| Series {
+                name: c.name.clone(),
+                points: c.points.iter().map(|(n, s)| (*n as f64, s.mean, s.sd)).collect(),
+            })
+            .collect();
+        let baseline = self.baselines.first().map(|(n, a)| (n.as_str(), *a));
+        learning_curve_svg(&self.title, &self.unit, &series, baseline)
+    }
+}
+
+/// Print the task: its classes with their counts per split, and the majority class on test.
+pub fn describe(task: &TextTask) {
+    let counts = [&task.train, &task.val, &task.test].map(|s| task.class_counts(s));
+    println!(
+        "{}: {} classes; {} train / validation / test",
+        task.title,
+        task.names.len(),
+        task.unit
+    );
+    for (c, name) in task.names.iter().enumerate() {
+        println!(
+            "  {c}: {name:<18} {:>5} {:>5} {:>5}",
+            counts[0][c], counts[1][c], counts[2][c]
+        );
+    }
+    println!(
+        "  total              {:>5} {:>5} {:>5}; majority class on test: {:.3}",
+        task.train.len(),
+        task.val.len(),
+        task.test.len(),
+        task.majority_baseline(&task.test)
+    );
+}
+
+impl Comparison {
+    /// A sentence on what the table shows: pretraining's gain (a) - (b) and the probes' gap at
+    /// the fewest and the most labels, and whether both fine-tuned starts beat the majority
+    /// class everywhere.
+    pub fn summary(&self) -> String {
+        let counts: Vec<usize> = self
+            .curves
+            .first()
+            .map_or(vec![], |c| c.points.iter().map(|p| p.0).collect());
+        let (Some(&lo), Some(&hi)) = (counts.first(), counts.last()) else {
+            return String::new();
+        };
+        let gap = |a: &str, b: &str, n: usize| match (self.mean(a, n), self.mean(b, n)) {
+            (Some(x), Some(y)) => 100.0 * (x.mean - y.mean),
+            _ => f64::NAN,
+        };
+        let majority = self.baselines.first().map_or(0.0, |b| b.1);
+        let above = ["(a)", "(b)"].iter().all(|c| {
+            counts
+                .iter()
+                .all(|&n| self.mean(c, n).is_some_and(|s| s.mean > majority))
+        });
+        format!(
+            "Pretraining adds {:+.1} points at {lo} {unit} and {:+.1} at {hi}; the probe of the \
+             pretrained states is {:+.1} points from the random encoder's at {lo} and {:+.1} at {hi}. \
+             Both fine-tuned starts {} the majority class ({majority:.3}) at every count.",
+            gap("(a)", "(b)", lo),
+            gap("(a)", "(b)", hi),
+            gap("(c) linear probe of (a)", "(c) linear probe of a random", lo),
+            gap("(c) linear probe of (a)", "(c) linear probe of a random", hi),
+            if above { "beat" } else { "do not all beat" },
+            unit = self.unit,
+        )
+    }
+}
