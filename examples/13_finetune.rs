@@ -42,8 +42,15 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     let text = std::fs::read_to_string(&f.corpus).map_err(|e| format!("{}: {e}", f.corpus.display()))?;
-    let (encoder, enc_params, tok) = load_encoder(&f.init, f.dropout)
-        .map_err(|e| format!("{e} (make it with: cargo run --release --example mlm)"))?;
+    let init = Feeds {
+        flag: "init",
+        objectives: &["mlm"],
+        ..Feeds::default()
+    };
+    check_compatible(&f.init, &init).map_err(|e| format!("{e} (make it with: cargo run --release --example mlm)"))?;
+    let (encoder, enc_params, tok) = load_encoder(&f.init, f.dropout)?;
+    f.check_others(&tok, encoder.config.max_len)?; // before any run, not after (a)-(c)
+    f.check_memory(&encoder.config, enc_params.num_elements())?;
     let mut others = Vec::new();
     for (name, path) in &f.others {
         let (enc, p, _) = load_encoder(path, f.dropout)?;

@@ -403,7 +403,12 @@ impl FinetuneFlags {
         let speaker_labels: String = flags.arg("speaker-labels", "100,all".into(), "labelled speeches per run")?;
         let corruptions: String = flags.arg("corruptions", "shuffle".into(), "swap, replace and/or shuffle")?;
         let one = Domain::at_least(1);
-        let shuffled_words = flags.arg_in("shuffled-words", 3, one, "words a shuffle corruption scrambles")?;
+        let shuffled_words: usize = flags.arg_in(
+            "shuffled-words",
+            3,
+            Domain::at_least(1),
+            "words a shuffle corruption scrambles",
+        )?;
         let seeds = flags.arg_in("seeds", 3, one, "seeds per setting (mean and sd are reported)")?;
         Ok(FinetuneFlags {
             init,
