@@ -656,9 +656,9 @@ fn encoder_checkpoint(path: &std::path::Path, tokenizer: &Tokenizer, max_len: us
     checkpoint::save(path, &params, &meta).unwrap();
 }
 
-/// `finetune`'s flags are checked before any run: `--seeds 0` and a NaN, negative or zero
-/// `--probe-lr` are refused by name (they once printed a table of 0.000 "mean over 0 seeds"
-/// and chance), and every (d) checkpoint is checked against `--init`'s tokenizer and positions
+/// `finetune`'s flags are checked before any run: `--seeds 0`, a NaN, negative or zero `--lr`,
+/// `--shuffled-words 0` and a dropout outside [0, 1) are refused by name (`--seeds 0` once
+/// printed a table of 0.000 "mean over 0 seeds"), and every (d) checkpoint is checked against `--init`'s tokenizer and positions
 /// and its own objective (a BPE encoder once scored the majority class in silence; a smaller
 /// vocabulary and 32 positions once panicked after four finished runs).
 #[test]
@@ -668,9 +668,12 @@ fn finetune_flags_and_checkpoints_are_checked_before_any_run() {
     let read = |args: &[&str]| FinetuneFlags::read(&mut Flags::parse(args.iter().map(|s| s.to_string())).unwrap());
     for (flag, bad) in [
         ("seeds", "0"),
-        ("probe-lr", "nan"),
-        ("probe-lr", "-1"),
-        ("probe-lr", "0"),
+        ("lr", "nan"),
+        ("lr", "-1"),
+        ("lr", "0"),
+        ("shuffled-words", "0"),
+        ("dropout", "1"),
+        ("dropout", "-0.1"),
         ("lr", "inf"),
         ("batch", "0"),
     ] {
