@@ -182,7 +182,7 @@ fn the_mistakes_the_issue_found_are_refused() {
     assert_refused("mmlm", &["--seq-len", "32"], "unknown flag --seq-len");
     assert_refused("clip", &["--embed-dim", "0"], "--embed-dim 0");
     assert_refused("finetune", &["--seeds", "0"], "--seeds 0");
-    assert_refused("finetune", &["--probe-lr", "nan"], "--probe-lr NaN");
+    assert_refused("finetune", &["--lr", "nan"], "--lr NaN");
     assert_refused("denoise", &["--score", "0"], "--score 0");
     // Sizes no machine holds: refused by the memory estimate, before anything is built.
     assert_refused("clip", &["--embed-dim", "1000000000"], "this configuration needs about");
