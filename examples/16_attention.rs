@@ -14,7 +14,7 @@
 //! down, keys across; darker is more weight; zoom in for the token labels), then prints each
 //! head's mean attention mass on the previous and next token, itself, the same character
 //! elsewhere, the rest of its word, spaces and punctuation, and the first position
-//! (`src/attention_map.rs` defines each), over every position of `--windows` evenly spaced
+//! (`src/attention_map/mod.rs` defines each), over every position of `--windows` evenly spaced
 //! windows of the corpus's last 10% (the validation split), beside what uniform attention
 //! would give; last, the heads with more than `--threshold` on one pattern.
 

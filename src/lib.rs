@@ -93,10 +93,11 @@
 //!     [`metrics`] (CSV and an SVG loss curve, drawn with the primitives of `svg.rs`).
 //! 15. [`recipe`]: what every training example shares (flags via [`cli`], corpus and
 //!     tokenizer, model shape, optimizer, validation set), and `recipe/finetune.rs`:
-//!     fine-tuning a classifier with early stopping, whose learning curve [`learning_curve`]
-//!     draws as SVG. [`inspect`] and [`inspect_images`]: a model's guesses, printed and drawn;
-//!     [`attention_map`]: every layer's and head's attention drawn as SVG grids, and the heads
-//!     with a recognisable job.
+//!     fine-tuning a classifier with early stopping, `recipe/linear_probe.rs`: linear probes
+//!     and LP-FT's head, `recipe/comparison.rs`: what pretraining buys, whose learning curves
+//!     [`learning_curve`] draws as SVG. [`inspect`] and [`inspect_images`]: a model's guesses, printed and drawn;
+//!     [`attention_map`]: every layer's and head's attention drawn as SVG grids (`grid.rs`),
+//!     and the heads with a recognisable job.
 //! 16. [`scaling`]: the scaling-law sweep (loss against model size, compute and data) and its
 //!     power-law fit, with the log-log charts in `scaling/chart.rs`.
 //! 17. [`growth_chart`]: the growth bench's chart (`benches/growth/`): microlm's training

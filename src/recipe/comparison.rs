@@ -12,8 +12,9 @@
 //! draws the labelled subset, the head, the random encoder, the shuffles and dropout.
 //! [`compare`] runs it, [`Comparison::table`] prints it, [`Comparison::svg`] draws the curves.
 
-use super::finetune::{probe, run, FinetuneConfig, Start};
-use crate::data::labelled::TextTask;
+use super::finetune::{classifier, run, subset, FinetuneConfig, Start};
+use super::linear_probe::probe;
+use crate::data::labelled::{LabelledText, TextTask};
 use crate::learning_curve::{learning_curve_svg, Series};
 use crate::nn::Encoder;
 use crate::params::Params;
@@ -116,7 +117,16 @@ pub fn compare(
                     );
                     r.test_accuracy
                 } else {
-                    probe(start, task, tokenizer, n, seed, config.max_len)?
+                    let (model, params) = classifier(start, task.names.len(), seed)?; // a random encoder from seed
+                    let test: Vec<&LabelledText> = task.test.iter().collect();
+                    probe(
+                        &model,
+                        &params,
+                        &subset(&task.train, n, seed),
+                        &test,
+                        tokenizer,
+                        config.max_len,
+                    )
                 };
                 println!(" test {test:.3}");
                 runs.push(test);

@@ -18,18 +18,17 @@
 //!   evaluation's weights are kept (the starting weights, if nothing beat them).
 //! - **LP-FT** (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features and
 //!   Underperform Out-of-Distribution"): with `head_from_probe`, the head starts from a linear
-//!   probe fitted on the same labelled texts ([`probe`]'s logistic regression, folded back onto
-//!   the raw pooled states), not from random weights. With a random head and 100 labelled
+//!   probe fitted on the same labelled texts ([`head_from_probe`], in `linear_probe.rs`), not
+//!   from random weights. With a random head and 100 labelled
 //!   lines, the pretrained encoder stayed at the majority class on the acceptability task
 //!   (lr 5e-4 or 2e-3, dropout 0.1; NOTES.md §11.8): the pooled states differ between the
 //!   classes by little, and 120 updates did not find it.
-//! - A **linear probe** ([`probe`]) measures what the frozen states hold as they are: each
-//!   text's pooled state is computed once ([`pooled_states`]) and a logistic regression is
-//!   fitted to convergence on them (`recipe::baselines`). (`frozen` in [`FinetuneConfig`]
+//! - A **linear probe** (`recipe::linear_probe`) measures what the frozen states hold as they
+//!   are, with a logistic regression fitted to convergence. (`frozen` in [`FinetuneConfig`]
 //!   instead trains the head under fine-tuning's budget; a probe that stops early measures
 //!   the optimiser as much as the states.)
 
-use super::baselines::Logistic;
+use super::linear_probe::head_from_probe;
 use super::{memory_total, Footprint};
 use crate::checkpoint::{check_compatible, Feeds};
 use crate::cli::Domain;
@@ -40,9 +39,7 @@ use crate::objectives::classify::Classifier;
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::params::Params;
 use crate::tape::Tape;
-use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
-use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -197,74 +194,11 @@ pub fn run(
     let (model, mut params) = classifier(start, task.names.len(), config.seed)?;
     let train = subset(&task.train, n, config.seed);
     if config.head_from_probe {
-        let (x, y) = features(&model, &params, &train, tokenizer, config.max_len);
-        let fitted = Logistic::fit(&x, &y, task.names.len(), 1e-2, 300);
-        let (w, c) = fitted.unstandardised();
-        let d = model.encoder.config.d_model;
-        *params.value_mut(model.head.weight) =
-            ArrayD::from_shape_fn(IxDyn(&[w.len(), d]), |ix| w[ix[0]][ix[1]] as f32).into_shared();
-        if let Some(b) = model.head.bias {
-            *params.value_mut(b) = ArrayD::from_shape_fn(IxDyn(&[c.len()]), |ix| c[ix[0]] as f32).into_shared();
-        }
+        head_from_probe(&model, &mut params, &train, tokenizer, config.max_len);
+        // LP-FT
     }
     let (val, test): (Vec<&LabelledText>, Vec<&LabelledText>) = (task.val.iter().collect(), task.test.iter().collect());
     Ok(finetune(&model, &mut params, tokenizer, &train, &val, &test, config))
-}
-
-/// The frozen encoder's pooled state of each text, [N, D], in evaluation mode.
-pub fn pooled_states(
-    model: &Classifier,
-    params: &Params,
-    texts: &[&LabelledText],
-    tokenizer: &Tokenizer,
-    max_len: usize,
-) -> Tensor {
-    let mut rows = Vec::new();
-    for (x, _) in batches(texts, tokenizer, 64, max_len) {
-        let mut tape = Tape::no_grad();
-        let p = model.pooled(&mut tape, params, &x, &mut StdRng::seed_from_u64(0));
-        rows.extend(tape.value(p).iter().copied());
-    }
-    let d = model.encoder.config.d_model;
-    ArrayD::from_shape_vec(IxDyn(&[texts.len(), d]), rows)
-        .expect("one pooled state per text")
-        .into_shared()
-}
-
-/// A linear probe: a logistic regression fitted to convergence ([`Logistic`], lambda 1e-2, 300
-/// full-batch steps, features standardised) on the frozen encoder's pooled states of `n`
-/// training texts drawn with `seed`; returns its test accuracy. [`Start::Random`] draws the
-/// encoder from `seed` too. No validation split is used: nothing is chosen.
-pub fn probe(
-    start: Start,
-    task: &TextTask,
-    tokenizer: &Tokenizer,
-    n: usize,
-    seed: u64,
-    max_len: usize,
-) -> Result<f64, String> {
-    let (model, params) = classifier(start, task.names.len(), seed)?;
-    let (x, y) = features(&model, &params, &subset(&task.train, n, seed), tokenizer, max_len);
-    let fitted = Logistic::fit(&x, &y, task.names.len(), 1e-2, 300);
-    let test: Vec<&LabelledText> = task.test.iter().collect();
-    let (xt, yt) = features(&model, &params, &test, tokenizer, max_len);
-    Ok(fitted.accuracy(&xt, &yt))
-}
-
-/// The pooled states of `texts` as f64 rows, and their classes.
-fn features(
-    model: &Classifier,
-    params: &Params,
-    texts: &[&LabelledText],
-    tokenizer: &Tokenizer,
-    max_len: usize,
-) -> (Vec<Vec<f64>>, Vec<usize>) {
-    let p = pooled_states(model, params, texts, tokenizer, max_len);
-    let x = p
-        .outer_iter()
-        .map(|row| row.iter().map(|&v| v as f64).collect())
-        .collect();
-    (x, texts.iter().map(|t| t.class).collect())
 }
 
 /// "100,300,1000,all" -> [100, 300, 1000, usize::MAX]. The error names the flag and the item.

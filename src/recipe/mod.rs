@@ -28,6 +28,7 @@ pub mod comparison;
 mod denoise;
 pub mod finetune;
 mod flags;
+pub mod linear_probe;
 mod lines;
 mod masked_lm;
 mod memory;
