@@ -38,7 +38,7 @@ fn run() -> Result<(), String> {
     let top_k: usize = flags.arg_in("top-k", 200, Domain::at_least(1), "sample among the k most probable")?;
     let greedy: bool = flags.arg("greedy", false, "always take the most probable")?;
     let no_cache: bool = flags.arg("no-cache", false, "recompute the context at every step")?;
-    let seed: u64 = flags.arg("seed", 1337, "sampling seed")?;
+    let seed: u64 = flags.arg_in("seed", 1337, Domain::seeds(), "sampling seed")?;
     flags.takes_positional(0, 1, "one prompt, quoted if it has spaces");
     if flags.help_or_finish("generate \"a prompt\"")? {
         return Ok(());

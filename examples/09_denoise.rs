@@ -39,12 +39,17 @@ fn run() -> Result<(), String> {
     let recipe = Recipe::read(&mut flags, defaults)?;
     let noise = read_noise(&mut flags)?;
     let decodings = read_decodings(&mut flags)?;
-    let shown = flags.arg("show", 4, "held-out documents printed at the end")?;
     let scored = flags.arg_in(
         "score",
         200,
         Domain::at_least(1),
         "held-out documents reconstructed and scored",
+    )?;
+    let shown = flags.arg_in(
+        "show",
+        4.min(scored),
+        Domain::between(0, scored),
+        "scored documents printed at the end (at most --score)",
     )?;
     let twin: Option<String> = flags.arg_opt("twin", "write the batches for the PyTorch twin here")?;
     let load: Option<String> = flags.arg_opt("load", "score this trained checkpoint; no training")?;

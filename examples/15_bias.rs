@@ -50,7 +50,7 @@ fn run() -> Result<(), String> {
         Domain::at_least(1),
         "sentences per corpus",
     )?;
-    let seed: u64 = flags.arg("corpus-seed", 16, "seeds the generated corpora")?;
+    let seed: u64 = flags.arg_in("corpus-seed", 16, Domain::seeds(), "seeds the generated corpora")?;
     if flags.help_or_finish("bias")? {
         return Ok(());
     }

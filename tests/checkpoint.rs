@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fresh_dir, tiny_encoder_config};
+use common::{fresh_dir, no_eval, short_run_config, tiny_encoder_config};
 use microlm::checkpoint::{self, Checkpoint};
 use microlm::nn::{Encoder, TransformerConfig};
 use microlm::objectives::{CausalLm, MaskedLm};
@@ -384,8 +384,7 @@ fn a_save_removes_stale_temporaries_of_the_same_target_only() {
 #[test]
 fn two_identical_runs_write_byte_identical_checkpoints() {
     use microlm::data::Batch;
-    use microlm::objectives::Evaluation;
-    use microlm::optim::{AdamW, Decay, LrSchedule, Optimizer};
+    use microlm::optim::{AdamW, Optimizer};
     use microlm::trainer::{train, TrainConfig};
     let run = |name: &str| -> Vec<u8> {
         let dir = fresh_dir(name);
@@ -396,32 +395,10 @@ fn two_identical_runs_write_byte_identical_checkpoints() {
         let mut meta = model.metadata();
         meta.extend(tok.to_metadata());
         let config = TrainConfig {
-            steps: 3,
-            schedule: LrSchedule {
-                peak: 1e-3,
-                warmup: 1,
-                total: 3,
-                floor: 1e-4,
-                decay: Decay::Cosine,
-            },
-            grad_clip: Some(1.0),
-            log_every: 10,
-            eval_every: 10,
-            checkpoint_every: 10,
             seed: 5,
-            out_dir: dir.clone(),
-            resume: None,
-            tokens_per_step: 32,
-            verbose: false,
-            bounds: Vec::new(),
+            ..short_run_config(3, dir.clone(), 32)
         };
         let x = Batch::new((0..32).map(|i| 5 + i % 8).collect(), 2, 16);
-        let no_eval = |_: &Params| Evaluation {
-            loss: 1.0,
-            accuracy: None,
-            count: 0,
-            extra: Vec::new(),
-        };
         train(
             &config,
             &mut params,

@@ -282,10 +282,23 @@ fn every_recipe_flag_refuses_values_outside_its_domain() {
         ("tokenizer", "word"),
         ("activation", "tanh"),
         ("steps", "-3"),
+        ("seed", "-1"),
+        ("seed", "18446744073709551616"),
+        ("warmup", "-1"),
+        ("warmup", "1301"),
     ] {
         let e = Recipe::read(&mut parse(&[&format!("--{flag}"), bad]).unwrap(), Recipe::default()).unwrap_err();
         assert!(e.starts_with(&format!("--{flag} ")), "--{flag} {bad}: {e}");
     }
+    // The seed's error states its range; a warmup longer than the run is refused against
+    // --steps, while the default warmup (100) may outlast a short --steps.
+    let read = |args: &[&str]| Recipe::read(&mut parse(args).unwrap(), Recipe::default());
+    let e = read(&["--seed", "-1"]).unwrap_err();
+    assert!(e.ends_with("must be at least 0 and at most 18446744073709551615"), "{e}");
+    let e = read(&["--steps", "20", "--warmup", "21"]).unwrap_err();
+    assert_eq!(e, "--warmup 21: must be at most --steps (20)");
+    assert_eq!(read(&["--steps", "20", "--warmup", "20"]).unwrap().warmup, 20);
+    assert_eq!(read(&["--steps", "20"]).unwrap().warmup, 100);
 }
 
 /// `Recipe::read_without`: the flags an example does not use are not in its `--help`, and

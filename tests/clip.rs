@@ -3,12 +3,13 @@
 //! clamp of the log-scale (by itself and inside the trainer), the N >= 2 rule, gradcheck, the
 //! gradient reaching both towers, and the perfectly aligned case.
 
+mod common;
+
+use common::{fresh_dir, no_eval, short_run_config, tiny_encoder_config};
 use microlm::data::shapes::{self, Image};
 use microlm::gradcheck::{gradcheck, GradcheckConfig};
-use microlm::nn::TransformerConfig;
 use microlm::objectives::clip::{clip_loss, Clip, INITIAL_LOG_SCALE, MAX_LOG_SCALE};
 use microlm::objectives::image_text::ImageTextBatch;
-use microlm::objectives::Evaluation;
 use microlm::optim::{Decay, LrSchedule, Optimizer, Sgd};
 use microlm::tokenizer::{Tokenizer, WordTokenizer};
 use microlm::trainer::{train, TrainConfig};
@@ -127,15 +128,6 @@ fn the_clamp_of_the_log_scale() {
     assert!(Clip::bound().apply(&mut Params::new()).is_err());
 }
 
-fn no_eval(_: &Params) -> Evaluation {
-    Evaluation {
-        loss: 1.0,
-        accuracy: None,
-        count: 0,
-        extra: Vec::new(),
-    }
-}
-
 /// Inside `train`: plain SGD at lr 0.1 on L = ∓10 t moves t by ±1 per step, so without the
 /// clamp t would go 2.659, 3.659, 4.659, ... (or below 0). The values the loss sees at each
 /// step show the clamp after every step: 2.659, 3.659, then ln 100 exactly from the third step
@@ -148,11 +140,8 @@ fn the_trainer_clamps_after_every_step() {
         let mut sgd = Sgd::new(&params, 0.1);
         sgd.momentum = 0.0;
         let mut optimizer = Optimizer::Sgd(sgd);
-        let dir = std::env::temp_dir().join(format!("microlm-clip-trainer-{push}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let steps = 6;
+        let (steps, dir) = (6, fresh_dir(&format!("clip-trainer-{push}")));
         let config = TrainConfig {
-            steps,
             schedule: LrSchedule {
                 peak: 0.1,
                 warmup: 0,
@@ -161,15 +150,9 @@ fn the_trainer_clamps_after_every_step() {
                 decay: Decay::Linear,
             },
             grad_clip: None,
-            log_every: 1000,
-            eval_every: 1000,
-            checkpoint_every: 1000,
-            seed: 1,
-            out_dir: dir.clone(),
-            resume: None,
             tokens_per_step: 1,
-            verbose: false,
             bounds: vec![Clip::bound()],
+            ..short_run_config(steps, dir.clone(), 1)
         };
         let mut seen = Vec::new();
         let loss = |tape: &mut Tape, params: &Params, _: &mut StdRng| -> Var {
@@ -246,15 +229,7 @@ fn clip_loss_passes_gradcheck() {
 #[test]
 fn clip_on_shapes_reaches_both_towers() {
     let tok = Tokenizer::Word(WordTokenizer::new(&shapes::vocabulary()));
-    let config = TransformerConfig {
-        d_model: 8,
-        heads: 2,
-        layers: 1,
-        d_ff: 16,
-        max_len: 16,
-        dropout: 0.0,
-        ..TransformerConfig::toy(tok.vocab_size())
-    };
+    let config = tiny_encoder_config(tok.vocab_size());
     let mut params = Params::new();
     let clip = Clip::new(&mut params, &config, 32, 8, 6, &mut StdRng::seed_from_u64(3)).unwrap();
     assert_eq!(params.value(clip.log_scale)[[0]], INITIAL_LOG_SCALE);

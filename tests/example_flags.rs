@@ -158,7 +158,7 @@ fn every_flag_of_every_example_refuses_values_outside_its_range_by_name() {
 }
 
 /// Every numeric flag states its range in `--help`, so the test above reaches it: a number with
-/// no range is a flag that takes any value, which only seeds may.
+/// no range would be a flag that takes any value. Seeds too: 0 to 2^64 - 1.
 #[test]
 fn every_numeric_flag_states_its_range() {
     let mut unranged = Vec::new();
@@ -166,8 +166,7 @@ fn every_numeric_flag_states_its_range() {
         for flag in listed_flags(name) {
             let number = flag.default.parse::<f64>().is_ok();
             let ranged = flag.help.contains("at least") || flag.help.contains("above");
-            let free = ["seed", "corpus-seed", "warmup", "show"].contains(&flag.name.as_str());
-            if number && !ranged && !free {
+            if number && !ranged {
                 unranged.push(format!("{name} --{}: {:?}", flag.name, flag.help));
             }
         }
@@ -184,6 +183,38 @@ fn the_mistakes_the_issue_found_are_refused() {
     assert_refused("finetune", &["--seeds", "0"], "--seeds 0");
     assert_refused("finetune", &["--lr", "nan"], "--lr NaN");
     assert_refused("denoise", &["--score", "0"], "--score 0");
+    // Seeds, warmup and the documents shown: the ranges of the second round's sweep.
+    for (name, seed) in [("mlm", "seed"), ("generate", "seed"), ("bias", "corpus-seed")] {
+        let arg = format!("--{seed}");
+        for bad in ["-1", "18446744073709551616", "0x10"] {
+            let out = run(name, &[&arg, bad]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {arg} {bad}: {stderr}");
+            let want = format!("error: {arg} {bad}: ");
+            assert!(stderr.starts_with(&want), "{name} {arg} {bad}: {stderr}");
+            assert!(stderr.contains("at most 18446744073709551615"), "{name}: {stderr}");
+        }
+    }
+    assert_refused(
+        "mlm",
+        &["--warmup", "-1"],
+        "--warmup -1: invalid digit found in string; must be at least 0",
+    );
+    assert_refused(
+        "mlm",
+        &["--steps", "50", "--warmup", "51"],
+        "--warmup 51: must be at most --steps (50)",
+    );
+    assert_refused(
+        "clm",
+        &["--warmup", "100000"],
+        "--warmup 100000: must be at most --steps",
+    );
+    assert_refused(
+        "denoise",
+        &["--score", "10", "--show", "11"],
+        "--show 11: must be at least 0 and at most 10",
+    );
     // Sizes no machine holds: refused by the memory estimate, before anything is built.
     assert_refused("clip", &["--embed-dim", "1000000000"], "this configuration needs about");
     assert_refused("mmlm", &["--batch", "1000000"], "this configuration needs about");

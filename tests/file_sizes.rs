@@ -2,22 +2,14 @@
 //! developers' guide, "How the code should read"). A file that grows past it is split along
 //! its seams, one concept per file, rather than the limit raised.
 
+mod common;
+
+use common::rust_files;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The most lines a file under `src/` may have.
 const MAX_LINES: usize = 400;
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 #[test]
 fn no_source_file_is_longer_than_400_lines() {

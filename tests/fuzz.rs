@@ -24,13 +24,13 @@
 
 mod common;
 
-use common::{fresh_dir, tiny_corpus, tiny_training_config};
+use common::{fresh_dir, no_eval, short_run_config, tiny_corpus, tiny_training_config};
 
 use microlm::checkpoint;
 use microlm::data::{load_text, Batch, Corpus};
 use microlm::nn::TransformerConfig;
-use microlm::objectives::{CausalLm, Evaluation, MaskedLm};
-use microlm::optim::{AdamW, Decay, LrSchedule, Optimizer};
+use microlm::objectives::{CausalLm, MaskedLm};
+use microlm::optim::{AdamW, Optimizer};
 use microlm::tokenizer::{BpeTokenizer, CharTokenizer, Tokenizer};
 use microlm::trainer::{train, TrainConfig};
 use microlm::Params;
@@ -77,24 +77,8 @@ fn bases() -> &'static Bases {
         let ids = tok.encode(tiny_corpus());
         let out = dir.join("mlm_run");
         let tc = TrainConfig {
-            steps: 2,
-            schedule: LrSchedule {
-                peak: 1e-3,
-                warmup: 1,
-                total: 2,
-                floor: 1e-4,
-                decay: Decay::Cosine,
-            },
-            grad_clip: Some(1.0),
-            log_every: 1,
-            eval_every: 100,
-            checkpoint_every: 100,
             seed: 7,
-            out_dir: out.clone(),
-            resume: None,
-            tokens_per_step: 2 * 16,
-            verbose: false,
-            bounds: Vec::new(),
+            ..short_run_config(2, out.clone(), 2 * 16)
         };
         let batch = |rng: &mut StdRng| {
             let rows: Vec<usize> = (0..2)
@@ -104,12 +88,6 @@ fn bases() -> &'static Bases {
                 })
                 .collect();
             Batch::new(rows, 2, 16)
-        };
-        let no_eval = |_: &Params| Evaluation {
-            loss: 1.0,
-            accuracy: None,
-            count: 0,
-            extra: Vec::new(),
         };
         train(
             &tc,

@@ -5,6 +5,9 @@
 //! defines them) and every `super::name` that names a sibling file. Comment lines are skipped,
 //! so a doc link may point anywhere.
 
+mod common;
+
+use common::rust_files;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,17 +34,6 @@ const LAYERS: &[&[&str]] = &[
     &["recipe", "attention_map"],
     &["inspect", "inspect_images", "scaling"],
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// The source without its comment lines.
 fn code(path: &Path) -> String {

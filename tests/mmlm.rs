@@ -5,6 +5,9 @@
 //! matched rows only, the pairing of images, a gradcheck of the patch embedding, the errors,
 //! and a checkpoint round trip. Every expected value is worked out here, not read from the code.
 
+mod common;
+
+use common::tiny_encoder_config;
 use microlm::checkpoint;
 use microlm::data::shapes::{self, Example, Image};
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
@@ -24,17 +27,12 @@ fn tokenizer() -> Tokenizer {
     Tokenizer::Word(WordTokenizer::new(&shapes::vocabulary()))
 }
 
-/// A one-layer, 8-wide encoder with the two type ids of the stream (text, image).
+/// The tiny encoder ([`tiny_encoder_config`]: one layer, 8 wide) with the two type ids of the
+/// stream (text, image).
 fn config(vocab: usize) -> TransformerConfig {
     TransformerConfig {
-        d_model: 8,
-        heads: 2,
-        layers: 1,
-        d_ff: 16,
-        max_len: 16,
-        dropout: 0.0,
         type_vocab_size: 2,
-        ..TransformerConfig::toy(vocab)
+        ..tiny_encoder_config(vocab)
     }
 }
 

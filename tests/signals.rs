@@ -3,11 +3,14 @@
 //! a test binary of its own because a signal reaches the whole process, and would stop any other
 //! run in it.
 
+mod common;
+
+use common::{fresh_dir, no_eval, short_run_config, tiny_encoder_config};
 use microlm::checkpoint;
 use microlm::data::Batch;
 use microlm::nn::TransformerConfig;
-use microlm::objectives::{CausalLm, Evaluation};
-use microlm::optim::{AdamW, Decay, LrSchedule, Optimizer};
+use microlm::objectives::CausalLm;
+use microlm::optim::{AdamW, Optimizer};
 use microlm::trainer::{train, TrainConfig};
 use microlm::Params;
 use rand::rngs::StdRng;
@@ -16,42 +19,33 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-#[test]
-fn sigterm_saves_a_checkpoint_and_reports_an_interrupted_run() {
+/// A one-layer causal LM over 11 ids with its AdamW, the settings of a `steps`-update run into
+/// a fresh directory `name` ([`short_run_config`]), and the batch every update reads: two rows
+/// of 8 ids.
+fn tiny_run(name: &str, steps: usize) -> (CausalLm, Params, Optimizer, TrainConfig, Batch) {
     let config = TransformerConfig {
         d_model: 16,
-        heads: 2,
         layers: 1,
         d_ff: 32,
         max_len: 8,
-        ..TransformerConfig::toy(11)
+        ..tiny_encoder_config(11)
     };
     let mut params = Params::new();
     let model = CausalLm::new(&mut params, &config, &mut StdRng::seed_from_u64(0)).unwrap();
-    let mut optimizer = Optimizer::AdamW(AdamW::new(&params, 1e-3));
-    let dir = std::env::temp_dir().join(format!("microlm_signals_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let train_config = TrainConfig {
-        steps: 10,
-        schedule: LrSchedule {
-            peak: 1e-3,
-            warmup: 1,
-            total: 10,
-            floor: 1e-4,
-            decay: Decay::Cosine,
-        },
-        grad_clip: Some(1.0),
-        log_every: 5,
-        eval_every: 100,
-        checkpoint_every: 100,
-        seed: 1,
-        out_dir: dir.clone(),
-        resume: None,
-        tokens_per_step: 16,
-        verbose: false,
-        bounds: Vec::new(),
-    };
+    let optimizer = Optimizer::AdamW(AdamW::new(&params, 1e-3));
     let x = Batch::new((0..16).map(|i| i % 11).collect(), 2, 8);
+    (
+        model,
+        params,
+        optimizer,
+        short_run_config(steps, fresh_dir(name), 16),
+        x,
+    )
+}
+
+#[test]
+fn sigterm_saves_a_checkpoint_and_reports_an_interrupted_run() {
+    let (model, mut params, mut optimizer, train_config, x) = tiny_run("signals", 10);
     let mut calls = 0;
     let loss = |tape: &mut _, params: &Params, rng: &mut StdRng| {
         calls += 1;
@@ -63,12 +57,6 @@ fn sigterm_saves_a_checkpoint_and_reports_an_interrupted_run() {
             std::thread::sleep(Duration::from_millis(300)); // the handler's thread sets the flag
         }
         model.loss(tape, params, &x, rng)
-    };
-    let no_eval = |_: &Params| Evaluation {
-        loss: 1.0,
-        accuracy: None,
-        count: 0,
-        extra: Vec::new(),
     };
     let report = train(
         &train_config,
@@ -98,46 +86,7 @@ fn child_analysis_after_training() {
     if std::env::var(CHILD).is_err() {
         return; // run by the parent test below, in its own process
     }
-    let config = TransformerConfig {
-        d_model: 16,
-        heads: 2,
-        layers: 1,
-        d_ff: 32,
-        max_len: 8,
-        ..TransformerConfig::toy(11)
-    };
-    let mut params = Params::new();
-    let model = CausalLm::new(&mut params, &config, &mut StdRng::seed_from_u64(0)).unwrap();
-    let mut optimizer = Optimizer::AdamW(AdamW::new(&params, 1e-3));
-    let dir = std::env::temp_dir().join(format!("microlm_signals_after_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let train_config = TrainConfig {
-        steps: 2,
-        schedule: LrSchedule {
-            peak: 1e-3,
-            warmup: 1,
-            total: 2,
-            floor: 1e-4,
-            decay: Decay::Cosine,
-        },
-        grad_clip: Some(1.0),
-        log_every: 5,
-        eval_every: 100,
-        checkpoint_every: 100,
-        seed: 1,
-        out_dir: dir.clone(),
-        resume: None,
-        tokens_per_step: 16,
-        verbose: false,
-        bounds: Vec::new(),
-    };
-    let x = Batch::new((0..16).map(|i| i % 11).collect(), 2, 8);
-    let no_eval = |_: &Params| Evaluation {
-        loss: 1.0,
-        accuracy: None,
-        count: 0,
-        extra: Vec::new(),
-    };
+    let (model, mut params, mut optimizer, train_config, x) = tiny_run("signals-after", 2);
     let report = train(
         &train_config,
         &mut params,

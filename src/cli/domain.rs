@@ -144,3 +144,11 @@ impl<T: Number> Domain<T> {
         }
     }
 }
+
+impl Domain<u64> {
+    /// Every seed, 0 to 2^64 - 1: `--help` states it, and a value that is no such number
+    /// ("-1", "2^64", a word) is refused with it.
+    pub fn seeds() -> Domain<u64> {
+        Domain::between(0, u64::MAX)
+    }
+}

@@ -119,12 +119,19 @@ impl Flags {
     /// assert_eq!(e, "--seeds 0: must be at least 1");
     /// let e = flags.arg_in("lr", 1e-3f32, Domain::above(0.0), "rate").unwrap_err();
     /// assert_eq!(e, "--lr NaN: must be a finite number above 0");
+    /// // A value that is not a number of the type says the range too.
+    /// let mut flags = Flags::parse(["--seed", "-1"].map(String::from)).unwrap();
+    /// let e = flags.arg_in("seed", 0u64, Domain::seeds(), "seed").unwrap_err();
+    /// assert_eq!(e, "--seed -1: invalid digit found in string; must be at least 0 and at most 18446744073709551615");
     /// ```
     pub fn arg_in<T: Number>(&mut self, name: &str, default: T, domain: Domain<T>, help: &str) -> Result<T, String>
     where
         T::Err: std::fmt::Display,
     {
-        let value = self.arg(name, default, &format!("{help}; {}", domain.describe()))?;
+        let range = domain.describe();
+        let value = self
+            .arg(name, default, &format!("{help}; {range}"))
+            .map_err(|e| format!("{e}; must be {range}"))?;
         domain.check(name, value)
     }
 
@@ -133,7 +140,9 @@ impl Flags {
     where
         T::Err: std::fmt::Display,
     {
-        match self.arg_opt::<T>(name, &format!("{help}; {}", domain.describe()))? {
+        let range = domain.describe();
+        let value = self.arg_opt::<T>(name, &format!("{help}; {range}"));
+        match value.map_err(|e| format!("{e}; must be {range}"))? {
             None => Ok(None),
             Some(v) => domain.check(name, v).map(Some),
         }

@@ -34,41 +34,42 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// `default` if `name` is skipped, else what `read` reads from the flags.
+    fn unless_skipped<T>(
+        &mut self,
+        name: &str,
+        default: T,
+        read: impl FnOnce(&mut Flags, T) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match self.skip.contains(&name) {
+            true => Ok(default),
+            false => read(self.flags, default),
+        }
+    }
+
     fn arg<T: std::str::FromStr + std::fmt::Display>(&mut self, name: &str, default: T, help: &str) -> Result<T, String>
     where
         T::Err: std::fmt::Display,
     {
-        match self.skip.contains(&name) {
-            true => Ok(default),
-            false => self.flags.arg(name, default, help),
-        }
+        self.unless_skipped(name, default, |f, d| f.arg(name, d, help))
     }
 
     fn arg_in<T: Number>(&mut self, name: &str, default: T, domain: Domain<T>, help: &str) -> Result<T, String>
     where
         T::Err: std::fmt::Display,
     {
-        match self.skip.contains(&name) {
-            true => Ok(default),
-            false => self.flags.arg_in(name, default, domain, help),
-        }
+        self.unless_skipped(name, default, |f, d| f.arg_in(name, d, domain, help))
     }
 
     fn arg_opt<T: std::str::FromStr>(&mut self, name: &str, help: &str) -> Result<Option<T>, String>
     where
         T::Err: std::fmt::Display,
     {
-        match self.skip.contains(&name) {
-            true => Ok(None),
-            false => self.flags.arg_opt(name, help),
-        }
+        self.unless_skipped(name, None, |f, _| f.arg_opt(name, help))
     }
 
     fn arg_choice(&mut self, name: &str, default: String, choices: &[&str], help: &str) -> Result<String, String> {
-        match self.skip.contains(&name) {
-            true => Ok(default),
-            false => self.flags.arg_choice(name, &default, choices, help),
-        }
+        self.unless_skipped(name, default, |f, d| f.arg_choice(name, &d, choices, help))
     }
 }
 
@@ -129,7 +130,12 @@ impl Recipe {
                 Domain::at_least(0.0),
                 "cosine decay floor (at most --lr)",
             )?,
-            warmup: f.arg("warmup", d.warmup, "warmup updates")?,
+            warmup: f.arg_in(
+                "warmup",
+                d.warmup,
+                Domain::at_least(0),
+                "warmup updates (if given, at most --steps)",
+            )?,
             weight_decay: f.arg_in(
                 "weight-decay",
                 d.weight_decay,
@@ -146,12 +152,18 @@ impl Recipe {
             )?,
             eval_every: f.arg_in("eval-every", d.eval_every, one, "validate every N updates")?,
             eval_batches: f.arg_in("eval-batches", d.eval_batches, one, "validation batches")?,
-            seed: f.arg("seed", d.seed, "seed")?,
+            seed: f.arg_in("seed", d.seed, Domain::seeds(), "seed")?,
             resume: f.arg_opt("resume", "continue this checkpoint")?,
             out: f.arg("out", d.out.display().to_string(), "output directory")?.into(),
             tokens_per_step: d.tokens_per_step,
         };
         r.check()?;
+        if f.flags.is_given("warmup") {
+            // A run shorter than its warmup never reaches --lr. (The default warmup may be
+            // longer than a short --steps: a quick try is allowed to end while warming up.)
+            let steps = format!("must be at most --steps ({})", r.steps);
+            crate::cli::check(r.warmup <= r.steps, "warmup", r.warmup, &steps)?;
+        }
         // One switch for the process, as MICROLM_THREADS is: tapes read it when they are made.
         crate::profile::set_enabled(f.arg("profile", false, "print where a training step goes, op by op")?);
         Ok(r)

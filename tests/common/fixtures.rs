@@ -1,12 +1,13 @@
-//! The tiny models, tokenizers, texts and directories the test files share, named once so that
-//! a change of the test config is one edit. A test that needs something else overrides a field
+//! The tiny models, tokenizers, texts, run settings and directories the test files share (and
+//! the walk over the sources), named once so that a change of the test config is one edit. A test that needs something else overrides a field
 //! with struct update syntax: `TransformerConfig { layers: 2, ..tiny_encoder_config(13) }`.
 
 use microlm::nn::TransformerConfig;
+use microlm::optim::{Decay, LrSchedule};
 use microlm::tokenizer::{CharTokenizer, Tokenizer};
-use microlm::trainer::Evaluation;
+use microlm::trainer::{Evaluation, TrainConfig};
 use microlm::Params;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The smallest encoder the model tests build: d_model 8, 2 heads, 1 layer, d_ff 16, max_len
 /// 16, no dropout; the rest is [`TransformerConfig::toy`]'s (pre-LN, exact GELU, tied output).
@@ -74,5 +75,45 @@ pub fn no_eval(_: &Params) -> Evaluation {
         accuracy: None,
         count: 0,
         extra: Vec::new(),
+    }
+}
+
+/// The settings of a short trainer run into `dir`, for tests of what a run does rather than of
+/// what it learns: `steps` updates, the learning rate warmed up over one update to 1e-3 and
+/// falling by a cosine to 1e-4, gradients clipped at norm 1, seed 1, nothing logged, validated
+/// or saved before the end (every 1,000 updates), quiet. `tokens_per_step` is what the
+/// progress line counts.
+pub fn short_run_config(steps: usize, dir: PathBuf, tokens_per_step: usize) -> TrainConfig {
+    TrainConfig {
+        steps,
+        schedule: LrSchedule {
+            peak: 1e-3,
+            warmup: 1,
+            total: steps,
+            floor: 1e-4,
+            decay: Decay::Cosine,
+        },
+        grad_clip: Some(1.0),
+        log_every: 1000,
+        eval_every: 1000,
+        checkpoint_every: 1000,
+        seed: 1,
+        out_dir: dir,
+        resume: None,
+        tokens_per_step,
+        verbose: false,
+        bounds: Vec::new(),
+    }
+}
+
+/// Every `.rs` file below `dir`, appended to `out` (for the tests that read the sources).
+pub fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
     }
 }
