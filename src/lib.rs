@@ -25,7 +25,7 @@
 //! | 6 | `generate`, `checkpoint` |
 //! | 7 | `trainer`: the loop, which takes the objective as two closures and knows none; `beam_search`, on `generate` |
 //! | 8 | `objectives` |
-//! | 9 | `recipe`, `attention_map` |
+//! | 9 | `recipe`, `attention_map`, `hf` |
 //! | 10 | `inspect`, `inspect_images`, `scaling` |
 //!
 //! `tests/import_layers.rs` checks that no module, and no file within one, imports another
@@ -102,6 +102,9 @@
 //!     power-law fit, with the log-log charts in `scaling/chart.rs`.
 //! 17. [`growth_chart`]: the growth bench's chart (`benches/growth/`): microlm's training
 //!     tokens/s and peak memory over PyTorch's as sequence length, d_model and batch grow.
+//! 18. [`hf`]: taking a model to PyTorch: the causal LM as `transformers`' `GPT2LMHeadModel`,
+//!     the masked LM as `MegatronBertForMaskedLM`, each tensor renamed, transposed or stacked
+//!     into the class's layout, the tokenizer as `tokenizer.json`; and such a directory read back.
 //!
 //! ## The examples, as a curriculum
 //!
@@ -123,8 +126,9 @@
 //! | 14 | `cargo run --release --example scaling` | bigger is better, and data hungry: loss against size and data |
 //! | 15 | `cargo run --release --example bias` | a planted bias in the data, learned by the model |
 //! | 16 | `cargo run --release --example attention -- --mlm runs/mlm/checkpoint.safetensors` | every head's attention, drawn, and the heads with a job |
+//! | 17 | `cargo run --release --example export_hf -- --from runs/clm/checkpoint.safetensors --to runs/clm-hf` | the model in PyTorch: a `transformers` directory with the same logits, and back |
 //!
-//! The files are `examples/01_*.rs` to `examples/16_*.rs`. A new objective adds one file in
+//! The files are `examples/01_*.rs` to `examples/17_*.rs`. A new objective adds one file in
 //! `src/objectives/` and one example like `04_mlm.rs`: flags, data, model and validation set
 //! from the recipe, then the model's `loss` and `evaluate` handed to the trainer.
 //!
@@ -170,6 +174,7 @@ pub mod generate;
 pub mod gradcheck;
 pub mod gradients;
 pub mod growth_chart;
+pub mod hf;
 pub mod inspect;
 pub mod inspect_images;
 pub mod kernels;

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every example: the training and inference ones by name, the tours by file.
-const EXAMPLES: [&str; 16] = [
+const EXAMPLES: [&str; 17] = [
     "01_autograd_tour",
     "02_transformer_tour",
     "03_tokenizers",
@@ -32,6 +32,7 @@ const EXAMPLES: [&str; 16] = [
     "scaling",
     "bias",
     "attention",
+    "export_hf",
 ];
 
 fn binary(name: &str) -> PathBuf {

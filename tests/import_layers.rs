@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     &["generate", "checkpoint"],
     &["trainer", "beam_search"],
     &["objectives"],
-    &["recipe", "attention_map"],
+    &["recipe", "attention_map", "hf"],
     &["inspect", "inspect_images", "scaling"],
 ];
 

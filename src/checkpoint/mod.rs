@@ -3,7 +3,7 @@
 //! A file we write loads in PyTorch with `safetensors.torch.load_file(path)`.
 //!
 //! Everything about checkpoints lives here:
-//! - the file: [`save`], [`read`], [`load_into`] / [`assign`];
+//! - the file: [`save`] (or [`save_named`]), [`read`], [`load_into`] / [`assign`];
 //! - a training run: [`save_training`] writes the model, the optimizer's state and every
 //!   setting of the run; [`load_training`] restores them after checking that this run asks for
 //!   exactly the same settings ([`check_metadata`] lists every difference);
@@ -63,16 +63,26 @@ fn err<T>(path: &Path, what: impl std::fmt::Display) -> Result<T, CheckpointErro
 /// Save every parameter and the `metadata` strings to `path` (atomically: temp file, then
 /// rename).
 pub fn save(path: &Path, params: &Params, metadata: &BTreeMap<String, String>) -> Result<(), CheckpointError> {
+    save_named(
+        path,
+        params.ids().map(|id| (params.name(id), params.value(id))),
+        metadata,
+    )
+}
+
+/// Save named tensors and the `metadata` strings to `path`, the same way as [`save`]: for files
+/// whose names are not a [`Params`] store's (another library's, say).
+pub fn save_named<'a>(
+    path: &Path,
+    tensors: impl Iterator<Item = (&'a str, &'a Tensor)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), CheckpointError> {
     // The file's bytes, its header in sorted order (the same bytes for the same model).
-    let entries: Vec<header::Entry<'_>> = params
-        .ids()
-        .map(|id| {
-            let v = params.value(id);
-            header::Entry {
-                name: params.name(id),
-                shape: v.shape(),
-                values: v.iter().copied().collect(),
-            }
+    let entries: Vec<header::Entry<'_>> = tensors
+        .map(|(name, v)| header::Entry {
+            name,
+            shape: v.shape(),
+            values: v.iter().copied().collect(),
         })
         .collect();
     let buffer = header::file_bytes(entries, metadata);
