@@ -73,7 +73,7 @@ fn run() -> Result<(), String> {
     // microlm's own logits on held-out text, from the checkpoint as microlm reads it.
     let (model, params, tokenizer) = hf::load(&checkpoint)?;
     let reference = hf::reference_logits(&model, &params, &tokenizer, &text)?;
-    hf::write_reference(&logits, &reference)?;
+    hf::write_reference(&logits, &reference, &tokenizer)?;
     println!(
         "microlm's logits on {} held-out tokens -> {}",
         reference.clean_ids.len(),

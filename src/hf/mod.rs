@@ -141,6 +141,9 @@ pub struct Reference {
     pub input_ids: Vec<usize>,
     /// Logits at every position, [T, V].
     pub logits: Tensor,
+    /// A longer stretch of the held-out ids (up to 4,096), for checking another library's
+    /// tokenizer against ours on more text than the model reads at once.
+    pub sample_ids: Vec<usize>,
 }
 
 /// The first max_len tokens of the validation split (the last 10%) of `corpus`, through the
@@ -194,14 +197,16 @@ pub fn reference_logits(
         .into_shape_with_order(vec![t, v]);
     Ok(Reference {
         text: tokenizer.decode(&clean_ids),
+        sample_ids: held_out[..held_out.len().min(4096)].to_vec(),
         clean_ids,
         input_ids,
         logits: logits.map_err(|e| format!("logits: {e}"))?.into_shared(),
     })
 }
 
-/// Write `reference` as JSON: `text`, `clean_ids`, `input_ids`, `logits` (rows of floats).
-pub fn write_reference(path: &Path, reference: &Reference) -> Result<(), String> {
+/// Write `reference` as JSON: `text`, `clean_ids`, `input_ids`, `logits` (rows of floats), and
+/// `sample_text` with its `sample_ids`.
+pub fn write_reference(path: &Path, reference: &Reference, tokenizer: &Tokenizer) -> Result<(), String> {
     let rows: Vec<Vec<f32>> = reference
         .logits
         .outer_iter()
@@ -212,6 +217,8 @@ pub fn write_reference(path: &Path, reference: &Reference) -> Result<(), String>
         "clean_ids": reference.clean_ids,
         "input_ids": reference.input_ids,
         "logits": rows,
+        "sample_text": tokenizer.decode(&reference.sample_ids),
+        "sample_ids": reference.sample_ids,
     });
     let text = serde_json::to_string(&doc).expect("a JSON value always prints");
     std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
