@@ -52,9 +52,17 @@ fn run() -> Result<(), String> {
         (Some(from), None) => {
             let exported = hf::export(Path::new(&from), &to)?;
             println!("{from} -> {} ({}):", to.display(), exported.class);
-            for (name, shape) in hf::shapes(&exported.model) {
+            // Every tensor's name and shape; of the layers, the first (the others are alike).
+            let shapes = hf::shapes(&exported.model);
+            let later = |n: &str| {
+                ["h", "layer"]
+                    .iter()
+                    .any(|l| n.contains(&format!(".{l}.")) && !n.contains(&format!(".{l}.0.")))
+            };
+            for (name, shape) in shapes.iter().filter(|(n, _)| !later(n)) {
                 println!("  {name:<52} {shape:?}");
             }
+            println!("  ({} tensors in all)", shapes.len());
             for note in &exported.model.notes {
                 println!("note: {note}");
             }
