@@ -158,7 +158,7 @@ def main():
     print("\n1. The mlm example's default model (no head transform):")
     if os.path.exists(args.default_mlm):
         code, out = export_hf("--from", args.default_mlm, "--to", os.path.join(args.out, "mlm-default"))
-        print("  refused, as it should be:" if code != 0 else "  EXPORTED (unexpected):", out.strip()[-300:])
+        print("  refused, as it should be:" if code != 0 else "  EXPORTED (unexpected):", out.strip().splitlines()[-1])
         ok &= code != 0
     else:
         print(f"  ({args.default_mlm} not found; skipped)")
