@@ -294,7 +294,10 @@ fn every_recipe_flag_refuses_values_outside_its_domain() {
     // --steps, while the default warmup (100) may outlast a short --steps.
     let read = |args: &[&str]| Recipe::read(&mut parse(args).unwrap(), Recipe::default());
     let e = read(&["--seed", "-1"]).unwrap_err();
-    assert!(e.ends_with("must be at least 0 and at most 18446744073709551615"), "{e}");
+    assert!(
+        e.ends_with("must be at least 0 and at most 18446744073709551615"),
+        "{e}"
+    );
     let e = read(&["--steps", "20", "--warmup", "21"]).unwrap_err();
     assert_eq!(e, "--warmup 21: must be at most --steps (20)");
     assert_eq!(read(&["--steps", "20", "--warmup", "20"]).unwrap().warmup, 20);
