@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::tiny_encoder_config;
+use common::{fresh_dir, tiny_encoder_config};
 use microlm::checkpoint;
 use microlm::data::shapes::{self, Example, Image};
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
@@ -803,4 +803,55 @@ fn filled_captions_never_hold_a_special_token() {
     for name in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] {
         assert!(!filled.contains(name), "{name} in {filled}");
     }
+}
+
+/// The `mmlm` example's path from flags to checkpoint (`Recipe::read_without`, `ShapesWorld`,
+/// `Recipe::shapes_config`, `Mmlm::metadata`, `Recipe::train_with`), tiny and two updates long:
+/// `--activation relu` is written into the checkpoint as `relu` (it once said `gelu`), and
+/// `Mmlm::load` builds a ReLU model that scores the held-out pairs exactly as the trained one
+/// did. Without the flag the same run writes `gelu`, so the flag is what changed it.
+#[test]
+fn mmlm_activation_flag_reaches_the_checkpoint_and_comes_back_on_load() {
+    use microlm::cli::Flags;
+    use microlm::data::shapes::IMAGE_SIZE;
+    use microlm::nn::Activation;
+    use microlm::recipe::{Recipe, ShapesWorld, SHAPES_UNUSED};
+    let run = |activation: Option<&str>| {
+        let dir = fresh_dir(&format!("mmlm-activation-{activation:?}"));
+        let out = dir.display().to_string();
+        let mut args = vec!["--steps", "2", "--warmup", "1", "--d-model", "8", "--heads", "2", "--layers", "1"];
+        args.extend(["--batch", "4", "--eval-every", "2", "--eval-batches", "1", "--out", &out]);
+        if let Some(a) = activation {
+            args.extend(["--activation", a]);
+        }
+        let mut flags = Flags::parse(args.iter().map(|a| a.to_string())).unwrap();
+        let recipe = Recipe::read_without(&mut flags, Recipe::default(), SHAPES_UNUSED).unwrap();
+        let world = ShapesWorld::read(&mut flags).unwrap();
+        flags.finish().unwrap();
+        let mut params = Params::new();
+        let config = recipe.shapes_config(&world, 2, 0.0).unwrap();
+        let rng = &mut recipe.init_rng();
+        let model = Mmlm::new(&mut params, &config, &world.tokenizer, IMAGE_SIZE, world.patch, true, rng).unwrap();
+        let val = world.itm_validation(recipe.batch, recipe.eval_batches).unwrap();
+        let mut metadata = model.metadata();
+        metadata.extend(world.settings(&recipe));
+        let report = recipe
+            .train_with(
+                &mut params,
+                &metadata,
+                Vec::new(),
+                |tape, p, rng| model.loss(tape, p, &world.itm_training_batch(recipe.batch, rng), rng),
+                |p| model.validation(p, &val),
+            )
+            .unwrap();
+        let path = dir.join("checkpoint.safetensors");
+        let written = checkpoint::read(&path).unwrap().metadata["config.activation"].clone();
+        let (loaded, loaded_params, _) = Mmlm::load(&path).unwrap();
+        let trained_loss = report.last_eval.unwrap().loss;
+        let loaded_loss = loaded.validation(&loaded_params, &val).loss;
+        assert_eq!(loaded_loss.to_bits(), trained_loss.to_bits(), "{activation:?}");
+        (written, loaded.stream.encoder.config.activation)
+    };
+    assert_eq!(run(Some("relu")), ("relu".to_string(), Activation::Relu));
+    assert_eq!(run(None), ("gelu".to_string(), Activation::Gelu));
 }
