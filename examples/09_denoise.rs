@@ -16,7 +16,9 @@
 
 use microlm::cli::{Domain, Flags};
 use microlm::inspect::show_denoising;
-use microlm::recipe::{length_grouped_documents, read_decodings, read_noise, BatchLog, Recipe};
+use microlm::recipe::{
+    length_grouped_documents, read_decodings, read_noise, refuse_unused_denoise_flags, BatchLog, Recipe,
+};
 
 fn main() {
     microlm::cli::main(run);
@@ -53,6 +55,7 @@ fn run() -> Result<(), String> {
     )?;
     let twin: Option<String> = flags.arg_opt("twin", "write the batches for the PyTorch twin here")?;
     let load: Option<String> = flags.arg_opt("load", "score this trained checkpoint; no training")?;
+    refuse_unused_denoise_flags(&flags, load.is_some())?;
     if flags.help_or_finish("denoise")? {
         return Ok(());
     }

@@ -51,11 +51,7 @@ fn run() -> Result<(), String> {
     let (encoder, enc_params, tok) = load_encoder(&f.init, f.dropout)?;
     f.check_others(&tok, encoder.config.max_len)?; // before any run, not after (a)-(c)
     f.check_memory(&encoder.config, enc_params.num_elements())?;
-    let mut others = Vec::new();
-    for (name, path) in &f.others {
-        let (enc, p, _) = load_encoder(path, f.dropout)?;
-        others.push((name.to_string(), enc, p));
-    }
+    let others = f.load_others()?; // each checked for memory too
     let encoders = Encoders {
         pretrained: (&encoder, &enc_params),
         others: &others,

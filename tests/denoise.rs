@@ -1,7 +1,10 @@
 //! The denoising objective (`objectives/denoise.rs`): teacher forcing, the loss's worked example
 //! and padding, the masks of the encoder-decoder, gradcheck, checkpoints; the line documents;
-//! and the reconstruction scores.
+//! and the reconstruction scores; `--load`'s checks and the flags it leaves unused.
 
+mod common;
+
+use common::{fresh_dir, tiny_corpus, tiny_encoder_config};
 use microlm::data::bart_noise::BartNoise;
 use microlm::data::documents::line_documents;
 use microlm::data::span_corruption::SpanCorruption;
@@ -456,4 +459,139 @@ fn each_named_noise_does_only_its_own_corruption() {
     }
     let e = Noise::named("shuffle").unwrap_err();
     assert!(e.contains("shuffle") && e.contains("infill"), "{e}");
+}
+
+/// `denoise --load`: before anything is loaded, the checkpoint must be a denoiser
+/// (`check_compatible`), read this corpus's tokenizer and cover `--seq-len`, each error naming
+/// `--load`, the file and both sides; and scoring it must fit in memory. The parameter count
+/// the memory estimate uses before building is the built model's, tied and untied.
+#[test]
+fn a_loaded_denoiser_is_checked_against_the_corpus_the_length_and_the_objective() {
+    use microlm::checkpoint;
+    use microlm::data::Corpus;
+    use microlm::objectives::MaskedLm;
+    use microlm::recipe::{denoiser_parameters, Recipe};
+    let dir = fresh_dir("denoise-load");
+    let (corpus, other_corpus) = (dir.join("corpus.txt"), dir.join("other.txt"));
+    std::fs::write(&corpus, tiny_corpus()).unwrap();
+    std::fs::write(&other_corpus, tiny_corpus().to_uppercase()).unwrap();
+    let recipe = |corpus: &std::path::Path, seq_len: usize, batch: usize| Recipe {
+        corpus: corpus.to_path_buf(),
+        seq_len,
+        batch,
+        d_model: 8,
+        heads: 2,
+        layers: 1,
+        ..Recipe::default()
+    };
+    let data = |r: &Recipe| Corpus::load(&r.corpus, "char", 300, r.seq_len).unwrap();
+    let noise = Noise::Bart(BartNoise::default());
+    let r16 = recipe(&corpus, 16, 4);
+    let (model, params) = r16.denoiser(&data(&r16), noise.clone(), None).unwrap();
+    let estimate = denoiser_parameters(&model.model.config);
+    let built = params.num_elements() as f64;
+    assert_eq!(estimate, built, "untied");
+    let tied = Recipe {
+        tie: true,
+        ..recipe(&corpus, 16, 4)
+    };
+    let (tied_model, tied_params) = tied.denoiser(&data(&tied), noise.clone(), None).unwrap();
+    assert_eq!(
+        denoiser_parameters(&tied_model.model.config),
+        tied_params.num_elements() as f64,
+        "tied"
+    );
+    let path = dir.join("denoiser.safetensors");
+    let mut metadata = model.metadata();
+    metadata.extend(data(&r16).tokenizer.to_metadata());
+    checkpoint::save(&path, &params, &metadata).unwrap();
+    let load = Some(path.to_str().unwrap());
+
+    let (loaded, loaded_params) = r16.denoiser(&data(&r16), noise.clone(), load).unwrap();
+    assert_eq!(loaded.noise, model.noise);
+    assert_eq!(loaded_params.num_elements(), params.num_elements());
+    let fails = |r: &Recipe, path: Option<&str>| r.denoiser(&data(r), noise.clone(), path).err().unwrap();
+    // Longer documents than its positions.
+    let e = fails(&recipe(&corpus, 32, 4), load);
+    assert!(
+        e.starts_with("--load ") && e.contains("at most 16 positions") && e.contains("--seq-len 32"),
+        "{e}"
+    );
+    // Another corpus: other characters, other ids.
+    let e = fails(&recipe(&other_corpus, 16, 4), load);
+    assert!(
+        e.contains("its model reads a char tokenizer") && e.contains("other.txt"),
+        "{e}"
+    );
+    // A masked LM is not a denoiser.
+    let tok = data(&r16).tokenizer;
+    let mut p = Params::new();
+    let rng = &mut StdRng::seed_from_u64(0);
+    let mlm = MaskedLm::new(&mut p, &tiny_encoder_config(tok.vocab_size()), &tok, true, rng).unwrap();
+    let mlm_path = dir.join("mlm.safetensors");
+    let mut metadata = mlm.metadata();
+    metadata.extend(tok.to_metadata());
+    checkpoint::save(&mlm_path, &p, &metadata).unwrap();
+    let e = fails(&r16, mlm_path.to_str());
+    assert!(
+        e.contains("trained as mlm") && e.contains("checkpoint of denoise"),
+        "{e}"
+    );
+    // Batches no machine holds: refused for a new model and a loaded one, before building.
+    let huge = recipe(&corpus, 16, 1 << 40);
+    for path in [None, load] {
+        let e = fails(&huge, path);
+        assert!(e.contains("this configuration needs about"), "{path:?}: {e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--load` scores a trained model without training: every flag that would only shape a
+/// training run, the model or the noise is refused by name (it was silently ignored); the
+/// flags it reads (the corpus, the length, the batches, the decoding) are not. `--twin` with
+/// `--resume` is refused too: the twin needs every batch from update 1.
+#[test]
+fn flags_unused_under_load_are_refused_by_name() {
+    use microlm::cli::Flags;
+    use microlm::recipe::refuse_unused_denoise_flags;
+    let given = |args: &[&str], load: bool| {
+        let flags = Flags::parse(args.iter().map(|a| a.to_string())).unwrap();
+        refuse_unused_denoise_flags(&flags, load)
+    };
+    for flag in [
+        "steps",
+        "lr",
+        "warmup",
+        "seed",
+        "resume",
+        "out",
+        "d-model",
+        "activation",
+        "noise",
+        "masking",
+        "mean-span",
+        "twin",
+    ] {
+        let e = given(&[&format!("--{flag}"), "1"], true).unwrap_err();
+        assert!(e.starts_with(&format!("--{flag}: unused with --load")), "{e}");
+        assert!(
+            given(&[&format!("--{flag}"), "1"], false).is_ok() || flag == "twin",
+            "--{flag}"
+        );
+    }
+    for flag in [
+        "corpus",
+        "tokenizer",
+        "seq-len",
+        "batch",
+        "eval-batches",
+        "score",
+        "show",
+        "beam",
+    ] {
+        assert!(given(&[&format!("--{flag}"), "1"], true).is_ok(), "--{flag}");
+    }
+    let e = given(&["--twin", "runs/twin", "--resume", "runs/x"], false).unwrap_err();
+    assert!(e.starts_with("--resume: --twin writes every batch"), "{e}");
+    assert!(given(&["--twin", "runs/twin"], false).is_ok());
 }

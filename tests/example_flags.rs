@@ -216,6 +216,27 @@ fn the_mistakes_the_issue_found_are_refused() {
         &["--score", "10", "--show", "11"],
         "--show 11: must be at least 0 and at most 10",
     );
+    // Flags another choice leaves unused (issue 26's sweep of denoise and finetune).
+    assert_refused(
+        "denoise",
+        &["--load", "/nonexistent", "--steps", "5"],
+        "--steps: unused with --load",
+    );
+    assert_refused(
+        "denoise",
+        &["--load", "/nonexistent", "--noise", "t5"],
+        "--noise: unused with --load",
+    );
+    assert_refused(
+        "denoise",
+        &["--twin", "/tmp/twin", "--resume", "x"],
+        "--resume: --twin writes",
+    );
+    assert_refused(
+        "finetune",
+        &["--tasks", "speakers,speakers"],
+        "--tasks: 'speakers' is given twice",
+    );
     // Sizes no machine holds: refused by the memory estimate, before anything is built.
     assert_refused("clip", &["--embed-dim", "1000000000"], "this configuration needs about");
     assert_refused("mmlm", &["--batch", "1000000"], "this configuration needs about");

@@ -680,6 +680,8 @@ fn finetune_flags_and_checkpoints_are_checked_before_any_run() {
         let e = read(&[&format!("--{flag}"), bad]).unwrap_err();
         assert!(e.starts_with(&format!("--{flag} ")), "--{flag} {bad}: {e}");
     }
+    let e = read(&["--tasks", "speakers,acceptability,speakers"]).unwrap_err();
+    assert_eq!(e, "--tasks: 'speakers' is given twice (each task runs once)");
     let dir = fresh_dir("finetune-others");
     let ours = Tokenizer::Char(CharTokenizer::from_text("abcdefgh"));
     let smaller = Tokenizer::Char(CharTokenizer::from_text("abcdefg"));
@@ -700,7 +702,15 @@ fn finetune_flags_and_checkpoints_are_checked_before_any_run() {
         let f = read(&[&format!("--{flag}"), path.to_str().unwrap()]).unwrap();
         let r = f.check_others(&ours, 16);
         match expected {
-            "" => r.unwrap(),
+            "" => {
+                r.unwrap();
+                assert_eq!(f.load_others().unwrap().len(), 1);
+                // Its update at a batch no machine holds: refused by name before any run.
+                let arg = format!("--{flag}");
+                let huge = read(&[&arg, path.to_str().unwrap(), "--batch", "100000000000"]).unwrap();
+                let e = huge.load_others().unwrap_err();
+                assert!(e.starts_with(&format!("{arg} ")) && e.contains("needs about"), "{e}");
+            }
             e => {
                 let got = r.unwrap_err();
                 assert!(got.starts_with(&format!("--{flag} ")) && got.contains(e), "{got}");

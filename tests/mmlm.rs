@@ -819,8 +819,28 @@ fn mmlm_activation_flag_reaches_the_checkpoint_and_comes_back_on_load() {
     let run = |activation: Option<&str>| {
         let dir = fresh_dir(&format!("mmlm-activation-{activation:?}"));
         let out = dir.display().to_string();
-        let mut args = vec!["--steps", "2", "--warmup", "1", "--d-model", "8", "--heads", "2", "--layers", "1"];
-        args.extend(["--batch", "4", "--eval-every", "2", "--eval-batches", "1", "--out", &out]);
+        let mut args = vec![
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--d-model",
+            "8",
+            "--heads",
+            "2",
+            "--layers",
+            "1",
+        ];
+        args.extend([
+            "--batch",
+            "4",
+            "--eval-every",
+            "2",
+            "--eval-batches",
+            "1",
+            "--out",
+            &out,
+        ]);
         if let Some(a) = activation {
             args.extend(["--activation", a]);
         }
@@ -831,7 +851,16 @@ fn mmlm_activation_flag_reaches_the_checkpoint_and_comes_back_on_load() {
         let mut params = Params::new();
         let config = recipe.shapes_config(&world, 2, 0.0).unwrap();
         let rng = &mut recipe.init_rng();
-        let model = Mmlm::new(&mut params, &config, &world.tokenizer, IMAGE_SIZE, world.patch, true, rng).unwrap();
+        let model = Mmlm::new(
+            &mut params,
+            &config,
+            &world.tokenizer,
+            IMAGE_SIZE,
+            world.patch,
+            true,
+            rng,
+        )
+        .unwrap();
         let val = world.itm_validation(recipe.batch, recipe.eval_batches).unwrap();
         let mut metadata = model.metadata();
         metadata.extend(world.settings(&recipe));

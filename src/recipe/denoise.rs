@@ -2,8 +2,10 @@
 //! split, the noise read from flags, the fixed validation examples, and the reconstruction
 //! scores printed at the end.
 
-use super::{Recipe, VALIDATION_SEED};
+use super::flags::{SHAPE_FLAGS, TRAINING_FLAGS};
+use super::{memory_total, Footprint, Recipe, VALIDATION_SEED};
 use crate::beam_search::Beam;
+use crate::checkpoint::{check_compatible, Feeds};
 use crate::cli::{check, Domain, Flags};
 use crate::data::bart_noise::{BartNoise, Masking};
 use crate::data::documents::line_documents;
@@ -25,6 +27,20 @@ pub struct DenoiseDocuments {
     /// The validation split's documents.
     pub val: Vec<Document>,
 }
+
+/// The settings of BART's noise, read by [`read_noise`] (refused under `--noise t5`).
+pub const BART_FLAGS: &[&str] = &[
+    "masking",
+    "mask-ratio",
+    "span-lambda",
+    "permute",
+    "rotate",
+    "insert",
+    "mask-random",
+];
+
+/// The settings of T5's span corruption, read by [`read_noise`] (refused under BART's noises).
+pub const T5_FLAGS: &[&str] = &["noise-density", "mean-span"];
 
 /// The noise from `--noise` (a name of [`NOISE_NAMES`], `bart` by default) and its settings'
 /// flags, whose defaults are that noise's; a value out of range is refused naming its flag.
@@ -72,21 +88,9 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
     let noise_density = flags.arg_in("noise-density", t5.noise_density, share, "T5: share of tokens dropped")?;
     let mean_span = flags.arg_in("mean-span", t5.mean_span, positive, "T5: mean length of a dropped span")?;
     // Each noise's flags are refused under the other (they would be ignored).
-    let bart_only = [
-        "masking",
-        "mask-ratio",
-        "span-lambda",
-        "permute",
-        "rotate",
-        "insert",
-        "mask-random",
-    ];
     match kind.as_str() {
-        "t5" => flags.refuse_given(&bart_only, "a BART setting; this run's --noise is t5")?,
-        _ => flags.refuse_given(
-            &["noise-density", "mean-span"],
-            &format!("a T5 setting; this run's --noise is {kind}"),
-        )?,
+        "t5" => flags.refuse_given(BART_FLAGS, "a BART setting; this run's --noise is t5")?,
+        _ => flags.refuse_given(T5_FLAGS, &format!("a T5 setting; this run's --noise is {kind}"))?,
     }
     let masking = match masking.as_str() {
         "spans" => Masking::Spans {
@@ -177,32 +181,48 @@ impl Recipe {
 
 impl Recipe {
     /// The denoiser: a new one for `noise` (its weights drawn with `--seed`), or with `load` a
-    /// trained checkpoint, which keeps its own noise. Errors: the checkpoint's, or one whose
-    /// tokenizer or sequence length differ from this run's (naming `--corpus` or `--seq-len`).
+    /// trained checkpoint, which keeps its own noise. Before it is built or loaded: a `load`ed
+    /// checkpoint must be a denoiser that reads this corpus's tokenizer and `--seq-len`
+    /// positions ([`check_compatible`], the error naming `--load`, the file and both sides);
+    /// and an update of the model must fit in memory ([`Recipe::check_denoiser_memory`]).
     pub fn denoiser(&self, data: &Corpus, noise: Noise, load: Option<&str>) -> Result<(Denoiser, Params), String> {
         let Some(path) = load else {
             let config = TransformerConfig {
                 vocab_size: Denoiser::vocab_size(&data.tokenizer, &noise),
                 ..self.model_config(data)?
             };
+            self.check_denoiser_memory(&config, denoiser_parameters(&config))?;
             let mut params = Params::new();
             let model = Denoiser::new(&mut params, &config, noise, &data.tokenizer, &mut self.init_rng())?;
             return Ok((model, params));
         };
-        let (model, params, tokenizer) = Denoiser::load(Path::new(path))?;
-        if tokenizer != data.tokenizer {
-            return Err(format!(
-                "--load {path}: its tokenizer is not this corpus's (check --corpus)"
-            ));
-        }
-        if model.model.config.max_len != self.seq_len {
-            let max_len = model.model.config.max_len;
-            return Err(format!(
-                "--load {path}: trained with --seq-len {max_len}, not {}",
-                self.seq_len
-            ));
-        }
+        let source = format!("--corpus {}, --tokenizer {}", self.corpus.display(), self.tokenizer);
+        let feeds = Feeds {
+            flag: "load",
+            tokenizer: Some((&data.tokenizer, source)),
+            positions: Some((self.seq_len, format!("--seq-len {}", self.seq_len))),
+            objectives: &["denoise"],
+        };
+        check_compatible(Path::new(path), &feeds)
+            .map_err(|e| format!("{e} (make it with: cargo run --release --example denoise)"))?;
+        let (model, params, _) = Denoiser::load(Path::new(path))?;
+        self.check_denoiser_memory(&model.model.config, params.num_elements() as f64)?;
         Ok((model, params))
+    }
+
+    /// Refuse a denoiser of `config` with `parameters` weights whose update (`--batch`
+    /// documents of `--seq-len` positions through the encoder and the decoder) would not fit
+    /// in this machine's memory: [`Footprint`] with twice `config.layers`, one stack each.
+    pub fn check_denoiser_memory(&self, config: &TransformerConfig, parameters: f64) -> Result<(), String> {
+        let footprint = Footprint {
+            layers: 2.0 * config.layers as f64,
+            ..Footprint::of_config(config, parameters, self.batch, self.seq_len, config.vocab_size)
+        };
+        let drivers = format!(
+            "--batch {} x --seq-len {} x d_model {} x {} + {} layers, --heads {}",
+            self.batch, self.seq_len, config.d_model, config.layers, config.layers, config.heads
+        );
+        footprint.check(memory_total(), &drivers)
     }
 
     /// This recipe with `tokens_per_step` set to `batch` times the mean source-plus-target
@@ -287,4 +307,36 @@ pub fn read_decodings(flags: &mut Flags) -> Result<Vec<(String, Beam)>, String> 
         decodings.push((name, beam));
     }
     Ok(decodings)
+}
+
+/// About how many parameters a denoiser of `config` has, before it is built: per layer an
+/// encoder layer (12 d^2 + 13 d, as [`Recipe::parameter_estimate`]) and a decoder layer (16 d^2 +
+/// 19 d: self-attention, cross-attention, the feed-forward and three LayerNorms), the two final
+/// LayerNorms (4 d), the output's bias (v), and the token tables: one v x d table tied
+/// (`config.tie_embeddings`: the encoder's, read by both stacks and the output), three untied
+/// (the encoder's, the decoder's and the output projection).
+pub fn denoiser_parameters(config: &TransformerConfig) -> f64 {
+    let (d, l, v) = (config.d_model as f64, config.layers as f64, config.vocab_size as f64);
+    let tables = if config.tie_embeddings { 1.0 } else { 3.0 };
+    l * (12.0 * d * d + 13.0 * d) + l * (16.0 * d * d + 19.0 * d) + 4.0 * d + tables * v * d + v
+}
+
+/// With `--load` (a trained denoiser, scored without training) the flags that would only shape
+/// a training run are refused, naming the flag: the model's shape and initialisation
+/// ([`SHAPE_FLAGS`]), the optimiser, schedule, seed and output ([`TRAINING_FLAGS`]), the noise
+/// (the checkpoint keeps its own: `--noise`, [`BART_FLAGS`], [`T5_FLAGS`]) and `--twin`. Without `--load`, `--twin`
+/// (every batch from update 1) refuses `--resume`, which starts later.
+pub fn refuse_unused_denoise_flags(flags: &Flags, load: bool) -> Result<(), String> {
+    if load {
+        let unused = [SHAPE_FLAGS, TRAINING_FLAGS, &["noise"], BART_FLAGS, T5_FLAGS, &["twin"]].concat();
+        let why = "unused with --load, which scores a trained checkpoint (its own shape and noise) without training";
+        return flags.refuse_given(&unused, why);
+    }
+    if flags.is_given("twin") {
+        flags.refuse_given(
+            &["resume"],
+            "--twin writes every batch from update 1; a resumed run starts later",
+        )?;
+    }
+    Ok(())
 }

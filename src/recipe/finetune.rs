@@ -30,7 +30,7 @@
 
 use super::linear_probe::head_from_probe;
 use super::{memory_total, Footprint};
-use crate::checkpoint::{check_compatible, Feeds};
+use crate::checkpoint::{check_compatible, load_encoder, Feeds};
 use crate::cli::Domain;
 use crate::data::acceptability::Corruption;
 use crate::data::labelled::{text_batch, LabelledText, TextTask};
@@ -216,11 +216,11 @@ pub fn parse_counts(list: &str) -> Result<Vec<usize>, String> {
 
 impl FinetuneConfig {
     /// Read `--lr`, `--batch`, `--updates`, `--eval-every`, `--patience` and
-    /// `--head-from-probe` (defaults 5e-4, 32, 120, 20, 3, true) for encoders of `max_len`
+    /// `--head-from-probe` (defaults 1e-4, 32, 120, 20, 3, true) for encoders of `max_len`
     /// positions. Errors name the flag.
     pub fn read(flags: &mut crate::cli::Flags, max_len: usize) -> Result<FinetuneConfig, String> {
         let one = Domain::at_least(1);
-        let c = FinetuneConfig {
+        Ok(FinetuneConfig {
             lr: flags.arg_in("lr", 1e-4, Domain::above(0.0), "fine-tuning learning rate")?,
             batch: flags.arg_in("batch", 32, one, "labelled texts per update")?,
             updates: flags.arg_in("updates", 120, one, "updates at most, whatever the number of labels")?,
@@ -235,13 +235,7 @@ impl FinetuneConfig {
             frozen: false,
             head_from_probe: flags.arg("head-from-probe", true, "start the head from a linear probe (LP-FT)")?,
             seed: 0,
-        };
-        crate::cli::check(c.lr > 0.0 && c.lr.is_finite(), "lr", c.lr, "must be positive")?;
-        crate::cli::check(c.batch > 0, "batch", c.batch, "must be at least 1")?;
-        crate::cli::check(c.updates > 0, "updates", c.updates, "must be at least 1")?;
-        crate::cli::check(c.eval_every > 0, "eval-every", c.eval_every, "must be at least 1")?;
-        crate::cli::check(c.patience > 0, "patience", c.patience, "must be at least 1")?;
-        Ok(c)
+        })
     }
 }
 
@@ -298,6 +292,21 @@ impl FinetuneFlags {
         Ok(())
     }
 
+    /// Load the encoders of (d) (after [`FinetuneFlags::check_others`]), each refused, naming
+    /// its flag, if its fine-tuning update would not fit in memory
+    /// ([`FinetuneFlags::check_memory`]): a wide `--bert` needs more than `--init`.
+    pub fn load_others(&self) -> Result<Vec<(String, Encoder, Params)>, String> {
+        let mut others = Vec::new();
+        for (name, path) in &self.others {
+            let (encoder, params, _) = load_encoder(path, self.dropout)?;
+            let flag = if *name == "SimCSE" { "simcse" } else { "bert" };
+            self.check_memory(&encoder.config, params.num_elements())
+                .map_err(|e| format!("--{flag} {}: {e}", path.display()))?;
+            others.push((name.to_string(), encoder, params));
+        }
+        Ok(others)
+    }
+
     /// Refuse an encoder of `config` with `parameters` weights whose fine-tuning update (`--batch`
     /// texts of `config.max_len` positions) would not fit in this machine's memory.
     pub fn check_memory(&self, config: &TransformerConfig, parameters: usize) -> Result<(), String> {
@@ -332,6 +341,9 @@ impl FinetuneFlags {
             .find(|t| !["acceptability", "speakers"].contains(&t.as_str()))
         {
             return Err(format!("--tasks: '{t}' is not a task (acceptability, speakers)"));
+        }
+        if let Some((_, t)) = tasks.iter().enumerate().find(|(i, t)| tasks[..*i].contains(t)) {
+            return Err(format!("--tasks: '{t}' is given twice (each task runs once)"));
         }
         let labels: String = flags.arg("labels", "50,100,300,1000,all".into(), "labelled lines per run")?;
         let speaker_labels: String = flags.arg("speaker-labels", "100,all".into(), "labelled speeches per run")?;

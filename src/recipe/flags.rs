@@ -27,6 +27,26 @@ pub const SHAPE_FLAGS: &[&str] = &[
     "activation",
 ];
 
+/// The shared flags that only shape a training run (the optimiser, its schedule, the seed of the
+/// weights and the data order, what is written and where): unused by a program that loads a
+/// trained model and does not train it (`denoise --load`).
+pub const TRAINING_FLAGS: &[&str] = &[
+    "steps",
+    "lr",
+    "min-lr",
+    "warmup",
+    "weight-decay",
+    "beta2",
+    "decay-embeddings",
+    "grad-clip",
+    "dropout",
+    "eval-every",
+    "seed",
+    "resume",
+    "out",
+    "profile",
+];
+
 /// The flags of one example: those in `skip` are not read (their defaults stand).
 struct Reader<'a> {
     flags: &'a mut Flags,

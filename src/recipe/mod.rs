@@ -36,8 +36,11 @@ mod pairs;
 pub mod shapes;
 
 pub use batch_log::BatchLog;
-pub use denoise::{length_grouped_documents, read_decodings, read_noise, DenoiseDocuments, NO_REPEAT_NGRAM};
-pub use flags::{SHAPES_UNUSED, SHAPE_FLAGS};
+pub use denoise::{
+    denoiser_parameters, length_grouped_documents, read_decodings, read_noise, refuse_unused_denoise_flags,
+    DenoiseDocuments, BART_FLAGS, NO_REPEAT_NGRAM, T5_FLAGS,
+};
+pub use flags::{SHAPES_UNUSED, SHAPE_FLAGS, TRAINING_FLAGS};
 pub use lines::{LinePairs, HELD_OUT_LINES};
 pub use memory::{memory_total, Footprint, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
 pub use pairs::{print_pair_results, read_pair_task, SentencePairs, PAIR_PASSES};
