@@ -151,6 +151,12 @@ def main():
     torch.set_num_threads(2)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    # The export and import never write over a model: clear this script's own outputs first.
+    for name in ["mlm-default", "mlm", "mlm-bpe", "mlm-bpe-run", "clm", "clm-torch", "mlm-saved"]:
+        shutil.rmtree(os.path.join(args.out, name), ignore_errors=True)
+        for ext in [".safetensors", ".logits.json"]:
+            if os.path.exists(os.path.join(args.out, name + ext)):
+                os.remove(os.path.join(args.out, name + ext))
     os.makedirs(args.out, exist_ok=True)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}")
     ok = True

@@ -341,18 +341,34 @@ fn round_trip(ckpt: &Path, dir: &Path) {
 #[test]
 fn round_trips_keep_the_logits_and_the_tensors() {
     let dir = fresh_dir("hf-round-trip");
-    round_trip(&save_clm(&dir, &config(), &tokenizer()), &dir);
+    round_trip(&save_clm(&dir, &config(), &tokenizer()), &dir.join("untied"));
     let tied = TransformerConfig {
         tie_embeddings: true,
         scale_embeddings: false,
         ..config()
     };
-    round_trip(&save_clm(&dir, &tied, &tokenizer()), &dir);
+    round_trip(&save_clm(&dir, &tied, &tokenizer()), &dir.join("tied"));
     let mlm = TransformerConfig {
         activation: Activation::Gelu,
         ..config()
     };
     round_trip(&save_mlm(&dir, &mlm, true), &dir);
+}
+
+#[test]
+fn neither_way_writes_over_saved_work() {
+    let dir = fresh_dir("hf-no-overwrite");
+    let ckpt = save_clm(&dir, &config(), &tokenizer());
+    let out = dir.join("hf");
+    hf::export(&ckpt, &out).unwrap();
+    let before = std::fs::read(out.join("model.safetensors")).unwrap();
+    let e = hf::export(&ckpt, &out).unwrap_err();
+    assert!(e.contains("already holds a model"), "{e}");
+    let e = hf::import(&out, &ckpt).unwrap_err();
+    assert!(e.contains("exists") && e.contains("never writes over"), "{e}");
+    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), before);
+    // A checkpoint in a folder that does not exist yet: the folder is made.
+    hf::import(&out, &dir.join("new/back.safetensors")).unwrap();
 }
 
 #[test]

@@ -63,6 +63,7 @@ pub fn load(path: &Path) -> Result<(Model, Params, Tokenizer), String> {
 }
 
 /// What [`export`] wrote.
+#[derive(Clone, Debug)]
 pub struct Exported {
     /// The `transformers` class.
     pub class: &'static str,
@@ -71,8 +72,17 @@ pub struct Exported {
 }
 
 /// Write the model of checkpoint `from` into the directory `to` as a `transformers` model with
-/// its tokenizer. Refusals name the setting and the flag that makes the model exportable.
+/// its tokenizer. Refusals name the setting and the flag that makes the model exportable. A
+/// directory that already holds a `model.safetensors` (perhaps trained on in PyTorch) is never
+/// written over.
 pub fn export(from: &Path, to: &Path) -> Result<Exported, String> {
+    if to.join(directory::MODEL_FILE).exists() {
+        return Err(format!(
+            "{} already holds a model ({}); the export never writes over one: choose another directory or remove it",
+            to.display(),
+            directory::MODEL_FILE
+        ));
+    }
     let (model, params, tokenizer) = load(from)?;
     let pad = tokenizer.special("[PAD]");
     let in_file = |e: String| format!("checkpoint {}: {e}", from.display());
@@ -94,8 +104,15 @@ pub fn export(from: &Path, to: &Path) -> Result<Exported, String> {
 
 /// Read the `transformers` model directory `from` (a `gpt2` or `megatron-bert` model in a
 /// configuration microlm has) and write it as a microlm checkpoint at `to`, which the `generate`
-/// / `fill_mask` examples and [`load`] read. Returns the class read.
+/// / `fill_mask` examples and [`load`] read; an existing file at `to` is never written over.
+/// Returns the class read.
 pub fn import(from: &Path, to: &Path) -> Result<&'static str, String> {
+    if to.exists() {
+        return Err(format!(
+            "{} exists; the import never writes over a file: choose another path or remove it",
+            to.display()
+        ));
+    }
     let dir = read_dir(from)?;
     let in_dir = |e: String| format!("{}: {e}", from.display());
     let vocab = dir.config.usize("vocab_size").map_err(in_dir)?;
@@ -126,6 +143,9 @@ pub fn import(from: &Path, to: &Path) -> Result<&'static str, String> {
         }
     };
     metadata.extend(dir.tokenizer.to_metadata());
+    if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
     checkpoint::save(to, &params, &metadata).map_err(|e| e.to_string())?;
     Ok(class)
 }
