@@ -212,6 +212,10 @@ def main():
     print("  training loss at steps " + ", ".join(f"{s}: {losses[s - 1]:.4f}" for s in marks if s <= len(losses)))
     after, _ = whole_split_loss(clm, windows)
     print(f"  after {args.steps} steps: {after:.4f} over the whole validation split")
+    prompt = tok("ROMEO:", return_tensors="pt").input_ids
+    with torch.no_grad():
+        written = clm.generate(prompt, max_new_tokens=seq_len - prompt.shape[1], do_sample=False)
+    print(f"  transformers' generate, greedy, with the exported tokenizer: {tok.decode(written[0])!r}")
     ok &= losses[0] < before + 0.3 and after < before + 0.05
 
     print("\n4. Back into microlm:")
