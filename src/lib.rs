@@ -82,7 +82,10 @@
 //!     multimodal pair: `mmlm.rs` (masked words predicted from a caption and its image, with
 //!     image-text matching in `itm.rs`, over the one stream of `image_text.rs`,
 //!     [`Mmlm`](objectives::Mmlm)), measured by `grounding.rs`, and `clip.rs` (two towers
-//!     trained contrastively, [`Clip`](objectives::Clip)). Last, for fine-tuning rather than
+//!     trained contrastively, [`Clip`](objectives::Clip)). Then `electra.rs` (replaced-token
+//!     detection: a small masked LM fills masked positions with samples, the encoder spots
+//!     them, [`Electra`](objectives::Electra)), measured by `replaced_tokens.rs`, its compute
+//!     counted beside the masked LM's in `compute.rs`. Last, for fine-tuning rather than
 //!     pretraining, `classify.rs`: a classifier head over the encoder's mean-pooled states.
 //! 12. [`optim`]: SGD with momentum, AdamW (and which parameters it does not decay), the
 //!     learning-rate schedule, gradient clipping.
@@ -127,8 +130,9 @@
 //! | 15 | `cargo run --release --example bias` | a planted bias in the data, learned by the model |
 //! | 16 | `cargo run --release --example attention -- --mlm runs/mlm/checkpoint.safetensors` | every head's attention, drawn, and the heads with a job |
 //! | 17 | `cargo run --release --example export_hf -- --from runs/clm/checkpoint.safetensors --to runs/clm-hf` | the model in PyTorch: a `transformers` directory with the same logits, and back |
+//! | 18 | `cargo run --release --example electra` | ELECTRA at the masked LM's compute: which characters did the generator replace? |
 //!
-//! The files are `examples/01_*.rs` to `examples/17_*.rs`. A new objective adds one file in
+//! The files are `examples/01_*.rs` to `examples/18_*.rs`. A new objective adds one file in
 //! `src/objectives/` and one example like `04_mlm.rs`: flags, data, model and validation set
 //! from the recipe, then the model's `loss` and `evaluate` handed to the trainer.
 //!

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every example: the training and inference ones by name, the tours by file.
-const EXAMPLES: [&str; 17] = [
+const EXAMPLES: [&str; 18] = [
     "01_autograd_tour",
     "02_transformer_tour",
     "03_tokenizers",
@@ -33,6 +33,7 @@ const EXAMPLES: [&str; 17] = [
     "bias",
     "attention",
     "export_hf",
+    "electra",
 ];
 
 fn binary(name: &str) -> PathBuf {

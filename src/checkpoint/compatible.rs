@@ -31,13 +31,14 @@ pub struct Feeds<'a> {
 }
 
 /// The objective a checkpoint was trained with, from the keys its model wrote into the metadata:
-/// `"simcse"` (`simcse.*`), `"bert"` (`nsp.*`: masked LM with next-sentence prediction),
+/// `"simcse"` (`simcse.*`), `"electra"` (`electra.*`), `"bert"` (`nsp.*`: masked LM with next-sentence prediction),
 /// `"mmlm"` (`mmlm.*`), `"mlm"` (`mlm.*`), `"clip"` (`clip.*`), `"denoise"` (`denoise.*`),
 /// and otherwise `"clm"` (the causal LM writes its config alone).
 pub fn objective_of(metadata: &BTreeMap<String, String>) -> &'static str {
     let has = |prefix: &str| metadata.keys().any(|k| k.starts_with(prefix));
     [
         ("simcse.", "simcse"),
+        ("electra.", "electra"),
         ("nsp.", "bert"),
         ("mmlm.", "mmlm"),
         ("mlm.", "mlm"),

@@ -32,12 +32,21 @@
 //! caption words are predicted from the rest of the caption and the image's patches, beside
 //! image-text matching (`itm.rs`); `grounding.rs` measures whether it reads the image. [`Clip`]
 //! (`clip.rs`) trains an image tower and a text tower to agree.
+//!
+//! [`Electra`] (`electra.rs`) is replaced-token detection: a small masked LM (the generator)
+//! fills the masked positions with its own samples, and the discriminator, the encoder kept for
+//! fine-tuning, says at every position whether the token is the original;
+//! `replaced_tokens.rs` measures it against always answering "original" and shows what it sees;
+//! `compute.rs` counts its training FLOPs beside the masked LM's, to compare the two at equal
+//! compute.
 
 pub mod classify;
 pub mod clip;
 pub mod clm;
+pub mod compute;
 pub mod denoise;
 pub mod denoise_scores;
+pub mod electra;
 pub mod grounding;
 pub mod image_text;
 pub mod itm;
@@ -47,12 +56,14 @@ pub mod noise;
 pub mod nsp;
 pub mod pair_baselines;
 pub mod reconstruction;
+pub mod replaced_tokens;
 pub mod sentence_embeddings;
 pub mod simcse;
 
 pub use clip::{clip_loss, Clip};
 pub use clm::CausalLm;
 pub use denoise::{Denoiser, Example, Seq2SeqBatch};
+pub use electra::{electra_loss, Electra, ElectraLoss};
 pub use itm::{itm_loss, ItmBatch, ItmLabel};
 pub use mlm::{mask_tokens, mlm_loss, num_predictions, Branch, MaskedBatch, MaskedLm, MlmConfig, MlmVocab, Selection};
 pub use mmlm::{Mmlm, MmlmLoss};

@@ -201,13 +201,12 @@ impl Comparison {
         c.points.iter().find(|p| p.0 == n).map(|p| &p.1)
     }
 
-    /// The learning curves of (a), (b) and (c) with one standard deviation as error bars, and
-    /// the majority class dashed.
+    /// The learning curves of (a), (b), (c) and (d) with one standard deviation as error bars,
+    /// and the majority class dashed.
     pub fn svg(&self) -> String {
         let series: Vec<Series> = self
             .curves
             .iter()
-            .filter(|c| !c.name.starts_with("(d)"))
             .map(|c| Series {
                 name: c.name.clone(),
                 points: c.points.iter().map(|(n, s)| (*n as f64, s.mean, s.sd)).collect(),

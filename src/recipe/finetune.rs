@@ -244,7 +244,8 @@ impl FinetuneConfig {
 pub struct FinetuneFlags {
     /// The pretrained masked LM (`--init`).
     pub init: std::path::PathBuf,
-    /// Further encoders to fine-tune as (d): (name, checkpoint) for `--bert` and `--simcse`.
+    /// Further encoders to fine-tune as (d): (name, checkpoint) for `--bert`, `--simcse` and
+    /// `--electra` (the discriminator).
     pub others: Vec<(&'static str, std::path::PathBuf)>,
     /// The tasks to run (`--tasks`): "acceptability", "speakers", or both.
     pub tasks: Vec<String>,
@@ -270,7 +271,7 @@ pub struct FinetuneFlags {
 }
 
 impl FinetuneFlags {
-    /// Before any run: every checkpoint of (d) (`--bert`, `--simcse`) must come from its
+    /// Before any run: every checkpoint of (d) (`--bert`, `--simcse`, `--electra`) must come from its
     /// objective and read what the `--init` encoder reads (`tokenizer`, `max_len` positions),
     /// since the texts are encoded once, with `--init`'s tokenizer ([`check_compatible`]);
     /// and an update of any of them must fit in memory.
@@ -278,6 +279,7 @@ impl FinetuneFlags {
         for (name, path) in &self.others {
             let (flag, objective) = match *name {
                 "SimCSE" => ("simcse", "simcse"),
+                "ELECTRA" => ("electra", "electra"),
                 _ => ("bert", "bert"),
             };
             let source = format!("--init {}", self.init.display());
@@ -324,7 +326,7 @@ impl FinetuneFlags {
         let path = |s: String| std::path::PathBuf::from(s);
         let init = path(flags.arg("init", "runs/mlm/checkpoint.safetensors".into(), "pretrained masked LM")?);
         let mut others = Vec::new();
-        for (name, flag) in [("MLM + NSP", "bert"), ("SimCSE", "simcse")] {
+        for (name, flag) in [("MLM + NSP", "bert"), ("SimCSE", "simcse"), ("ELECTRA", "electra")] {
             let help = format!("a {flag} example checkpoint, fine-tuned as (d)");
             if let Some(p) = flags.arg_opt::<std::path::PathBuf>(flag, &help)? {
                 others.push((name, p));
