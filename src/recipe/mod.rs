@@ -202,10 +202,17 @@ impl Recipe {
     /// ([`Recipe::check_memory`]).
     pub fn model_config(&self, data: &Corpus) -> Result<TransformerConfig, String> {
         self.check_memory(data.tokenizer.vocab_size(), memory_total())?;
+        self.config_of(data.tokenizer.vocab_size(), self.seq_len, 0)
+    }
+
+    /// The toy config for `vocab` ids, `max_len` positions and `types` type ids, shaped by this
+    /// recipe's flags (width, depth, heads, dropout, tying, the embedding's settings and the
+    /// activation), checked; the error names the flags to look at.
+    fn config_of(&self, vocab: usize, max_len: usize, types: usize) -> Result<TransformerConfig, String> {
         let config = TransformerConfig {
             layers: self.layers,
             heads: self.heads,
-            max_len: self.seq_len,
+            max_len,
             dropout: self.dropout,
             tie_embeddings: self.tie,
             scale_embeddings: self.scale_embeddings,
@@ -213,7 +220,8 @@ impl Recipe {
             embedding_norm: self.embedding_norm,
             position_scale: self.position_scale,
             activation: Activation::parse(&self.activation).expect("checked by Recipe::check"),
-            ..TransformerConfig::toy(data.tokenizer.vocab_size()).with_d_model(self.d_model)
+            type_vocab_size: types,
+            ..TransformerConfig::toy(vocab).with_d_model(self.d_model)
         };
         config.validate().map_err(|e| {
             format!("{e} (check --d-model, --heads, --layers, --dropout, --embedding-std, --position-scale)")

@@ -5,7 +5,7 @@
 use super::{memory_total, Recipe, VALIDATION_SEED};
 use crate::cli::{check, Domain, Flags};
 use crate::data::shapes::{examples, vocabulary, Example, Image, IMAGE_SIZE};
-use crate::nn::{Activation, TransformerConfig};
+use crate::nn::TransformerConfig;
 use crate::objectives::image_text::ImageTextBatch;
 use crate::objectives::itm::{itm_batch, ItmBatch};
 use crate::tokenizer::{Tokenizer, WordTokenizer};
@@ -149,24 +149,7 @@ impl Recipe {
             extra_parameters,
             memory_total(),
         )?;
-        let config = TransformerConfig {
-            layers: self.layers,
-            heads: self.heads,
-            max_len: world.text_len,
-            dropout: self.dropout,
-            tie_embeddings: self.tie,
-            scale_embeddings: self.scale_embeddings,
-            token_init_std: self.embedding_std,
-            embedding_norm: self.embedding_norm,
-            position_scale: self.position_scale,
-            activation: Activation::parse(&self.activation).expect("checked by Recipe::check"),
-            type_vocab_size: types,
-            ..TransformerConfig::toy(vocab).with_d_model(self.d_model)
-        };
-        config.validate().map_err(|e| {
-            format!("{e} (check --d-model, --heads, --layers, --dropout, --embedding-std, --position-scale)")
-        })?;
-        Ok(config)
+        self.config_of(vocab, world.text_len, types)
     }
 
     /// The recipe with tokens/s counting the positions one pair fills in the stream: about 9
