@@ -482,6 +482,20 @@ fn a_checkpoint_is_checked_against_what_the_program_feeds_it() {
     }
     let meta = check_compatible(&path, &feeds(&ours, 16, &["mlm"])).unwrap();
     assert_eq!(objective_of(&meta), "mlm");
+    // Each objective's own metadata, as its example writes it, names it.
+    use microlm::data::pairs::PairTask;
+    use microlm::objectives::Bert;
+    let rng = &mut StdRng::seed_from_u64(0);
+    let pairs = TransformerConfig {
+        type_vocab_size: 2,
+        ..tiny_config()
+    };
+    for task in [PairTask::Nsp, PairTask::Sop] {
+        let bert = Bert::new(&mut Params::new(), &pairs, &ours, true, task, true, rng).unwrap();
+        assert_eq!(objective_of(&bert.metadata()), "bert", "{task:?}");
+    }
+    let clm = CausalLm::new(&mut Params::new(), &tiny_config(), rng).unwrap();
+    assert_eq!(objective_of(&clm.metadata()), "clm");
 
     let bpe = Tokenizer::Bpe(BpeTokenizer::train("abcdefgh abcdefgh", 256 + 5 + 3));
     let e = check_compatible(&path, &feeds(&bpe, 16, &[])).unwrap_err();

@@ -8,12 +8,13 @@ mod common;
 use common::{fresh_dir, tiny_encoder_config};
 use microlm::checkpoint::{self, load_encoder};
 use microlm::data::labelled::{text_batch, TextTask};
+use microlm::data::pairs::PairTask;
 use microlm::data::speakers::{speaker_task, Speech};
 use microlm::data::Batch;
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
 use microlm::nn::{Encoder, TransformerConfig};
 use microlm::objectives::classify::{mean_weights, Classifier};
-use microlm::objectives::MaskedLm;
+use microlm::objectives::{Bert, MaskedLm};
 use microlm::optim::{AdamW, Optimizer};
 use microlm::recipe::finetune::{batches, finetune, parse_counts, run, subset, FinetuneConfig, Start};
 use microlm::tokenizer::{CharTokenizer, Tokenizer};
@@ -645,14 +646,27 @@ fn encoder_checkpoint(path: &std::path::Path, tokenizer: &Tokenizer, max_len: us
         ..tiny_encoder_config(tokenizer.vocab_size())
     };
     let mut params = Params::new();
-    let model = MaskedLm::new(&mut params, &config, tokenizer, false, &mut StdRng::seed_from_u64(0)).unwrap();
-    let mut meta = model.metadata();
-    meta.extend(tokenizer.to_metadata());
-    match objective {
-        "bert" => meta.insert("nsp.enabled".into(), "true".into()),
-        "simcse" => meta.insert("simcse.tau".into(), "0.05".into()),
-        _ => None,
+    let rng = &mut StdRng::seed_from_u64(0);
+    let mut meta = match objective {
+        // The bert example's own model and metadata (a made-up key once hid that the real
+        // checkpoints, whose keys changed, were refused as "trained as mlm").
+        "bert" => {
+            let config = TransformerConfig {
+                type_vocab_size: 2,
+                ..config
+            };
+            Bert::new(&mut params, &config, tokenizer, false, PairTask::Sop, true, rng)
+                .unwrap()
+                .metadata()
+        }
+        _ => MaskedLm::new(&mut params, &config, tokenizer, false, rng)
+            .unwrap()
+            .metadata(),
     };
+    meta.extend(tokenizer.to_metadata());
+    if objective == "simcse" {
+        meta.insert("simcse.tau".into(), "0.05".into());
+    }
     checkpoint::save(path, &params, &meta).unwrap();
 }
 

@@ -31,7 +31,8 @@ pub struct Feeds<'a> {
 }
 
 /// The objective a checkpoint was trained with, from the keys its model wrote into the metadata:
-/// `"simcse"` (`simcse.*`), `"electra"` (`electra.*`), `"bert"` (`nsp.*`: masked LM with next-sentence prediction),
+/// `"simcse"` (`simcse.*`), `"electra"` (`electra.*`), `"bert"` (`pairs.*`, or `nsp.*` before
+/// sentence-order prediction came: masked LM with next-sentence or sentence-order prediction),
 /// `"mmlm"` (`mmlm.*`), `"mlm"` (`mlm.*`), `"clip"` (`clip.*`), `"denoise"` (`denoise.*`),
 /// and otherwise `"clm"` (the causal LM writes its config alone).
 pub fn objective_of(metadata: &BTreeMap<String, String>) -> &'static str {
@@ -39,6 +40,7 @@ pub fn objective_of(metadata: &BTreeMap<String, String>) -> &'static str {
     [
         ("simcse.", "simcse"),
         ("electra.", "electra"),
+        ("pairs.", "bert"),
         ("nsp.", "bert"),
         ("mmlm.", "mmlm"),
         ("mlm.", "mlm"),
