@@ -270,24 +270,30 @@ pub struct FinetuneFlags {
     pub config: FinetuneConfig,
 }
 
+/// The flag, and the objective, of a (d) encoder's name: "SimCSE" -> "simcse", "ELECTRA" ->
+/// "electra", "MLM + NSP" -> "bert".
+fn flag_of(name: &str) -> &'static str {
+    match name {
+        "SimCSE" => "simcse",
+        "ELECTRA" => "electra",
+        _ => "bert",
+    }
+}
+
 impl FinetuneFlags {
     /// Before any run: every checkpoint of (d) (`--bert`, `--simcse`, `--electra`) must come from its
     /// objective and read what the `--init` encoder reads (`tokenizer`, `max_len` positions),
-    /// since the texts are encoded once, with `--init`'s tokenizer ([`check_compatible`]);
-    /// and an update of any of them must fit in memory.
+    /// since the texts are encoded once, with `--init`'s tokenizer ([`check_compatible`]).
+    /// [`FinetuneFlags::load_others`] then checks each one's memory.
     pub fn check_others(&self, tokenizer: &Tokenizer, max_len: usize) -> Result<(), String> {
         for (name, path) in &self.others {
-            let (flag, objective) = match *name {
-                "SimCSE" => ("simcse", "simcse"),
-                "ELECTRA" => ("electra", "electra"),
-                _ => ("bert", "bert"),
-            };
+            let flag = flag_of(name); // its flag is its objective's name
             let source = format!("--init {}", self.init.display());
             let feeds = Feeds {
                 flag,
                 tokenizer: Some((tokenizer, source.clone())),
                 positions: Some((max_len, format!("the texts are cut to --init's {max_len} positions"))),
-                objectives: &[objective],
+                objectives: &[flag],
             };
             check_compatible(path, &feeds)?;
         }
@@ -301,7 +307,7 @@ impl FinetuneFlags {
         let mut others = Vec::new();
         for (name, path) in &self.others {
             let (encoder, params, _) = load_encoder(path, self.dropout)?;
-            let flag = if *name == "SimCSE" { "simcse" } else { "bert" };
+            let flag = flag_of(name);
             self.check_memory(&encoder.config, params.num_elements())
                 .map_err(|e| format!("--{flag} {}: {e}", path.display()))?;
             others.push((name.to_string(), encoder, params));
