@@ -1,23 +1,27 @@
-//! # 10. Contrastive learning: SimCSE sentence embeddings, and what they retrieve
+//! # 10. Contrastive learning: sentence embeddings that find what belongs together
 //!
-//! Each line goes through the encoder twice; dropout makes two views, and each view must pick
-//! out its twin among the batch's other lines (InfoNCE, `src/objectives/simcse.rs`).
+//! Each training text has a positive; each must pick out its own among the batch's other
+//! positives (InfoNCE, `src/objectives/simcse.rs`). The positives decide what is learned:
+//! two spans of one speech (DeCLUTR, the default), two dropout views of a line (SimCSE), or a
+//! line and its misspelt copy.
 //!
 //!   cargo run --release --example mlm                      (first: the masked-LM checkpoint)
 //!   cargo run --release --example simcse -- --init runs/mlm/checkpoint.safetensors
-//!   cargo run --release --example simcse                   (or from scratch)
+//!   cargo run --release --example simcse -- --init ... --positives dropout --pool cls
 //!
 //! What happens:
-//! 1. Lines: the distinct spoken lines of each split with at least 20 characters.
-//! 2. Each update draws 64 distinct training lines and scores the two dropout views.
-//! 3. Every 100 steps: 1,000 held-out lines against copies with one character in 20 dropped or
-//!    swapped (`--edit-rate`): InfoNCE loss and top-1 accuracy within each batch.
-//! 4. At the end, for the untrained encoder, the masked LM (mean-pooled and `[CLS]`) and SimCSE:
-//!    alignment, uniformity, retrieval among all 1,000 copies; then nearest neighbours.
+//! 1. Training pairs from the first 90% of the text; held out: the speeches of the last 10%.
+//! 2. Each update draws 32 distinct speeches (or lines) and their positives.
+//! 3. Every 100 steps: InfoNCE and top-1 within batches of held-out speech halves.
+//! 4. At the end, two tables, each encoder beside the baselines: relatedness (the second half
+//!    of a held-out speech from its first half, among all of them; bags of words and of
+//!    characters), then spelling (a held-out line from a copy with characters dropped or
+//!    swapped); then nearest neighbours.
 
 use microlm::cli::{Domain, Flags};
 use microlm::inspect::{compare_embeddings, show_neighbours};
 use microlm::objectives::sentence_embeddings::Pooling;
+use microlm::recipe::relatedness::{halves_as_pairs, relatedness_table, Positives};
 use microlm::recipe::{Recipe, SHAPE_FLAGS};
 
 fn main() {
@@ -28,7 +32,7 @@ fn run() -> Result<(), String> {
     let mut flags = Flags::from_env()?;
     let defaults = Recipe {
         steps: 500,
-        batch: 64,
+        batch: 32,
         lr: 1e-4,
         min_lr: 1e-5,
         warmup: 50,
@@ -39,39 +43,38 @@ fn run() -> Result<(), String> {
     };
     let recipe = Recipe::read(&mut flags, defaults)?;
     let init: Option<std::path::PathBuf> = flags.arg_opt("init", "start from this masked-LM checkpoint")?;
-    let edit_rate = flags.arg_in(
-        "edit-rate",
-        0.05,
-        Domain::between(0.0, 1.0),
-        "share of a copy's characters dropped or swapped",
-    )?;
+    let positives = flags.arg_choice("positives", "span", &Positives::NAMES, "what makes a pair")?;
+    let pool = flags.arg_choice("pool", "mean", &["mean", "cls"], "the embedding, in the loss and after")?;
+    let edit_rate = flags.arg_in("edit-rate", 0.2, Domain::between(0.0, 1.0), "share of a copy's characters edited")?;
     if flags.help_or_finish("simcse")? {
         return Ok(());
     }
     if init.is_some() {
         flags.refuse_given(SHAPE_FLAGS, "the model's shape comes from --init's checkpoint")?;
     }
+    let pool = if pool == "mean" { Pooling::Mean } else { Pooling::Cls };
 
-    // Data: distinct lines; the held-out lines and their lightly corrupted copies.
+    // Data: the pairs to train on, the held-out speech halves and the misspelt lines.
     let data = recipe.load_data()?;
-    let train_lines = recipe.training_lines(&data)?;
-    let val = recipe.line_pairs(&data, edit_rate)?;
+    let source = recipe.pair_source(&data, Positives::parse(&positives)?, edit_rate)?;
+    let (halves, edits) = (recipe.speech_halves(&data)?, recipe.line_pairs(&data, edit_rate)?);
     let tokenizer = &data.tokenizer;
 
-    // The model: the masked LM's encoder (with dropout for the views) or a fresh one.
+    // The model: the masked LM's encoder (with dropout) or a fresh one; and copies of the start.
     let (model, mut params) = recipe.simcse(&data, init.as_deref())?;
+    let model = model.with_pool(pool);
     let ((untrained_model, untrained), before) = (recipe.simcse(&data, None)?, params.clone());
 
-    // Train: two dropout views of 64 distinct lines per update.
-    let batches = recipe.line_pair_batches(&val, tokenizer);
-    let recipe = recipe.with_line_tokens(&train_lines);
+    // Train: `--batch` pairs per update; validate on batches of held-out halves.
+    let batches = recipe.line_pair_batches(&halves_as_pairs(&halves), tokenizer);
+    let recipe = recipe.with_positive_tokens(&source, tokenizer);
     let report = recipe.train(
         &data,
         &mut params,
         &model.metadata(),
         |tape, params, rng| {
-            let x = recipe.line_batch(&train_lines, tokenizer, rng);
-            model.loss(tape, params, &x, rng).expect("batches of 2 or more lines")
+            let (x, x_plus) = recipe.positive_pair(&source, tokenizer, rng);
+            model.loss(tape, params, &x, &x_plus, rng).expect("batches of 2 or more")
         },
         |params| model.validation(params, &batches),
     )?;
@@ -79,25 +82,26 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
 
-    // The table, then the nearest neighbours by the SimCSE embedding.
-    let mut rows = vec![(
-        "untrained encoder, [CLS]",
-        &untrained_model.encoder,
-        &untrained,
-        Pooling::Cls,
-    )];
-    if init.is_some() {
-        rows.push(("masked LM, mean-pooled", &model.encoder, &before, Pooling::Mean));
-        rows.push((
-            "masked LM, [CLS] (SimCSE before)",
-            &model.encoder,
-            &before,
-            Pooling::Cls,
-        ));
-    }
-    rows.push(("SimCSE, mean-pooled", &model.encoder, &params, Pooling::Mean));
-    rows.push(("SimCSE, [CLS]", &model.encoder, &params, Pooling::Cls));
-    let simcse = compare_embeddings(&rows, &val, tokenizer);
-    show_neighbours(&val.lines(), &simcse, &[0, 10, 20], 5);
+    // Both tables, every encoder beside the baselines; then neighbours by the trained embedding.
+    let start = if init.is_some() { "masked LM" } else { "start" };
+    let encoders = [
+        ("untrained encoder", &untrained_model.encoder, &untrained),
+        (start, &model.encoder, &before),
+        ("contrastive", &model.encoder, &params),
+    ];
+    let names: Vec<String> = encoders
+        .iter()
+        .flat_map(|e| [format!("{}, mean-pooled", e.0), format!("{}, [CLS]", e.0)])
+        .collect();
+    let rows: Vec<_> = (0..names.len())
+        .map(|k| {
+            let (_, encoder, p) = encoders[k / 2];
+            (names[k].as_str(), encoder, p, [Pooling::Mean, Pooling::Cls][k % 2])
+        })
+        .collect();
+    relatedness_table(&rows, &halves, &data);
+    println!("\nspelling: a held-out line from its copy with {edit_rate} of its characters edited");
+    let f = compare_embeddings(&rows, &edits, tokenizer);
+    show_neighbours(&edits.lines(), &f, &[0, 10, 20], 5);
     Ok(())
 }

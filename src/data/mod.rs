@@ -35,6 +35,7 @@ pub mod shapes;
 pub mod span_corruption;
 pub mod span_lengths;
 pub mod speakers;
+pub mod speeches;
 pub mod windows;
 
 pub use batch::Batch;

@@ -59,6 +59,7 @@ pub mod reconstruction;
 pub mod replaced_tokens;
 pub mod sentence_embeddings;
 pub mod simcse;
+pub mod tfidf;
 
 pub use clip::{clip_loss, Clip};
 pub use clm::CausalLm;

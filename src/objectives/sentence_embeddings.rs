@@ -7,6 +7,11 @@
 //! - uniformity = log mean over pairs i < j of e^{-2 |f(x_i) - f(x_j)|^2} (lower: spread out);
 //! - retrieval: for query i, rank every candidate by cosine; top-k accuracy is the share of
 //!   queries whose own candidate i is among the k best.
+//! - retrieval from a similarity matrix S (query i's own candidate is column i), which bags of
+//!   words can tie on: with g_i = #{j != i : S_ij > S_ii} candidates strictly better and e_i =
+//!   #{j != i : S_ij = S_ii} tied, the tied ones are taken in random order, so the expected
+//!   rank is r_i = g_i + 1 + e_i/2 and the chance of a top-k hit is clamp(k - g_i, 0, e_i + 1)
+//!   / (e_i + 1) ([`retrieval`]).
 
 use crate::data::Batch;
 use crate::nn::Encoder;
@@ -24,6 +29,9 @@ pub enum Pooling {
     /// The mean of the states at the sentence's real positions, `[CLS]` included.
     Mean,
 }
+
+/// Lines embedded per forward pass by [`embed`].
+pub const EMBED_CHUNK: usize = 16;
 
 /// `[CLS]` + each line's ids, cut to `max_len`, padded into one batch with lengths.
 pub fn line_batch(lines: &[&str], tokenizer: &Tokenizer, max_len: usize) -> Batch {
@@ -46,7 +54,8 @@ pub fn line_batch(lines: &[&str], tokenizer: &Tokenizer, max_len: usize) -> Batc
     Batch::new(ids, lines.len(), t).with_lengths(lengths)
 }
 
-/// Unit-length embeddings of `lines` from `encoder` in evaluation mode, 64 at a time.
+/// Unit-length embeddings of `lines` from `encoder` in evaluation mode, [`EMBED_CHUNK`] at a
+/// time (an evaluation tape keeps every value it computes, so the chunk bounds the memory).
 pub fn embed(
     encoder: &Encoder,
     params: &Params,
@@ -55,7 +64,7 @@ pub fn embed(
     pooling: Pooling,
 ) -> Vec<Vec<f32>> {
     let mut out = Vec::new();
-    for chunk in lines.chunks(64) {
+    for chunk in lines.chunks(EMBED_CHUNK) {
         let x = line_batch(chunk, tokenizer, encoder.config.max_len);
         let mut tape = Tape::no_grad();
         let h = encoder.forward(&mut tape, params, &x, &mut StdRng::seed_from_u64(0));
@@ -171,4 +180,85 @@ pub fn score(f: &[Vec<f32>], f_plus: &[Vec<f32>]) -> EmbeddingScores {
         top1: top[0],
         top5: top[1],
     }
+}
+
+/// Top-1, top-5 and mean rank of a retrieval, ties taken in random order (the module's doc).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Retrieval {
+    /// Expected share of queries whose own candidate is ranked first.
+    pub top1: f64,
+    /// Expected share whose own candidate is among the 5 best.
+    pub top5: f64,
+    /// Mean expected rank of the own candidate (1 is best).
+    pub mean_rank: f64,
+}
+
+/// The expected accuracy of a `k`-way choice on the square similarity matrix `s`: query i
+/// against its own candidate and k - 1 others drawn uniformly without replacement from the
+/// other n - 1, the best score chosen, ties taken in random order. With g_i candidates better
+/// than the own one, e_i tied and r_i = n - 1 - g_i - e_i worse, the choice is right when no
+/// better one is drawn and the own candidate wins among the t tied ones drawn:
+///
+///   P_i = sum_t C(e_i, t) C(r_i, k-1-t) / C(n-1, k-1) · 1/(t+1).
+pub fn choice_accuracy(s: &[Vec<f32>], k: usize) -> f64 {
+    let binomial = |n: usize, j: usize| -> f64 {
+        if j > n {
+            return 0.0;
+        }
+        (0..j).map(|a| (n - a) as f64 / (j - a) as f64).product()
+    };
+    let n = s.len();
+    let k = k.clamp(1, n.max(1));
+    let mut total = 0.0;
+    for (i, row) in s.iter().enumerate() {
+        let own = row[i];
+        let better = row.iter().filter(|&&v| v > own).count();
+        let tied = row.iter().enumerate().filter(|&(j, &v)| j != i && v == own).count();
+        let worse = n - 1 - better - tied;
+        let draws = binomial(n - 1, k - 1);
+        total += (0..k)
+            .map(|t| binomial(tied, t) * binomial(worse, k - 1 - t) / draws / (t + 1) as f64)
+            .sum::<f64>();
+    }
+    total / n.max(1) as f64
+}
+
+/// Score the square similarity matrix `s` (query i's right answer is candidate i).
+pub fn retrieval(s: &[Vec<f32>]) -> Retrieval {
+    let (mut top1, mut top5, mut rank) = (0.0f64, 0.0f64, 0.0f64);
+    for (i, row) in s.iter().enumerate() {
+        let own = row[i];
+        let better = row.iter().filter(|&&v| v > own).count() as f64;
+        let tied = row.iter().enumerate().filter(|&(j, &v)| j != i && v == own).count() as f64;
+        let hit = |k: f64| (k - better).clamp(0.0, tied + 1.0) / (tied + 1.0);
+        top1 += hit(1.0);
+        top5 += hit(5.0);
+        rank += better + 1.0 + tied / 2.0;
+    }
+    let n = s.len().max(1) as f64;
+    Retrieval {
+        top1: top1 / n,
+        top5: top5 / n,
+        mean_rank: rank / n,
+    }
+}
+
+/// The cosines of unit vectors: entry [i][j] is f_i · g_j.
+pub fn cosines(f: &[Vec<f32>], g: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    f.iter().map(|a| g.iter().map(|b| dot(a, b)).collect()).collect()
+}
+
+/// Alignment and uniformity read from cosines: `pairs[i][i]` is the cosine of query i with its
+/// positive, `queries` the cosines between queries. Unit vectors, so |f - g|^2 = 2 - 2 cos.
+pub fn alignment_uniformity(pairs: &[Vec<f32>], queries: &[Vec<f32>]) -> (f64, f64) {
+    let n = pairs.len();
+    let alignment = (0..n).map(|i| (2.0 - 2.0 * pairs[i][i]) as f64).sum::<f64>() / n.max(1) as f64;
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for i in 0..queries.len() {
+        for j in i + 1..queries.len() {
+            sum += (-2.0 * (2.0 - 2.0 * queries[i][j]) as f64).exp();
+            count += 1;
+        }
+    }
+    (alignment, (sum / count.max(1) as f64).ln())
 }

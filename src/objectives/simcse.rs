@@ -1,31 +1,36 @@
-//! Contrastive learning: unsupervised SimCSE. The same sentences go through the encoder twice;
-//! dropout makes the two passes differ, so each sentence has two views. Each view must pick
-//! out its twin among the other sentences of the batch:
+//! Contrastive learning: SimCSE, and DeCLUTR's span positives. Each sentence x_i has a positive
+//! x_i+; each must pick out its own positive among the positives of the other sentences of the
+//! batch (InfoNCE):
 //!
 //!   l_i = -log( e^{cos(h_i, h_i+)/τ} / sum_j e^{cos(h_i, h_j+)/τ} ),   L = (1/N) sum_i l_i,
 //!
-//! with τ = 0.05, h_i the first view of sentence i and h_j+ the second view of sentence j.
+//! with τ = 0.05, h_i the embedding of x_i and h_j+ that of x_j+.
 //!
 //! Sources: Gao, Yao and Chen, 2021, "SimCSE: Simple Contrastive Learning of Sentence
 //! Embeddings", §3 (the unsupervised form); princeton-nlp/SimCSE, `simcse/models.py`
-//! (`cl_forward`: cosine over the temperature, then cross-entropy whose label for row i is i);
-//! docs/objectives.md §6a.
+//! (`cl_forward`: cosine over the temperature, then cross-entropy whose label for row i is i;
+//! the `avg` pooler: no MLP); Giorgi, Nitski, Wang and Bader, 2021, "DeCLUTR: Deep Contrastive
+//! Learning for Unsupervised Textual Representations", §3 (spans of one document as the pair,
+//! mean pooling); docs/objectives.md §6a and §6c.
 //!
-//! - **Views.** The only augmentation is dropout (p = 0.1 in the reference): two forward passes
-//!   of the same batch in training mode.
-//! - **h.** During training, h = tanh(W h_CLS + b), an MLP over the `[CLS]` state. The embedding
-//!   used afterwards is h_CLS itself, without the MLP (the reference's unsupervised models keep
-//!   the state "before the pooler" for evaluation, and so do we).
+//! - **Positives** (chosen by the caller, who hands `loss` the batches x and x+): SimCSE's
+//!   dropout views (x+ = x, two forward passes in training mode, p = 0.1), DeCLUTR's spans of
+//!   the same speech (`data/speeches.rs`), or a character-edited copy.
+//! - **h** ([`Pool`]). `Cls`: during training h = tanh(W h_CLS + b), an MLP over the `[CLS]`
+//!   state, and the embedding used afterwards is h_CLS without the MLP (the reference's
+//!   unsupervised models keep the state "before the pooler"). `Mean`: h = (1/|x|) sum_t h_t, the
+//!   mean of the states at the sentence's real positions (`[CLS]` included), in training and
+//!   afterwards, with no MLP (SimCSE's `avg` pooler; DeCLUTR's pooling).
 //! - **Cosine.** cos(a, b) = a·b / ((|a| + ε)(|b| + ε)), ε = 1e-8, so that a zero vector gives 0,
 //!   never a division by 0.
-//! - **Negatives.** The other N - 1 sentences of the batch; N >= 2 is required (with N = 1 the
-//!   loss is 0 and nothing is learned). A sentence that occurs twice in a batch is a false
-//!   negative: the caller avoids it by drawing distinct sentences from a list without
-//!   duplicates.
+//! - **Negatives.** The other N - 1 positives of the batch; N >= 2 is required (with N = 1 the
+//!   loss is 0 and nothing is learned). Two rows from the same sentence (or speech) would be a
+//!   false negative: the caller draws distinct ones.
 
 use crate::checkpoint;
 use crate::data::Batch;
 use crate::nn::{Encoder, Linear, TransformerConfig};
+use crate::objectives::sentence_embeddings::Pooling;
 use crate::ops::CrossEntropy;
 use crate::params::Params;
 use crate::tape::{Tape, Var};
@@ -72,16 +77,35 @@ pub fn info_nce(tape: &mut Tape, h: Var, h_plus: Var, tau: f32) -> Result<CrossE
     Ok(tape.cross_entropy(s, &diagonal))
 }
 
-/// The encoder trained with SimCSE (parameters `encoder.*`, as the masked LM's, so a masked-LM
-/// checkpoint can start it) and the training-only MLP (`simcse.mlp.*`).
+/// The mean of `h` [N, T, D] over each row's real positions (`x`'s lengths; every position
+/// when it has none): [N, D], as one product P · h with P_{i, iT + t} = 1/|x_i| for t < |x_i|.
+pub fn mean_pool(tape: &mut Tape, h: Var, x: &Batch) -> Var {
+    let (n, t, d) = (x.batch, x.seq_len, tape.shape(h)[2]);
+    let mut p = ndarray::Array2::<f32>::zeros((n, n * t));
+    for i in 0..n {
+        let len = x.length(i).max(1);
+        for k in 0..len {
+            p[[i, i * t + k]] = 1.0 / len as f32;
+        }
+    }
+    let p = tape.constant(p.into_dyn());
+    let rows = tape.reshape(h, &[n * t, d]);
+    tape.matmul(p, rows)
+}
+
+/// The encoder trained contrastively (parameters `encoder.*`, as the masked LM's, so a
+/// masked-LM checkpoint can start it) and the MLP (`simcse.mlp.*`, used with `[CLS]` pooling in
+/// training only).
 #[derive(Clone, Debug)]
 pub struct SimCse {
-    /// The encoder whose `[CLS]` state is the sentence embedding.
+    /// The encoder whose pooled states are the sentence embedding.
     pub encoder: Encoder,
-    /// h = tanh(W h_CLS + b), used in training only.
+    /// h = tanh(W h_CLS + b), used in training only, with [`Pooling::Cls`].
     pub mlp: Linear,
     /// τ.
     pub tau: f32,
+    /// How h is read from the states, in the loss and afterwards.
+    pub pool: Pooling,
 }
 
 impl SimCse {
@@ -94,7 +118,24 @@ impl SimCse {
             encoder,
             mlp,
             tau: TEMPERATURE,
+            pool: Pooling::Cls,
         })
+    }
+
+    /// This model with pooling `pool`.
+    pub fn with_pool(self, pool: Pooling) -> SimCse {
+        SimCse { pool, ..self }
+    }
+
+    /// The embedding used afterwards, [N, D]: h_CLS, or the mean of the real positions' states.
+    pub fn embedding(&self, tape: &mut Tape, params: &Params, x: &Batch, rng: &mut impl Rng) -> Var {
+        match self.pool {
+            Pooling::Cls => self.cls(tape, params, x, rng),
+            Pooling::Mean => {
+                let h = self.encoder.forward(tape, params, x, rng);
+                mean_pool(tape, h, x)
+            }
+        }
     }
 
     /// h_CLS [N, D]: the encoder's state at position 0 of each sequence of `x`.
@@ -106,24 +147,32 @@ impl SimCse {
         tape.embedding(rows, &first, &[n]) // gather position 0 of each sequence
     }
 
-    /// h = tanh(W h_CLS + b) for one pass over `x`.
+    /// h for one pass over `x` in training: tanh(W h_CLS + b) with `[CLS]` pooling, the mean
+    /// of the states with mean pooling.
     pub fn view(&self, tape: &mut Tape, params: &Params, x: &Batch, rng: &mut impl Rng) -> Var {
-        let h_cls = self.cls(tape, params, x, rng);
-        let z = self.mlp.forward(tape, params, h_cls);
-        tape.tanh(z)
+        match self.pool {
+            Pooling::Cls => {
+                let h_cls = self.cls(tape, params, x, rng);
+                let z = self.mlp.forward(tape, params, h_cls);
+                tape.tanh(z)
+            }
+            Pooling::Mean => self.embedding(tape, params, x, rng),
+        }
     }
 
-    /// L for a batch of N >= 2 distinct sentences: two passes (dropout draws differ), then
+    /// L for N >= 2 distinct sentences `x` and their positives `x_plus` (row i of each belongs
+    /// together; `x_plus` = `x` for dropout views, whose two passes draw different masks), then
     /// [`info_nce`]. Call `backward` on `.mean`.
     pub fn loss(
         &self,
         tape: &mut Tape,
         params: &Params,
         x: &Batch,
+        x_plus: &Batch,
         rng: &mut impl Rng,
     ) -> Result<CrossEntropy, String> {
         let h = self.view(tape, params, x, rng);
-        let h_plus = self.view(tape, params, x, rng);
+        let h_plus = self.view(tape, params, x_plus, rng);
         info_nce(tape, h, h_plus, self.tau)
     }
 
@@ -151,34 +200,46 @@ impl SimCse {
         Ok((model, params, tokenizer))
     }
 
-    /// What a checkpoint needs: the encoder's config and τ.
+    /// What a checkpoint needs: the encoder's config, τ and the pooling.
     pub fn metadata(&self) -> BTreeMap<String, String> {
         let mut m = self.encoder.config.to_metadata();
         m.insert("simcse.tau".into(), self.tau.to_string());
+        let pool = if self.pool == Pooling::Mean { "mean" } else { "cls" };
+        m.insert("simcse.pool".into(), pool.into());
         m
     }
 
-    /// Rebuild a trained model from a checkpoint the trainer wrote.
+    /// Rebuild a trained model from a checkpoint the trainer wrote (`[CLS]` pooling when the
+    /// checkpoint predates `simcse.pool`).
     pub fn load(path: &Path) -> Result<(SimCse, Params, Tokenizer), String> {
-        checkpoint::load_model(path, |config, _tokenizer, _metadata, params| {
-            SimCse::new(
-                params,
-                config,
-                &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0),
-            )
+        checkpoint::load_model(path, |config, _tokenizer, metadata, params| {
+            let pool = match metadata.get("simcse.pool").map(String::as_str) {
+                None | Some("cls") => Pooling::Cls,
+                Some("mean") => Pooling::Mean,
+                Some(other) => return Err(format!("simcse.pool is {other:?}, not \"cls\" or \"mean\"")),
+            };
+            let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+            Ok(SimCse::new(params, config, rng)?.with_pool(pool))
         })
     }
 
-    /// Validation on (lines, their corrupted copies) batches, in evaluation mode with the
-    /// embedding used afterwards (h_CLS, no MLP): the InfoNCE loss of each line against the
-    /// copies of its batch, and the share of lines whose own copy scores highest.
+    /// Validation on (sentences, their positives) batches, in evaluation mode with the embedding
+    /// used afterwards ([`SimCse::embedding`], no MLP): the InfoNCE loss of each sentence against
+    /// the positives of its batch, and the share of sentences whose own positive scores highest.
     pub fn validation(&self, params: &Params, batches: &[(Batch, Batch)]) -> super::Evaluation {
         let (mut loss_sum, mut hits, mut count) = (0.0f64, 0usize, 0usize);
         for (x, x_plus) in batches {
+            // Each side on its own tape, dropped once its embedding is read: an evaluation tape
+            // keeps every value it computes.
+            let embedding = |x: &Batch| {
+                let mut tape = Tape::no_grad();
+                let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+                let h = self.embedding(&mut tape, params, x, rng);
+                tape.value(h).clone()
+            };
             let mut tape = Tape::no_grad();
-            let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-            let h = self.cls(&mut tape, params, x, rng);
-            let h_plus = self.cls(&mut tape, params, x_plus, rng);
+            let h = tape.constant(embedding(x));
+            let h_plus = tape.constant(embedding(x_plus));
             let cos = cosine_matrix(&mut tape, h, h_plus);
             let best = tape.argmax(cos, 1);
             hits += tape

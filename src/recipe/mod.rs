@@ -33,6 +33,7 @@ mod lines;
 mod masked_lm;
 mod memory;
 mod pairs;
+pub mod relatedness;
 pub mod shapes;
 
 pub use batch_log::BatchLog;
