@@ -11,7 +11,7 @@
 //!
 //! What happens:
 //! 1. Training pairs from the first 90% of the text; held out: the speeches of the last 10%.
-//! 2. Each update draws 32 distinct speeches (or lines) and their positives.
+//! 2. Each update draws 16 distinct speeches (or lines) and their positives.
 //! 3. Every 100 steps: InfoNCE and top-1 within batches of held-out speech halves.
 //! 4. At the end, two tables, each encoder beside the baselines: relatedness (the second half
 //!    of a held-out speech from its first half, among all of them; bags of words and of
@@ -21,7 +21,7 @@
 use microlm::cli::{Domain, Flags};
 use microlm::inspect::{compare_embeddings, show_neighbours};
 use microlm::objectives::sentence_embeddings::Pooling;
-use microlm::recipe::relatedness::{halves_as_pairs, relatedness_table, Positives};
+use microlm::recipe::relatedness::{halves_as_pairs, pooled_names, relatedness_table, Positives};
 use microlm::recipe::{Recipe, SHAPE_FLAGS};
 
 fn main() {
@@ -30,33 +30,40 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let mut flags = Flags::from_env()?;
+    let positives = flags.arg_choice("positives", "span", &Positives::NAMES, "what makes a pair")?;
+    let positives = Positives::parse(&positives)?;
     let defaults = Recipe {
-        steps: 500,
-        batch: 32,
-        lr: 1e-4,
+        steps: 1000,
+        batch: 16,
+        lr: 1e-3,
         min_lr: 1e-5,
         warmup: 50,
-        dropout: 0.1,
+        dropout: positives.default_dropout(),
         eval_batches: 16,
         out: "runs/simcse".into(),
         ..Recipe::default()
     };
     let recipe = Recipe::read(&mut flags, defaults)?;
     let init: Option<std::path::PathBuf> = flags.arg_opt("init", "start from this masked-LM checkpoint")?;
-    let positives = flags.arg_choice("positives", "span", &Positives::NAMES, "what makes a pair")?;
     let pool = flags.arg_choice("pool", "mean", &["mean", "cls"], "the embedding, in the loss and after")?;
-    let edit_rate = flags.arg_in("edit-rate", 0.2, Domain::between(0.0, 1.0), "share of a copy's characters edited")?;
+    let edit_rate = flags.arg_in(
+        "edit-rate",
+        0.2,
+        Domain::between(0.0, 1.0),
+        "share of a copy's characters edited",
+    )?;
     if flags.help_or_finish("simcse")? {
         return Ok(());
     }
     if init.is_some() {
         flags.refuse_given(SHAPE_FLAGS, "the model's shape comes from --init's checkpoint")?;
     }
+    positives.check_dropout(recipe.dropout)?;
     let pool = if pool == "mean" { Pooling::Mean } else { Pooling::Cls };
 
     // Data: the pairs to train on, the held-out speech halves and the misspelt lines.
     let data = recipe.load_data()?;
-    let source = recipe.pair_source(&data, Positives::parse(&positives)?, edit_rate)?;
+    let source = recipe.pair_source(&data, positives, edit_rate)?;
     let (halves, edits) = (recipe.speech_halves(&data)?, recipe.line_pairs(&data, edit_rate)?);
     let tokenizer = &data.tokenizer;
 
@@ -74,7 +81,9 @@ fn run() -> Result<(), String> {
         &model.metadata(),
         |tape, params, rng| {
             let (x, x_plus) = recipe.positive_pair(&source, tokenizer, rng);
-            model.loss(tape, params, &x, &x_plus, rng).expect("batches of 2 or more")
+            model
+                .loss(tape, params, &x, &x_plus, rng)
+                .expect("batches of 2 or more")
         },
         |params| model.validation(params, &batches),
     )?;
@@ -85,19 +94,13 @@ fn run() -> Result<(), String> {
     // Both tables, every encoder beside the baselines; then neighbours by the trained embedding.
     let start = if init.is_some() { "masked LM" } else { "start" };
     let encoders = [
-        ("untrained encoder", &untrained_model.encoder, &untrained),
-        (start, &model.encoder, &before),
-        ("contrastive", &model.encoder, &params),
+        (&untrained_model.encoder, &untrained),
+        (&model.encoder, &before),
+        (&model.encoder, &params),
     ];
-    let names: Vec<String> = encoders
-        .iter()
-        .flat_map(|e| [format!("{}, mean-pooled", e.0), format!("{}, [CLS]", e.0)])
-        .collect();
-    let rows: Vec<_> = (0..names.len())
-        .map(|k| {
-            let (_, encoder, p) = encoders[k / 2];
-            (names[k].as_str(), encoder, p, [Pooling::Mean, Pooling::Cls][k % 2])
-        })
+    let names = pooled_names(&["untrained encoder", start, "contrastive"]);
+    let rows: Vec<_> = (names.iter().enumerate())
+        .map(|(k, (name, pool))| (name.as_str(), encoders[k / 2].0, encoders[k / 2].1, *pool))
         .collect();
     relatedness_table(&rows, &halves, &data);
     println!("\nspelling: a held-out line from its copy with {edit_rate} of its characters edited");

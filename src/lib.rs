@@ -77,7 +77,7 @@
 //!     [`Bert`](objectives::Bert), and the baselines it must beat in `pair_baselines.rs`); and
 //!     `denoise.rs` (BART's and T5's denoising on the encoder-decoder,
 //!     [`Denoiser`](objectives::Denoiser)), its noise choice in `noise.rs` and its scores in
-//!     `reconstruction.rs`; `simcse.rs` (contrastive sentence embeddings,
+//!     `reconstruction.rs`; `simcse.rs` (contrastive sentence embeddings: dropout views or span positives,
 //!     [`SimCse`](objectives::SimCse)), measured by `sentence_embeddings.rs`; and the
 //!     multimodal pair: `mmlm.rs` (masked words predicted from a caption and its image, with
 //!     image-text matching in `itm.rs`, over the one stream of `image_text.rs`,
@@ -122,7 +122,7 @@
 //! | 7 | `cargo run --release --example generate -- "ROMEO:"` | continuing a prompt with it |
 //! | 8 | `cargo run --release --example bert` | masked LM and next-sentence (or sentence-order) prediction on pairs of whole sentences |
 //! | 9 | `cargo run --release --example denoise` | BART's denoising (or T5's span corruption) on the encoder-decoder |
-//! | 10 | `cargo run --release --example simcse -- --init runs/mlm/checkpoint.safetensors` | SimCSE sentence embeddings, and what they retrieve |
+//! | 10 | `cargo run --release --example simcse -- --init runs/mlm/checkpoint.safetensors` | Contrastive sentence embeddings (span positives, SimCSE), and what they find |
 //! | 11 | `cargo run --release --example mmlm` | a multimodal masked LM on generated pictures: does it read the image? |
 //! | 12 | `cargo run --release --example clip` | CLIP's two towers, and retrieval between pictures and captions |
 //! | 13 | `cargo run --release --example finetune -- --init runs/mlm/checkpoint.safetensors` | fine-tuning on speaker attribution: does pretraining help? |

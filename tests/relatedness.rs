@@ -36,7 +36,10 @@ fn retrieval_on_a_hand_made_similarity_matrix() {
     }
     s8[0] = row;
     let r = retrieval(&s8);
-    assert!((r.top5 - 7.0 / 8.0).abs() < 1e-12 && (r.mean_rank - 14.0 / 8.0).abs() < 1e-12, "{r:?}");
+    assert!(
+        (r.top5 - 7.0 / 8.0).abs() < 1e-12 && (r.mean_rank - 14.0 / 8.0).abs() < 1e-12,
+        "{r:?}"
+    );
 }
 
 /// The same matrix as a 2-way choice: row 0 always wins (1); row 1 draws the better candidate
@@ -71,7 +74,11 @@ fn tfidf_by_hand() {
     assert!((t.idf("z") - 2.098612).abs() < 1e-5);
     let f = t.vectors(&["a b b", "b", "z"]);
     assert_eq!(f[0].len(), 2);
-    assert!((f[0][0].1 - 0.335176).abs() < 1e-5 && (f[0][1].1 - 0.942155).abs() < 1e-5, "{:?}", f[0]);
+    assert!(
+        (f[0][0].1 - 0.335176).abs() < 1e-5 && (f[0][1].1 - 0.942155).abs() < 1e-5,
+        "{:?}",
+        f[0]
+    );
     let s = sparse_cosines(&f[..1], &f[1..]);
     assert!((s[0][0] - 0.942155).abs() < 1e-5 && s[0][1] == 0.0, "{s:?}");
 }
@@ -89,7 +96,10 @@ fn held_out_speech_halves() {
     // A half keeps whole lines within the limit ("One a.\nTwo a." is 13 characters): the
     // first half the lines nearest the middle, the second half those from the middle.
     let short = speech_halves(text, 12, 10);
-    assert_eq!((short.first[0].as_str(), short.second[0].as_str()), ("Two a.", "Three a."));
+    assert_eq!(
+        (short.first[0].as_str(), short.second[0].as_str()),
+        ("Two a.", "Three a.")
+    );
     assert_eq!(body_lines("ROMEO:\nAy.\n"), ["Ay."]);
     assert_eq!(part(&["abcdef", "g"], 3), "abc");
 }
@@ -108,10 +118,16 @@ fn span_pairs_stay_in_their_speech_and_share_no_line() {
         let (a, p) = span_pair(&lines, 19, rng);
         let (a, p): (Vec<usize>, Vec<usize>) = (a.lines().map(number).collect(), p.lines().map(number).collect());
         for run in [&a, &p] {
-            assert!((1..=2).contains(&run.len()) && run.windows(2).all(|w| w[1] == w[0] + 1), "{run:?}");
+            assert!(
+                (1..=2).contains(&run.len()) && run.windows(2).all(|w| w[1] == w[0] + 1),
+                "{run:?}"
+            );
         }
         assert_eq!(a.last().unwrap() + 1, p[0], "{a:?} {p:?}");
-        assert!(a.len() == 2 || a[0] == 0, "the anchor takes 2 lines when there are: {a:?}");
+        assert!(
+            a.len() == 2 || a[0] == 0,
+            "the anchor takes 2 lines when there are: {a:?}"
+        );
         cuts.insert(p[0]);
     }
     assert_eq!(cuts.into_iter().collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
@@ -149,7 +165,10 @@ fn training_spans_never_cross_the_split() {
     }
     let halves = recipe.speech_halves(&data).unwrap();
     for half in halves.first.iter().chain(&halves.second) {
-        assert!(half.lines().all(|l| !train_lines.contains(&l)), "{half:?} is in the training text");
+        assert!(
+            half.lines().all(|l| !train_lines.contains(&l)),
+            "{half:?} is in the training text"
+        );
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -163,7 +182,10 @@ fn mean_pool_by_hand() {
     let h = tape.input(ArrayD::from_shape_vec(IxDyn(&[2, 3, 2]), states).unwrap());
     let x = Batch::new(vec![0; 6], 2, 3).with_lengths(vec![2, 3]);
     let m = mean_pool(&mut tape, h, &x);
-    assert_eq!(tape.value(m).iter().copied().collect::<Vec<_>>(), vec![1.0, 1.0, 5.0, 1.0]);
+    assert_eq!(
+        tape.value(m).iter().copied().collect::<Vec<_>>(),
+        vec![1.0, 1.0, 5.0, 1.0]
+    );
 }
 
 /// §6c's two speeches: h_A = h_A+ = (1, 1), h_B = (0, 1), h_B+ = (1, -1) give the logits
@@ -174,7 +196,11 @@ fn span_example_loss_by_hand() {
     let h = tape.input(ndarray::array![[1.0f32, 1.0], [0.0, 1.0]].into_dyn());
     let h_plus = tape.input(ndarray::array![[1.0f32, 1.0], [1.0, -1.0]].into_dyn());
     let l = info_nce(&mut tape, h, h_plus, TEMPERATURE).unwrap();
-    assert!((tape.scalar(l.mean) - 14.142136).abs() < 1e-4, "{}", tape.scalar(l.mean));
+    assert!(
+        (tape.scalar(l.mean) - 14.142136).abs() < 1e-4,
+        "{}",
+        tape.scalar(l.mean)
+    );
 }
 
 /// With mean pooling and no dropout, a batch paired with itself gives every diagonal logit
@@ -200,4 +226,19 @@ fn mean_pooled_loss_on_identical_pairs() {
     assert!((xy - yx).abs() < 1e-5, "{xy} {yx}");
     // Identical views: l_i = ln(1 + e^{(cos_ij - 1)/τ}) <= ln 2.
     assert!(xy > 0.0 && xy <= std::f32::consts::LN_2 + 1e-6, "{xy}");
+}
+
+/// Dropout views need dropout: `--positives dropout --dropout 0` is refused by name; spans and
+/// edits train without it by default, dropout views with SimCSE's 0.1.
+#[test]
+fn dropout_views_without_dropout_are_refused() {
+    let e = Positives::Dropout.check_dropout(0.0).unwrap_err();
+    assert!(e.starts_with("--dropout 0 with --positives dropout"), "{e}");
+    assert!(Positives::Span.check_dropout(0.0).is_ok() && Positives::Dropout.check_dropout(0.1).is_ok());
+    assert_eq!(Positives::Dropout.default_dropout(), 0.1);
+    assert_eq!(
+        (Positives::Span.default_dropout(), Positives::Edit.default_dropout()),
+        (0.0, 0.0)
+    );
+    assert!(Positives::parse("spans").unwrap_err().contains("--positives \"spans\""));
 }

@@ -29,7 +29,12 @@ use rand::Rng;
 /// ```
 pub fn body_lines(speech: &str) -> Vec<&str> {
     let skip = usize::from(speaker(speech).is_some());
-    speech.lines().skip(skip).map(str::trim).filter(|l| !l.is_empty()).collect()
+    speech
+        .lines()
+        .skip(skip)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// Whole lines of `lines` from the first on, joined by `\n`, while the text stays within
@@ -41,7 +46,9 @@ pub fn body_lines(speech: &str) -> Vec<&str> {
 /// assert_eq!(part(&["Ay, me!"], 4), "Ay, ");
 /// ```
 pub fn part(lines: &[&str], max_chars: usize) -> String {
-    let mut out: String = lines.first().map_or(String::new(), |l| l.chars().take(max_chars).collect());
+    let mut out: String = lines
+        .first()
+        .map_or(String::new(), |l| l.chars().take(max_chars).collect());
     let mut chars = out.chars().count();
     for line in lines.iter().skip(1) {
         let more = 1 + line.chars().count();

@@ -243,7 +243,7 @@ pub fn retrieval(s: &[Vec<f32>]) -> Retrieval {
     }
 }
 
-/// The cosines of unit vectors: entry [i][j] is f_i · g_j.
+/// The cosines of unit vectors: entry `[i][j]` is f_i · g_j.
 pub fn cosines(f: &[Vec<f32>], g: &[Vec<f32>]) -> Vec<Vec<f32>> {
     f.iter().map(|a| g.iter().map(|b| dot(a, b)).collect()).collect()
 }
@@ -254,9 +254,9 @@ pub fn alignment_uniformity(pairs: &[Vec<f32>], queries: &[Vec<f32>]) -> (f64, f
     let n = pairs.len();
     let alignment = (0..n).map(|i| (2.0 - 2.0 * pairs[i][i]) as f64).sum::<f64>() / n.max(1) as f64;
     let (mut sum, mut count) = (0.0f64, 0usize);
-    for i in 0..queries.len() {
-        for j in i + 1..queries.len() {
-            sum += (-2.0 * (2.0 - 2.0 * queries[i][j]) as f64).exp();
+    for (i, row) in queries.iter().enumerate() {
+        for &cos in &row[i + 1..] {
+            sum += (-2.0 * (2.0 - 2.0 * cos) as f64).exp();
             count += 1;
         }
     }

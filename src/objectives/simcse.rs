@@ -16,7 +16,7 @@
 //! - **Positives** (chosen by the caller, who hands `loss` the batches x and x+): SimCSE's
 //!   dropout views (x+ = x, two forward passes in training mode, p = 0.1), DeCLUTR's spans of
 //!   the same speech (`data/speeches.rs`), or a character-edited copy.
-//! - **h** ([`Pool`]). `Cls`: during training h = tanh(W h_CLS + b), an MLP over the `[CLS]`
+//! - **h** ([`Pooling`]). `Cls`: during training h = tanh(W h_CLS + b), an MLP over the `[CLS]`
 //!   state, and the embedding used afterwards is h_CLS without the MLP (the reference's
 //!   unsupervised models keep the state "before the pooler"). `Mean`: h = (1/|x|) sum_t h_t, the
 //!   mean of the states at the sentence's real positions (`[CLS]` included), in training and

@@ -124,7 +124,7 @@ pub fn sparse_dot(a: &Sparse, b: &Sparse) -> f32 {
     sum
 }
 
-/// Entry [i][j] is the cosine of `a[i]` and `b[j]`.
+/// Entry `[i][j]` is the cosine of `a[i]` and `b[j]`.
 pub fn sparse_cosines(a: &[Sparse], b: &[Sparse]) -> Vec<Vec<f32>> {
     a.iter().map(|x| b.iter().map(|y| sparse_dot(x, y)).collect()).collect()
 }

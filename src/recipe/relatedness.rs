@@ -5,12 +5,11 @@
 
 use super::{LinePairs, Recipe, VALIDATION_SEED};
 use crate::data::documents::split_speeches;
-use crate::data::speeches::{body_lines, speech_halves, speeches_of_two_lines_or_more, span_pair, SpeechHalves};
+use crate::data::speeches::{body_lines, span_pair, speech_halves, speeches_of_two_lines_or_more, SpeechHalves};
 use crate::data::{Batch, Corpus};
 use crate::nn::Encoder;
 use crate::objectives::sentence_embeddings::{
-    alignment_uniformity, choice_accuracy, corrupt_lightly, cosines, embed, line_batch, retrieval, Pooling,
-    Retrieval,
+    alignment_uniformity, choice_accuracy, corrupt_lightly, cosines, embed, line_batch, retrieval, Pooling, Retrieval,
 };
 use crate::objectives::tfidf::{characters, sparse_cosines, words, TfIdf};
 use crate::params::Params;
@@ -48,6 +47,27 @@ impl Positives {
             _ => Err(format!("--positives {name:?}: expected dropout, span or edit")),
         }
     }
+
+    /// The default `--dropout`: SimCSE's 0.1 for dropout views (the only difference between
+    /// them), none for spans and edits, whose pairs differ already (NOTES.md §11.6 measures it).
+    pub fn default_dropout(self) -> f32 {
+        if self == Positives::Dropout {
+            0.1
+        } else {
+            0.0
+        }
+    }
+
+    /// Error: dropout views without dropout, two identical passes with nothing to learn.
+    pub fn check_dropout(self, dropout: f32) -> Result<(), String> {
+        if self == Positives::Dropout && dropout <= 0.0 {
+            return Err(format!(
+                "--dropout {dropout} with --positives dropout: the two views would be identical; \
+                 give a dropout above 0 (SimCSE's is 0.1)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The training side of a contrastive run: what each update draws its pairs from.
@@ -71,7 +91,10 @@ impl Recipe {
                 halves.first.len()
             ));
         }
-        println!("{} held-out speeches, each cut into a first and a second half", halves.first.len());
+        println!(
+            "{} held-out speeches, each cut into a first and a second half",
+            halves.first.len()
+        );
         Ok(halves)
     }
 
@@ -111,7 +134,10 @@ impl Recipe {
             }
             PairSource::Speeches(speeches) => {
                 let picked = rand::seq::index::sample(rng, speeches.len(), self.batch.min(speeches.len()));
-                picked.into_iter().map(|i| span_pair(&speeches[i], PART_CHARS, rng)).unzip()
+                picked
+                    .into_iter()
+                    .map(|i| span_pair(&speeches[i], PART_CHARS, rng))
+                    .unzip()
             }
         };
         (
@@ -135,6 +161,20 @@ impl Recipe {
             ..self
         }
     }
+}
+
+/// Each encoder's name with `", mean-pooled"` and with `", [CLS]"`, and the pooling of each: the
+/// rows of the tables, two per encoder.
+pub fn pooled_names(encoders: &[&str]) -> Vec<(String, Pooling)> {
+    encoders
+        .iter()
+        .flat_map(|e| {
+            [
+                (format!("{e}, mean-pooled"), Pooling::Mean),
+                (format!("{e}, [CLS]"), Pooling::Cls),
+            ]
+        })
+        .collect()
 }
 
 /// The halves as (query, candidate) pairs, for validation batches.
@@ -179,14 +219,17 @@ fn row(name: &str, pairs: &[Vec<f32>], queries: &[Vec<f32>]) -> RelatednessRow {
 pub fn bag_rows(halves: &SpeechHalves, reference: &[&str]) -> Vec<RelatednessRow> {
     let texts: Vec<&str> = halves.first.iter().chain(&halves.second).map(String::as_str).collect();
     let n = halves.first.len();
-    [("bag of words, TF-IDF", words as fn(&str) -> Vec<String>), ("bag of characters, TF-IDF", characters)]
-        .into_iter()
-        .map(|(name, bag)| {
-            let f = TfIdf::fit(reference, bag).vectors(&texts); // one call: unseen terms agree
-            let (first, second) = f.split_at(n);
-            row(name, &sparse_cosines(first, second), &sparse_cosines(first, first))
-        })
-        .collect()
+    [
+        ("bag of words, TF-IDF", words as fn(&str) -> Vec<String>),
+        ("bag of characters, TF-IDF", characters),
+    ]
+    .into_iter()
+    .map(|(name, bag)| {
+        let f = TfIdf::fit(reference, bag).vectors(&texts); // one call: unseen terms agree
+        let (first, second) = f.split_at(n);
+        row(name, &sparse_cosines(first, second), &sparse_cosines(first, first))
+    })
+    .collect()
 }
 
 /// Score every encoder row (name, encoder, parameters, pooling) and the two bags (TF-IDF fitted
@@ -197,7 +240,10 @@ pub fn relatedness_table(
     data: &Corpus,
 ) -> Vec<RelatednessRow> {
     let train = data.tokenizer.decode(&data.train);
-    let reference: Vec<String> = split_speeches(&train).into_iter().map(|s| body_lines(s).join("\n")).collect();
+    let reference: Vec<String> = split_speeches(&train)
+        .into_iter()
+        .map(|s| body_lines(s).join("\n"))
+        .collect();
     let mut table = bag_rows(halves, &reference.iter().map(String::as_str).collect::<Vec<_>>());
     for &(name, encoder, params, pooling) in rows {
         let f = embed(encoder, params, &data.tokenizer, &as_str(&halves.first), pooling);
