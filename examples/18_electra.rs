@@ -24,9 +24,10 @@
 //! `encoder.*`, which the finetune example loads with `--electra`), `metrics.csv`, `loss.svg`.
 
 use microlm::cli::{Domain, Flags};
+use microlm::inspect::show_replaced_tokens;
 use microlm::objectives::compute::equal_compute_report;
 use microlm::objectives::mlm::num_predictions;
-use microlm::objectives::replaced_tokens::{detection_table, show_replaced_tokens};
+use microlm::objectives::replaced_tokens::detection_table;
 use microlm::objectives::{Electra, MaskedLm, Selection};
 use microlm::recipe::Recipe;
 use microlm::Params;

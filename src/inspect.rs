@@ -1,13 +1,15 @@
 //! Looking at what a trained model predicts, printed the way the examples show them: its top
-//! guesses at masked positions, P(IsNext) for sentence pairs, a denoiser's reconstructions.
+//! guesses at masked positions, P(IsNext) for sentence pairs, a denoiser's reconstructions,
+//! P(replaced) from ELECTRA's discriminator.
 
 use crate::beam_search::Beam;
 use crate::data::Batch;
 use crate::nn::Encoder;
 use crate::objectives::sentence_embeddings::Pooling;
-use crate::objectives::{Denoiser, Evaluation, Example, MaskedLm, Noise};
+use crate::objectives::{Denoiser, Electra, Evaluation, Example, MaskedLm, Noise};
 use crate::params::Params;
 use crate::recipe::LinePairs;
+use crate::tape::Tape;
 use crate::tokenizer::Tokenizer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -279,5 +281,57 @@ pub fn show_neighbours(lines: &[&str], f: &[Vec<f32>], queries: &[usize], k: usi
             let cos: f32 = f[q].iter().zip(&f[c]).map(|(a, b)| a * b).sum();
             println!("  {cos:.3}  {:?}", lines[c]);
         }
+    }
+}
+
+/// Print the discriminator's view of the first `sequences` sequences of `batch` (corrupted with
+/// seed 0, as the validation pass corrupts its first batch), `width` tokens a row: the text it
+/// reads (newlines as ¶), `^` under each replaced token, P(replaced) as a digit (floor of 10 p;
+/// `.` below 0.1), and the replacements with the original token and P(replaced).
+pub fn show_replaced_tokens(
+    model: &Electra,
+    params: &Params,
+    tokenizer: &Tokenizer,
+    batch: &Batch,
+    sequences: usize,
+    width: usize,
+) {
+    let mut tape = Tape::no_grad();
+    let step = model.forward(&mut tape, params, batch, &mut StdRng::seed_from_u64(0));
+    let z = tape.value(step.z_d).iter().copied().collect::<Vec<f32>>();
+    let p = |i: usize| 1.0 / (1.0 + (-z[i] as f64).exp());
+    let shown = |id: usize| match tokenizer.decode(&[id]).replace('\n', "¶") {
+        s if s.is_empty() => "□".to_string(),
+        s => s,
+    };
+    println!(
+        "\nthe discriminator on validation text (^ = replaced by the generator; P(replaced) as a digit, . below 0.1):"
+    );
+    let t = batch.seq_len;
+    for b in 0..sequences.min(batch.batch) {
+        let n = batch.length(b);
+        for start in (0..n).step_by(width.max(1)) {
+            let (mut text, mut marks, mut digits) = (String::new(), String::new(), String::new());
+            for i in b * t + start..b * t + (start + width).min(n) {
+                let token = shown(step.x_hat.ids[i]);
+                let pad = token.chars().count().saturating_sub(1);
+                let digit = match (10.0 * p(i)).floor() as u32 {
+                    0 => '.',
+                    k => char::from_digit(k.min(9), 10).expect("a digit"),
+                };
+                text += &token;
+                marks += &format!("{}{}", if step.d[i] == Some(1) { '^' } else { ' ' }, " ".repeat(pad));
+                digits += &format!("{digit}{}", " ".repeat(pad));
+            }
+            println!("  {text}\n  {}\n  {digits}", marks.trim_end());
+        }
+        let replacements: Vec<String> = (b * t..b * t + n)
+            .filter(|&i| step.d[i] == Some(1))
+            .map(|i| format!("{}->{} {:.2}", shown(batch.ids[i]), shown(step.x_hat.ids[i]), p(i)))
+            .collect();
+        println!(
+            "  replaced (original->sample P(replaced)): {}\n",
+            replacements.join(", ")
+        );
     }
 }

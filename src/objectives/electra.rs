@@ -359,7 +359,10 @@ impl Electra {
         for (k, x) in batches.iter().enumerate() {
             let mut tape = Tape::no_grad();
             let step = self.forward(&mut tape, params, x, &mut StdRng::seed_from_u64(k as u64));
-            tally.add(&tape, &step);
+            let (g, d) = (&step.loss.generator, &step.loss.discriminator);
+            let generator = (tape.scalar(g.sum) as f64, g.count);
+            let z = tape.value(step.z_d).iter().copied();
+            tally.add(generator, tape.scalar(d.sum) as f64, z, &step.d);
         }
         tally.finish(self.lambda as f64)
     }

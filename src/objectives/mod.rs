@@ -36,7 +36,7 @@
 //! [`Electra`] (`electra.rs`) is replaced-token detection: a small masked LM (the generator)
 //! fills the masked positions with its own samples, and the discriminator, the encoder kept for
 //! fine-tuning, says at every position whether the token is the original;
-//! `replaced_tokens.rs` measures it against always answering "original" and shows what it sees;
+//! `replaced_tokens.rs` measures it against always answering "original";
 //! `compute.rs` counts its training FLOPs beside the masked LM's, to compare the two at equal
 //! compute.
 
