@@ -52,6 +52,7 @@ fn run() -> Result<(), String> {
         Domain::between(0.0, 1.0),
         "share of a copy's characters edited",
     )?;
+    let chunk = flags.arg("chunk", 16usize, "texts per backward pass (gradient caching); 0: the whole batch at once")?;
     if flags.help_or_finish("simcse")? {
         return Ok(());
     }
@@ -72,21 +73,10 @@ fn run() -> Result<(), String> {
     let model = model.with_pool(pool);
     let ((untrained_model, untrained), before) = (recipe.simcse(&data, None)?, params.clone());
 
-    // Train: `--batch` pairs per update; validate on batches of held-out halves.
+    // Train: `--batch` pairs per update, `--chunk` texts per backward; validate on held-out halves.
     let batches = recipe.line_pair_batches(&halves_as_pairs(&halves), tokenizer);
     let recipe = recipe.with_positive_tokens(&source, tokenizer);
-    let report = recipe.train(
-        &data,
-        &mut params,
-        &model.metadata(),
-        |tape, params, rng| {
-            let (x, x_plus) = recipe.positive_pair(&source, tokenizer, rng);
-            model
-                .loss(tape, params, &x, &x_plus, rng)
-                .expect("batches of 2 or more")
-        },
-        |params| model.validation(params, &batches),
-    )?;
+    let report = recipe.train_contrastive(&data, &mut params, &model, &source, &batches, chunk)?;
     if report.interrupted {
         return Ok(());
     }

@@ -65,6 +65,30 @@ impl Batch {
         self.lengths.as_ref().map_or(self.seq_len, |l| l[b])
     }
 
+    /// Sequences `start..end` as a batch of their own, padded only to the longest of them:
+    /// every position cut off was padding in each of them, so each sequence reads the same.
+    pub fn rows(&self, start: usize, end: usize) -> Batch {
+        assert!(
+            start < end && end <= self.batch,
+            "Batch::rows: {start}..{end} of {} sequences",
+            self.batch
+        );
+        let t = (start..end).map(|b| self.length(b)).max().unwrap_or(1).max(1);
+        let cut = |v: &[usize]| -> Vec<usize> {
+            (start..end)
+                .flat_map(|b| v[b * self.seq_len..b * self.seq_len + t].iter().copied())
+                .collect()
+        };
+        let mut out = Batch::new(cut(&self.ids), end - start, t);
+        if let Some(lengths) = &self.lengths {
+            out = out.with_lengths(lengths[start..end].to_vec());
+        }
+        if let Some(segments) = &self.segments {
+            out = out.with_segments(cut(segments));
+        }
+        out
+    }
+
     /// Sequence b's ids, padding included: `ids[b T .. (b + 1) T]`.
     pub fn row(&self, b: usize) -> &[usize] {
         &self.ids[b * self.seq_len..(b + 1) * self.seq_len]

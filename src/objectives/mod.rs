@@ -47,6 +47,7 @@ pub mod compute;
 pub mod denoise;
 pub mod denoise_scores;
 pub mod electra;
+pub mod grad_cache;
 pub mod grounding;
 pub mod image_text;
 pub mod itm;

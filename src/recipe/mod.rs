@@ -338,6 +338,21 @@ impl Recipe {
         loss: impl FnMut(&mut Tape, &Params, &mut StdRng) -> L,
         evaluate: impl FnMut(&Params) -> Evaluation,
     ) -> Result<TrainReport, String> {
+        let config = TrainConfig {
+            bounds,
+            ..self.train_config()
+        };
+        self.run(params, |params, optimizer| {
+            train(&config, params, optimizer, metadata, loss, evaluate)
+        })
+    }
+
+    /// The optimizer, a line on the model, `train` (the trainer's loop), and the summary.
+    fn run(
+        &self,
+        params: &mut Params,
+        train: impl FnOnce(&mut Params, &mut Optimizer) -> Result<TrainReport, String>,
+    ) -> Result<TrainReport, String> {
         let mut optimizer = self.optimizer(params);
         println!(
             "model: d_model {}, {} heads, {} layers, {} parameters; batch {} ({} tokens), {} steps, {} threads",
@@ -350,11 +365,7 @@ impl Recipe {
             self.steps,
             crate::threads::num_threads()
         );
-        let config = TrainConfig {
-            bounds,
-            ..self.train_config()
-        };
-        let report = train(&config, params, &mut optimizer, metadata, loss, evaluate)?;
+        let report = train(params, &mut optimizer)?;
         if crate::profile::enabled() {
             let peak = crate::profile::PEAK_GFLOPS_PER_CORE * crate::threads::num_threads() as f64;
             println!("\n{}", crate::profile::take().table(peak));

@@ -12,7 +12,10 @@ use crate::objectives::sentence_embeddings::{
     alignment_uniformity, choice_accuracy, corrupt_lightly, cosines, embed, line_batch, retrieval, Pooling, Retrieval,
 };
 use crate::objectives::tfidf::{characters, sparse_cosines, words, TfIdf};
+use crate::objectives::SimCse;
 use crate::params::Params;
+use crate::tape::Tape;
+use crate::trainer::{train_by_gradients, TrainReport};
 use crate::tokenizer::Tokenizer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -160,6 +163,40 @@ impl Recipe {
             tokens_per_step: Some(total / 20),
             ..self
         }
+    }
+}
+
+impl Recipe {
+    /// Train `model` contrastively, validating on `batches`: each update draws `--batch` pairs
+    /// from `source` and differentiates InfoNCE over them with gradient caching in chunks of
+    /// `chunk` texts (`objectives/grad_cache.rs`), or in one pass over the whole batch when
+    /// `chunk` is 0.
+    pub fn train_contrastive(
+        &self,
+        data: &Corpus,
+        params: &mut Params,
+        model: &SimCse,
+        source: &PairSource,
+        batches: &[(Batch, Batch)],
+        chunk: usize,
+    ) -> Result<TrainReport, String> {
+        let mut metadata = model.metadata();
+        metadata.extend(self.data_settings(data));
+        let gradients = |params: &Params, rng: &mut StdRng| {
+            let (x, x_plus) = self.positive_pair(source, &data.tokenizer, rng);
+            if chunk > 0 {
+                return model.loss_and_gradients_in_chunks(params, &x, &x_plus, chunk, rng);
+            }
+            let mut tape = Tape::new();
+            let l = model.loss(&mut tape, params, &x, &x_plus, rng)?.mean;
+            Ok((tape.scalar(l), tape.backward(l)))
+        };
+        let config = self.train_config();
+        self.run(params, |params, optimizer| {
+            train_by_gradients(&config, params, optimizer, &metadata, gradients, |params| {
+                model.validation(params, batches)
+            })
+        })
     }
 }
 

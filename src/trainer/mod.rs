@@ -2,7 +2,7 @@
 //!
 //!   lr_s = schedule(s)                          (linear warmup, then cosine or linear decay)
 //!   L = loss of one batch                       (the objective's closure records it on a tape)
-//!   g = dL/dθ                                   (the tape's backward)
+//!   g = dL/dθ                                   (the tape's backward, or the objective's own)
 //!   g = g * min(1, clip / ||g||)                (global-norm clipping)
 //!   θ = optimizer(θ, g, lr_s)
 //!   θ = clamp(θ, min, max)                     (only parameters with a [`Bound`])
@@ -38,6 +38,7 @@ pub use evaluation::Evaluation;
 pub use signals::request_stop;
 
 use crate::checkpoint;
+use crate::gradients::Gradients;
 use crate::metrics::{MetricsLog, Record};
 use crate::optim::{clip_grad_norm, Optimizer};
 use crate::params::Params;
@@ -85,23 +86,20 @@ struct Update {
 
 /// Update `step`, in the order of the formula at the top of this file. A non-finite loss or
 /// gradient norm is an error naming the update, raised before any parameter changes.
-fn update<L: Into<Var>>(
+fn update(
     config: &TrainConfig,
     step: usize,
     params: &mut Params,
     optimizer: &mut Optimizer,
-    loss_of_step: &mut impl FnMut(&mut Tape, &Params, &mut StdRng) -> L,
+    gradients_of_step: &mut impl FnMut(&Params, &mut StdRng) -> Result<(f32, Gradients), String>,
 ) -> Result<Update, String> {
     let lr = config.schedule.lr_at(step); // lr_s = schedule(s)
     optimizer.set_lr(lr);
-    let mut tape = Tape::new();
-    let l: Var = loss_of_step(&mut tape, params, &mut step_rng(config.seed, step)).into(); // L
-    let loss = tape.scalar(l);
+    let (loss, mut grads) = gradients_of_step(params, &mut step_rng(config.seed, step))?; // L, g = dL/dθ
     let kept = "stopped without saving, so the last good checkpoint is kept";
     if !loss.is_finite() {
         return Err(format!("the training loss is {loss} at step {}; {kept}", step + 1));
     }
-    let mut grads = tape.backward(l); // g = dL/dθ
     let clock = Instant::now(); // for the profile, if it is on
     let grad_norm = match config.grad_clip {
         Some(c) => clip_grad_norm(&mut grads, c), // g = g min(1, c / ||g||)
@@ -181,6 +179,29 @@ pub fn train<L: Into<Var>>(
     optimizer: &mut Optimizer,
     metadata: &BTreeMap<String, String>,
     mut loss_of_step: impl FnMut(&mut Tape, &Params, &mut StdRng) -> L,
+    evaluate: impl FnMut(&Params) -> Evaluation,
+) -> Result<TrainReport, String> {
+    let gradients_of_step = |params: &Params, rng: &mut StdRng| {
+        let mut tape = Tape::new();
+        let l: Var = loss_of_step(&mut tape, params, rng).into(); // L
+        let loss = tape.scalar(l);
+        // A non-finite L is refused by the update, so its backward is not worth running.
+        let grads = if loss.is_finite() { tape.backward(l) } else { Gradients::default() };
+        Ok((loss, grads)) // g = dL/dθ
+    };
+    train_by_gradients(config, params, optimizer, metadata, gradients_of_step, evaluate)
+}
+
+/// [`train`] for an objective that computes its gradients itself rather than with one tape's
+/// backward: `gradients_of_step(params, rng)` returns L and g = dL/dθ for one batch drawn from
+/// `rng` (gradient caching, `objectives/grad_cache.rs`, runs one backward per chunk of the
+/// batch). An error it returns stops the run before anything changes.
+pub fn train_by_gradients(
+    config: &TrainConfig,
+    params: &mut Params,
+    optimizer: &mut Optimizer,
+    metadata: &BTreeMap<String, String>,
+    mut gradients_of_step: impl FnMut(&Params, &mut StdRng) -> Result<(f32, Gradients), String>,
     mut evaluate: impl FnMut(&Params) -> Evaluation,
 ) -> Result<TrainReport, String> {
     config.validate()?;
@@ -213,7 +234,7 @@ pub fn train<L: Into<Var>>(
     }
     while step < config.steps {
         let ts = Instant::now();
-        let u = update(config, step, params, optimizer, &mut loss_of_step)?;
+        let u = update(config, step, params, optimizer, &mut gradients_of_step)?;
         step += 1;
         last_loss = u.loss;
         if profile::enabled() {
