@@ -11,7 +11,8 @@
 //!
 //! What happens:
 //! 1. Training pairs from the first 90% of the text; held out: the speeches of the last 10%.
-//! 2. Each update draws 16 distinct speeches (or lines) and their positives.
+//! 2. Each update draws 32 distinct speeches (or lines) and their positives, and differentiates
+//!    the loss 16 texts at a time (gradient caching, `src/objectives/grad_cache.rs`).
 //! 3. Every 100 steps: InfoNCE and top-1 within batches of held-out speech halves.
 //! 4. At the end, two tables, each encoder beside the baselines: relatedness (the second half
 //!    of a held-out speech from its first half, among all of them; bags of words and of
@@ -21,7 +22,7 @@
 use microlm::cli::{Domain, Flags};
 use microlm::inspect::{compare_embeddings, show_neighbours};
 use microlm::objectives::sentence_embeddings::Pooling;
-use microlm::recipe::relatedness::{halves_as_pairs, pooled_names, relatedness_table, Positives};
+use microlm::recipe::relatedness::{pooled_rows, relatedness_table, Positives};
 use microlm::recipe::{Recipe, SHAPE_FLAGS};
 
 fn main() {
@@ -33,8 +34,8 @@ fn run() -> Result<(), String> {
     let positives = flags.arg_choice("positives", "span", &Positives::NAMES, "what makes a pair")?;
     let positives = Positives::parse(&positives)?;
     let defaults = Recipe {
-        steps: 1000,
-        batch: 16,
+        steps: 500,
+        batch: 32,
         lr: 1e-3,
         min_lr: 1e-5,
         warmup: 50,
@@ -52,7 +53,11 @@ fn run() -> Result<(), String> {
         Domain::between(0.0, 1.0),
         "share of a copy's characters edited",
     )?;
-    let chunk = flags.arg("chunk", 16usize, "texts per backward pass (gradient caching); 0: the whole batch at once")?;
+    let chunk = flags.arg(
+        "chunk",
+        16usize,
+        "texts per backward pass (gradient caching); 0: the whole batch at once",
+    )?;
     if flags.help_or_finish("simcse")? {
         return Ok(());
     }
@@ -74,24 +79,18 @@ fn run() -> Result<(), String> {
     let ((untrained_model, untrained), before) = (recipe.simcse(&data, None)?, params.clone());
 
     // Train: `--batch` pairs per update, `--chunk` texts per backward; validate on held-out halves.
-    let batches = recipe.line_pair_batches(&halves_as_pairs(&halves), tokenizer);
-    let recipe = recipe.with_positive_tokens(&source, tokenizer);
-    let report = recipe.train_contrastive(&data, &mut params, &model, &source, &batches, chunk)?;
+    let report = recipe.train_contrastive(&data, &mut params, &model, &source, &halves, chunk)?;
     if report.interrupted {
         return Ok(());
     }
 
     // Both tables, every encoder beside the baselines; then neighbours by the trained embedding.
     let start = if init.is_some() { "masked LM" } else { "start" };
-    let encoders = [
-        (&untrained_model.encoder, &untrained),
-        (&model.encoder, &before),
-        (&model.encoder, &params),
-    ];
-    let names = pooled_names(&["untrained encoder", start, "contrastive"]);
-    let rows: Vec<_> = (names.iter().enumerate())
-        .map(|(k, (name, pool))| (name.as_str(), encoders[k / 2].0, encoders[k / 2].1, *pool))
-        .collect();
+    let rows = pooled_rows(&[
+        ("untrained encoder", &untrained_model.encoder, &untrained),
+        (start, &model.encoder, &before),
+        ("contrastive", &model.encoder, &params),
+    ]);
     relatedness_table(&rows, &halves, &data);
     println!("\nspelling: a held-out line from its copy with {edit_rate} of its characters edited");
     let f = compare_embeddings(&rows, &edits, tokenizer);

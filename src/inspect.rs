@@ -4,10 +4,9 @@
 
 use crate::beam_search::Beam;
 use crate::data::Batch;
-use crate::nn::Encoder;
-use crate::objectives::sentence_embeddings::Pooling;
 use crate::objectives::{Denoiser, Electra, Evaluation, Example, MaskedLm, Noise};
 use crate::params::Params;
+use crate::recipe::relatedness::EmbeddingRow;
 use crate::recipe::LinePairs;
 use crate::tape::Tape;
 use crate::tokenizer::Tokenizer;
@@ -244,9 +243,6 @@ pub fn show_denoising(
     Ok(())
 }
 
-/// One embedding to compare: its name, the encoder and parameters, and how it pools.
-pub type EmbeddingRow<'a> = (&'a str, &'a Encoder, &'a Params, Pooling);
-
 /// Embed the held-out lines and their copies with each row's encoder, print the table of
 /// [`score`](crate::objectives::sentence_embeddings::score) (alignment, uniformity, top-1 and
 /// top-5 retrieval of each line's copy among all copies), and return the last row's embeddings
@@ -259,9 +255,9 @@ pub fn compare_embeddings(rows: &[EmbeddingRow], pairs: &LinePairs, tokenizer: &
         "embedding", "alignment", "uniformity", "top-1", "top-5"
     );
     let mut last = Vec::new();
-    for &(name, encoder, params, pooling) in rows {
-        let f = embed(encoder, params, tokenizer, &lines, pooling);
-        let s = score(&f, &embed(encoder, params, tokenizer, &copies, pooling));
+    for (name, encoder, params, pooling) in rows {
+        let f = embed(encoder, params, tokenizer, &lines, *pooling);
+        let s = score(&f, &embed(encoder, params, tokenizer, &copies, *pooling));
         println!(
             "{name:<34} {:>9.4} {:>10.4} {:>6.3} {:>6.3}",
             s.alignment, s.uniformity, s.top1, s.top5

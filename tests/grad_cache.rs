@@ -29,7 +29,11 @@ fn tiny(pool: Pooling, dropout: f32) -> (SimCse, Params) {
 /// 5 pairs of different lengths, padded to 6: chunks of 2 leave a last chunk of 1, and a
 /// chunk's own padding (to its longest row) is shorter than the batch's.
 fn pairs() -> (Batch, Batch) {
-    let ids = |rows: &[&[usize]]| rows.iter().flat_map(|r| (0..6).map(|t| r.get(t).copied().unwrap_or(0))).collect();
+    let ids = |rows: &[&[usize]]| {
+        rows.iter()
+            .flat_map(|r| (0..6).map(|t| r.get(t).copied().unwrap_or(0)))
+            .collect()
+    };
     let x: [&[usize]; 5] = [&[2, 5, 6], &[2, 7, 8, 9, 10, 11], &[2, 9], &[2, 6, 6, 5], &[2, 11, 10]];
     let y: [&[usize]; 5] = [&[2, 6, 5, 7], &[2, 8], &[2, 10, 9, 8], &[2, 5, 11, 7, 6], &[2, 7]];
     let lengths = |rows: &[&[usize]]| rows.iter().map(|r| r.len()).collect();
@@ -63,15 +67,26 @@ fn chunked_gradients_equal_the_one_pass_gradients() {
     for pool in [Pooling::Mean, Pooling::Cls] {
         let (model, params) = tiny(pool, 0.0);
         let mut tape = Tape::new();
-        let l = model.loss(&mut tape, &params, &x, &x_plus, &mut StdRng::seed_from_u64(0)).unwrap().mean;
+        let l = model
+            .loss(&mut tape, &params, &x, &x_plus, &mut StdRng::seed_from_u64(0))
+            .unwrap()
+            .mean;
         let (one_pass_loss, one_pass) = (tape.scalar(l), tape.backward(l));
         for chunk in [1, 2, 5, 7] {
             let rng = &mut StdRng::seed_from_u64(0);
-            let (loss, grads) = model.loss_and_gradients_in_chunks(&params, &x, &x_plus, chunk, rng).unwrap();
-            assert!((loss - one_pass_loss).abs() < 1e-5, "{pool:?}, chunk {chunk}: {loss} {one_pass_loss}");
+            let (loss, grads) = model
+                .loss_and_gradients_in_chunks(&params, &x, &x_plus, chunk, rng)
+                .unwrap();
+            assert!(
+                (loss - one_pass_loss).abs() < 1e-5,
+                "{pool:?}, chunk {chunk}: {loss} {one_pass_loss}"
+            );
             let (diff, scale) = max_difference(&params, &grads, &one_pass);
             assert!(scale > 1e-3, "{pool:?}: the gradient is not trivially 0");
-            assert!(diff < 1e-5 * scale.max(1.0), "{pool:?}, chunk {chunk}: differs by {diff}");
+            assert!(
+                diff < 1e-5 * scale.max(1.0),
+                "{pool:?}, chunk {chunk}: differs by {diff}"
+            );
         }
     }
 }

@@ -60,7 +60,12 @@ impl SimCse {
     fn chunk_view(&self, params: &Params, x: &Batch, k: &Chunk) -> Tensor {
         let mut tape = Tape::no_grad();
         tape.set_training(true); // dropout on, as in the pass that will be differentiated
-        let h = self.view(&mut tape, params, &x.rows(k.start, k.end), &mut StdRng::seed_from_u64(k.seed));
+        let h = self.view(
+            &mut tape,
+            params,
+            &x.rows(k.start, k.end),
+            &mut StdRng::seed_from_u64(k.seed),
+        );
         tape.value(h).clone()
     }
 
@@ -78,14 +83,19 @@ impl SimCse {
         if chunk == 0 {
             return Err("--chunk 0: a chunk must hold at least 1 text".into());
         }
-        let views = [(x, chunks(x.batch, chunk, rng)), (x_plus, chunks(x_plus.batch, chunk, rng))];
+        let views = [
+            (x, chunks(x.batch, chunk, rng)),
+            (x_plus, chunks(x_plus.batch, chunk, rng)),
+        ];
         // 1. Embed: h and h+, chunk by chunk, values only.
         let embeddings: Vec<Tensor> = views
             .iter()
             .map(|(x, ks)| {
                 let parts: Vec<Tensor> = ks.iter().map(|k| self.chunk_view(params, x, k)).collect();
                 let parts: Vec<_> = parts.iter().map(|p| p.view()).collect();
-                ndarray::concatenate(Axis(0), &parts).expect("chunks share D").into_shared()
+                ndarray::concatenate(Axis(0), &parts)
+                    .expect("chunks share D")
+                    .into_shared()
             })
             .collect();
         // 2. Cache u = dL/dh and u+ = dL/dh+ from a tape holding only L.

@@ -15,8 +15,8 @@ use crate::objectives::tfidf::{characters, sparse_cosines, words, TfIdf};
 use crate::objectives::SimCse;
 use crate::params::Params;
 use crate::tape::Tape;
-use crate::trainer::{train_by_gradients, TrainReport};
 use crate::tokenizer::Tokenizer;
+use crate::trainer::{train_by_gradients, TrainReport};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -167,23 +167,25 @@ impl Recipe {
 }
 
 impl Recipe {
-    /// Train `model` contrastively, validating on `batches`: each update draws `--batch` pairs
-    /// from `source` and differentiates InfoNCE over them with gradient caching in chunks of
-    /// `chunk` texts (`objectives/grad_cache.rs`), or in one pass over the whole batch when
-    /// `chunk` is 0.
+    /// Train `model` contrastively, validating on batches of `halves` (first halves against
+    /// second halves): each update draws `--batch` pairs from `source` and differentiates
+    /// InfoNCE over them with gradient caching in chunks of `chunk` texts
+    /// (`objectives/grad_cache.rs`), or in one pass over the whole batch when `chunk` is 0.
     pub fn train_contrastive(
         &self,
         data: &Corpus,
         params: &mut Params,
         model: &SimCse,
         source: &PairSource,
-        batches: &[(Batch, Batch)],
+        halves: &SpeechHalves,
         chunk: usize,
     ) -> Result<TrainReport, String> {
+        let batches = self.line_pair_batches(&halves_as_pairs(halves), &data.tokenizer);
+        let recipe = self.clone().with_positive_tokens(source, &data.tokenizer);
         let mut metadata = model.metadata();
         metadata.extend(self.data_settings(data));
         let gradients = |params: &Params, rng: &mut StdRng| {
-            let (x, x_plus) = self.positive_pair(source, &data.tokenizer, rng);
+            let (x, x_plus) = recipe.positive_pair(source, &data.tokenizer, rng);
             if chunk > 0 {
                 return model.loss_and_gradients_in_chunks(params, &x, &x_plus, chunk, rng);
             }
@@ -191,24 +193,29 @@ impl Recipe {
             let l = model.loss(&mut tape, params, &x, &x_plus, rng)?.mean;
             Ok((tape.scalar(l), tape.backward(l)))
         };
-        let config = self.train_config();
-        self.run(params, |params, optimizer| {
+        let config = recipe.train_config();
+        recipe.run(params, |params, optimizer| {
             train_by_gradients(&config, params, optimizer, &metadata, gradients, |params| {
-                model.validation(params, batches)
+                model.validation(params, &batches)
             })
         })
     }
 }
 
-/// Each encoder's name with `", mean-pooled"` and with `", [CLS]"`, and the pooling of each: the
-/// rows of the tables, two per encoder.
-pub fn pooled_names(encoders: &[&str]) -> Vec<(String, Pooling)> {
+/// One embedding to compare: its name, the encoder and parameters, and how it pools.
+pub type EmbeddingRow<'a> = (String, &'a Encoder, &'a Params, Pooling);
+
+/// The rows of the tables, two per (name, encoder, parameters): the name with `", mean-pooled"`
+/// and mean pooling, then with `", [CLS]"` and `[CLS]` pooling.
+pub fn pooled_rows<'a>(
+    encoders: &[(&str, &'a Encoder, &'a Params)],
+) -> Vec<(String, &'a Encoder, &'a Params, Pooling)> {
     encoders
         .iter()
-        .flat_map(|e| {
+        .flat_map(|&(e, encoder, params)| {
             [
-                (format!("{e}, mean-pooled"), Pooling::Mean),
-                (format!("{e}, [CLS]"), Pooling::Cls),
+                (format!("{e}, mean-pooled"), encoder, params, Pooling::Mean),
+                (format!("{e}, [CLS]"), encoder, params, Pooling::Cls),
             ]
         })
         .collect()
@@ -271,20 +278,16 @@ pub fn bag_rows(halves: &SpeechHalves, reference: &[&str]) -> Vec<RelatednessRow
 
 /// Score every encoder row (name, encoder, parameters, pooling) and the two bags (TF-IDF fitted
 /// on the training split's speeches) on `halves`, print the table, and return it, bags first.
-pub fn relatedness_table(
-    rows: &[(&str, &Encoder, &Params, Pooling)],
-    halves: &SpeechHalves,
-    data: &Corpus,
-) -> Vec<RelatednessRow> {
+pub fn relatedness_table(rows: &[EmbeddingRow], halves: &SpeechHalves, data: &Corpus) -> Vec<RelatednessRow> {
     let train = data.tokenizer.decode(&data.train);
     let reference: Vec<String> = split_speeches(&train)
         .into_iter()
         .map(|s| body_lines(s).join("\n"))
         .collect();
     let mut table = bag_rows(halves, &reference.iter().map(String::as_str).collect::<Vec<_>>());
-    for &(name, encoder, params, pooling) in rows {
-        let f = embed(encoder, params, &data.tokenizer, &as_str(&halves.first), pooling);
-        let g = embed(encoder, params, &data.tokenizer, &as_str(&halves.second), pooling);
+    for (name, encoder, params, pooling) in rows {
+        let f = embed(encoder, params, &data.tokenizer, &as_str(&halves.first), *pooling);
+        let g = embed(encoder, params, &data.tokenizer, &as_str(&halves.second), *pooling);
         table.push(row(name, &cosines(&f, &g), &cosines(&f, &f)));
     }
     println!(

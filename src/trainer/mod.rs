@@ -186,7 +186,11 @@ pub fn train<L: Into<Var>>(
         let l: Var = loss_of_step(&mut tape, params, rng).into(); // L
         let loss = tape.scalar(l);
         // A non-finite L is refused by the update, so its backward is not worth running.
-        let grads = if loss.is_finite() { tape.backward(l) } else { Gradients::default() };
+        let grads = if loss.is_finite() {
+            tape.backward(l)
+        } else {
+            Gradients::default()
+        };
         Ok((loss, grads)) // g = dL/dθ
     };
     train_by_gradients(config, params, optimizer, metadata, gradients_of_step, evaluate)
