@@ -53,11 +53,8 @@ fn run() -> Result<(), String> {
         Domain::between(0.0, 1.0),
         "share of a copy's characters edited",
     )?;
-    let chunk = flags.arg(
-        "chunk",
-        16usize,
-        "texts per backward pass (gradient caching); 0: the whole batch at once",
-    )?;
+    let chunk_help = "texts per backward pass (gradient caching); 0: the whole batch at once";
+    let chunk = flags.arg_in("chunk", 16usize, Domain::at_least(0), chunk_help)?;
     if flags.help_or_finish("simcse")? {
         return Ok(());
     }
