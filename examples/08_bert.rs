@@ -22,13 +22,12 @@
 //! The model is the mlm example's (same flags) with segment embeddings, a pooler and a
 //! two-way classifier.
 
-use microlm::cli::Flags;
+use microlm::cli::{Domain, Flags};
 use microlm::data::pairs::random_pair_batch;
 use microlm::inspect::show_next_sentence;
-use microlm::nn::TransformerConfig;
-use microlm::objectives::Bert;
-use microlm::recipe::{print_pair_results, read_pair_task, Recipe};
-use microlm::Params;
+use microlm::objectives::sentence_embeddings::Pooling;
+use microlm::recipe::{print_pair_results, read_pair_task, Recipe, SHAPE_FLAGS};
+use std::path::PathBuf;
 
 fn main() {
     microlm::cli::main(run);
@@ -44,28 +43,26 @@ fn run() -> Result<(), String> {
     let recipe = Recipe::read(&mut flags, defaults)?;
     let head_transform = flags.arg("head-transform", false, "BERT's Linear-GELU-LN before the output")?;
     let (task, use_pair_loss) = read_pair_task(&mut flags)?;
+    let init: String = flags.arg("init", "none".into(), "masked-LM checkpoint to start from (none: fresh)")?;
+    let pool = flags.arg_choice("pool", "cls", &["cls", "mean"], "what the pair head's pooler reads")?;
+    let weight = flags.arg_in("pair-weight", 1.0, Domain::above(0.0), "λ in L = L_MLM + λ L_pair")?;
     if flags.help_or_finish("bert")? {
         return Ok(());
     }
+    let init = (init != "none").then(|| PathBuf::from(init));
+    if init.is_some() {
+        flags.refuse_given(SHAPE_FLAGS, "the model's shape comes from --init's checkpoint")?;
+        flags.refuse_given(&["head-transform"], "the masked-LM head comes from --init's checkpoint")?;
+    }
 
-    // Data: sentence pairs from each split; the model, with segment embeddings.
+    // Data: sentence pairs from each split; the model (segment embeddings, pooler and classifier
+    // fresh; the encoder and masked-LM head from --init's masked LM when given).
     let data = recipe.load_data()?;
     let (pairs, specials) = (recipe.sentence_pairs(&data, task)?, data.tokenizer.specials());
     let val = recipe.pair_batches(&pairs.val, &data);
-    let config = TransformerConfig {
-        type_vocab_size: 2,
-        ..recipe.model_config(&data)?
-    };
-    let mut params = Params::new();
-    let model = Bert::new(
-        &mut params,
-        &config,
-        &data.tokenizer,
-        head_transform,
-        task,
-        use_pair_loss,
-        &mut recipe.init_rng(),
-    )?;
+    let (model, mut params) = recipe.bert(&data, (task, use_pair_loss), head_transform, init.as_deref())?;
+    let pool = if pool == "mean" { Pooling::Mean } else { Pooling::Cls };
+    let model = model.with_pair_weight(weight).with_pool(pool);
 
     // Train: masked LM and the pair task on each batch of pairs; validation reports both.
     let report = recipe.train(

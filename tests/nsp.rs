@@ -126,7 +126,7 @@ fn bert_loss_masks_both_segments_and_adds_the_two_losses() {
         max_len: 40,
         ..config(tokenizer.vocab_size())
     };
-    for use_pair_loss in [true, false] {
+    for (use_pair_loss, lambda) in [(true, 1.0), (false, 1.0), (true, 2.5)] {
         let mut params = Params::new();
         let bert = Bert::new(
             &mut params,
@@ -137,11 +137,12 @@ fn bert_loss_masks_both_segments_and_adds_the_two_losses() {
             use_pair_loss,
             &mut StdRng::seed_from_u64(4),
         )
-        .unwrap();
+        .unwrap()
+        .with_pair_weight(lambda);
         let mut tape = Tape::new();
         let l = bert.loss(&mut tape, &params, &batch, &mut StdRng::seed_from_u64(5));
         let (total, mlm, nsp) = (tape.scalar(l.total), tape.scalar(l.mlm.mean), tape.scalar(l.nsp.mean));
-        let expected = if use_pair_loss { mlm + nsp } else { mlm };
+        let expected = if use_pair_loss { mlm + lambda * nsp } else { mlm };
         assert!((total - expected).abs() < 1e-6, "{total} vs {expected}");
         assert!(nsp > 0.1 && l.nsp.count == pairs.len());
     }
@@ -229,4 +230,97 @@ fn sop_worked_example() {
     let s = tape.constant(array![[0.0f32, 2.0], [0.0, 2.0]].into_dyn());
     let l = nsp_loss(&mut tape, s, &[NspLabel::NotNext, NspLabel::IsNext]);
     assert!((tape.scalar(l.mean) - 1.126_928).abs() < 1e-6);
+}
+
+/// A masked LM of `config` for `tok`, saved as the mlm example saves it (its model's metadata
+/// and the tokenizer's); returns its parameters.
+fn save_masked_lm(path: &std::path::Path, config: &TransformerConfig, tok: &Tokenizer) -> Params {
+    let mut params = Params::new();
+    let mlm = microlm::objectives::MaskedLm::new(&mut params, config, tok, false, &mut StdRng::seed_from_u64(8)).unwrap();
+    let mut metadata = mlm.metadata();
+    metadata.extend(tok.to_metadata());
+    microlm::checkpoint::save(path, &params, &metadata).unwrap();
+    params
+}
+
+/// `--init`: every tensor of the masked LM (encoder and head) comes in unchanged; what BERT adds
+/// (segment embeddings, pooler, classifier) is fresh; the dropout is the one asked for.
+#[test]
+fn from_masked_lm_brings_in_the_encoder_and_head() {
+    let tok = Tokenizer::Char(CharTokenizer::from_text("abcdef. "));
+    let dir = common::fresh_dir("bert-init");
+    let path = dir.join("mlm.safetensors");
+    let mlm_params = save_masked_lm(&path, &tiny_encoder_config(tok.vocab_size()), &tok);
+    let rng = &mut StdRng::seed_from_u64(0);
+    let (model, params) = Bert::from_masked_lm(&path, 0.1, PairTask::Nsp, true, rng).unwrap();
+    assert_eq!(model.mlm.encoder.config.type_vocab_size, 2);
+    assert_eq!(model.mlm.encoder.config.dropout, 0.1);
+    let (mut copied, mut fresh) = (0, Vec::new());
+    for id in params.ids() {
+        let name = params.name(id);
+        match mlm_params.find(name) {
+            Some(from) => {
+                assert_eq!(params.value(id), mlm_params.value(from), "{name}");
+                copied += 1;
+            }
+            None => fresh.push(name.to_string()),
+        }
+    }
+    assert_eq!(copied, mlm_params.ids().count(), "every tensor of the masked LM comes in");
+    fresh.sort();
+    let want = [
+        "encoder.segment_embedding.weight",
+        "nsp.classifier.bias",
+        "nsp.classifier.weight",
+        "nsp.pooler.bias",
+        "nsp.pooler.weight",
+    ];
+    assert_eq!(fresh, want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A checkpoint that does not fit is refused before anything is built, the error naming
+/// `--init`, the file and the mismatch: another tokenizer, too few positions for `--seq-len`,
+/// a model that is not a masked LM.
+#[test]
+fn init_refuses_a_checkpoint_that_does_not_fit() {
+    let dir = common::fresh_dir("bert-init-refused");
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(&corpus, "ROMEO:\nBut soft. What light?\n\nJULIET:\nAy me. Ay.\n\n".repeat(20)).unwrap();
+    let recipe = microlm::recipe::Recipe {
+        corpus: corpus.clone(),
+        seq_len: 32,
+        ..microlm::recipe::Recipe::default()
+    };
+    let data = recipe.load_data().unwrap();
+    let task = (PairTask::Nsp, true);
+    let refused = |path: &std::path::Path| match recipe.bert(&data, task, false, Some(path)) {
+        Ok(_) => panic!("{} was accepted", path.display()),
+        Err(e) => e,
+    };
+
+    let other = dir.join("other-tokenizer.safetensors");
+    let abc = Tokenizer::Char(CharTokenizer::from_text("abc"));
+    save_masked_lm(&other, &TransformerConfig { max_len: 32, ..tiny_encoder_config(abc.vocab_size()) }, &abc);
+    let e = refused(&other);
+    assert!(e.starts_with(&format!("--init {}", other.display())), "{e}");
+    assert!(e.contains("a char tokenizer of 8 ids") && e.contains("--tokenizer char"), "{e}");
+
+    let short = dir.join("16-positions.safetensors");
+    save_masked_lm(&short, &tiny_encoder_config(data.tokenizer.vocab_size()), &data.tokenizer);
+    let e = refused(&short);
+    assert!(e.contains("--init") && e.contains("at most 16 positions") && e.contains("--seq-len 32"), "{e}");
+
+    let fits = TransformerConfig { max_len: 32, ..tiny_encoder_config(data.tokenizer.vocab_size()) };
+    save_masked_lm(&dir.join("fits.safetensors"), &fits, &data.tokenizer);
+    assert!(recipe.bert(&data, task, false, Some(&dir.join("fits.safetensors"))).is_ok());
+    let bert = dir.join("bert.safetensors");
+    let mut params = Params::new();
+    let model = Bert::new(&mut params, &TransformerConfig { type_vocab_size: 2, ..fits }, &data.tokenizer, false, PairTask::Nsp, true, &mut StdRng::seed_from_u64(1)).unwrap();
+    let mut metadata = model.metadata();
+    metadata.extend(data.tokenizer.to_metadata());
+    microlm::checkpoint::save(&bert, &params, &metadata).unwrap();
+    let e = refused(&bert);
+    assert!(e.contains("--init") && e.contains("trained as bert") && e.contains("mlm"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -28,8 +28,10 @@
 //! MLM masking applies to both segments and never chooses `[CLS]`, `[SEP]` or padding.
 
 use super::mlm::{mask_tokens, mlm_loss, MaskedBatch, MaskedLm};
+use super::sentence_embeddings::Pooling;
+use super::simcse::mean_pool;
 use super::{Evaluation, Tally};
-use crate::data::{NspLabel, PairBatch, PairTask};
+use crate::data::{Batch, NspLabel, PairBatch, PairTask};
 use crate::nn::{Linear, TransformerConfig};
 use crate::ops::CrossEntropy;
 use crate::params::Params;
@@ -38,6 +40,7 @@ use crate::tokenizer::Tokenizer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// L_NSP = mean_b CE(s_b, y_b) over the two-way scores `s` [N, 2], with y_b = 0 for IsNext and
 /// 1 for NotNext: [`two_way_loss`] of NSP's classes.
@@ -130,6 +133,10 @@ pub struct Bert {
     pub task: PairTask,
     /// Whether the pair loss is part of the total (false: MLM alone on the same pairs).
     pub use_pair_loss: bool,
+    /// λ in L = L_MLM + λ L_pair (BERT: 1).
+    pub pair_weight: f32,
+    /// What the pooler reads: h_CLS (BERT) or the mean of h over the pair's real positions.
+    pub pool: Pooling,
 }
 
 impl Bert {
@@ -156,14 +163,78 @@ impl Bert {
             nsp,
             task,
             use_pair_loss,
+            pair_weight: 1.0,
+            pool: Pooling::Cls,
         })
+    }
+
+    /// BERT whose encoder and masked-LM head start from the masked LM trained into the
+    /// checkpoint at `path` (its shape, tokenizer, head and corruption come from there), with
+    /// `dropout`; what the masked LM did not have is fresh from `rng`: the segment embeddings
+    /// (the masked LM reads one segment) and the pooler and classifier. Check the checkpoint
+    /// against the program first (`checkpoint::check_compatible`); errors name the file.
+    pub fn from_masked_lm(
+        path: &Path,
+        dropout: f32,
+        task: PairTask,
+        use_pair_loss: bool,
+        rng: &mut impl Rng,
+    ) -> Result<(Bert, Params), String> {
+        let (mlm, mlm_params, tokenizer) = MaskedLm::load(path)?;
+        let config = TransformerConfig {
+            dropout,
+            type_vocab_size: 2,
+            ..mlm.encoder.config.clone()
+        };
+        let head_transform = mlm.head.transform.is_some();
+        let mut params = Params::new();
+        let model = Bert::new(&mut params, &config, &tokenizer, head_transform, task, use_pair_loss, rng)?;
+        let model = Bert {
+            mlm: MaskedLm {
+                corruption: mlm.corruption.clone(),
+                ..model.mlm
+            },
+            ..model
+        };
+        let ids: Vec<_> = params.ids().collect();
+        for id in ids {
+            let name = params.name(id).to_string();
+            if let Some(from) = mlm_params.find(&name) {
+                *params.value_mut(id) = mlm_params.value(from).clone(); // encoder.*, mlm_head.*
+            }
+        }
+        Ok((model, params))
+    }
+
+    /// The same model with the pooler reading `pool` (`[CLS]`, or the mean over real positions).
+    pub fn with_pool(self, pool: Pooling) -> Bert {
+        Bert { pool, ..self }
+    }
+
+    /// s [B, 2] from the encoder states h [B, T, D] of `x`: W tanh(W_p h_CLS + b_p) + c, or with
+    /// [`Pooling::Mean`] the mean of h over `x`'s real positions in place of h_CLS.
+    fn pair_scores(&self, tape: &mut Tape, params: &Params, h: Var, x: &Batch) -> Var {
+        let p = match self.pool {
+            Pooling::Cls => self.nsp.pool(tape, params, h),
+            Pooling::Mean => {
+                let h_mean = mean_pool(tape, h, x); // [B, D]
+                let z = self.nsp.pooler.forward(tape, params, h_mean);
+                tape.tanh(z)
+            }
+        };
+        self.nsp.classifier.forward(tape, params, p)
+    }
+
+    /// The same model with λ = `w` in L = L_MLM + λ L_pair.
+    pub fn with_pair_weight(self, w: f32) -> Bert {
+        Bert { pair_weight: w, ..self }
     }
 
     /// z_M [|M|, V] and s [B, 2] of a masked batch, from one pass of the encoder.
     fn scores(&self, tape: &mut Tape, params: &Params, masked: &MaskedBatch, rng: &mut impl Rng) -> (Var, Var) {
         let h = self.mlm.encoder.forward(tape, params, &masked.x_masked, rng); // [B, T, D]
         let z_masked = self.mlm.head_at(tape, params, h, &masked.masked_positions); // [|M|, V]
-        let s = self.nsp.forward(tape, params, h); // [B, 2]
+        let s = self.pair_scores(tape, params, h, &masked.x_masked); // [B, 2]
         (z_masked, s)
     }
 
@@ -173,8 +244,11 @@ impl Bert {
         let (z_masked, s) = self.scores(tape, params, &masked, rng);
         let mlm = mlm_loss(tape, z_masked, &masked.labels);
         let nsp = nsp_loss(tape, s, &pairs.labels);
-        let total = if self.use_pair_loss {
+        let total = if self.use_pair_loss && self.pair_weight == 1.0 {
             tape.add(mlm.mean, nsp.mean) // L_MLM + L_NSP (or L_SOP)
+        } else if self.use_pair_loss {
+            let weighted = tape.mul_scalar(nsp.mean, self.pair_weight);
+            tape.add(mlm.mean, weighted) // L_MLM + λ L_pair
         } else {
             mlm.mean
         };
@@ -200,6 +274,12 @@ impl Bert {
         let mut m = self.mlm.metadata();
         m.insert("pairs.task".into(), self.task.name().to_string());
         m.insert("pairs.trained".into(), self.use_pair_loss.to_string());
+        if self.pool == Pooling::Mean {
+            m.insert("pairs.pool".into(), "mean".into());
+        }
+        if self.pair_weight != 1.0 {
+            m.insert("pairs.weight".into(), self.pair_weight.to_string());
+        }
         m
     }
 
@@ -210,7 +290,7 @@ impl Bert {
             .mlm
             .encoder
             .forward(&mut tape, params, &pairs.x, &mut StdRng::seed_from_u64(0));
-        let s = self.nsp.forward(&mut tape, params, h); // [B, 2]
+        let s = self.pair_scores(&mut tape, params, h, &pairs.x); // [B, 2]
         let p = tape.softmax(s, 1);
         let p = tape.value(p);
         (0..pairs.x.batch).map(|b| p[[b, NspLabel::IsNext.class()]]).collect()

@@ -3,15 +3,19 @@
 //! the fixed validation batches.
 
 use super::{Recipe, VALIDATION_SEED};
+use crate::checkpoint::{check_compatible, Feeds};
 use crate::cli::Flags;
 use crate::data::pairs::{make_pairs, pair_batch, NspLabel, Pair, PairBatch, PairTask};
 use crate::data::plays::play_documents;
 use crate::data::Corpus;
 use crate::objectives::pair_baselines::{boundary_baseline, majority_baseline, overlap_baseline};
-use crate::objectives::Evaluation;
+use crate::nn::TransformerConfig;
+use crate::objectives::{Bert, Evaluation};
+use crate::params::Params;
 use crate::tokenizer::Tokenizer;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::path::Path;
 
 /// Passes over the training documents, each with its own draws (BERT's `dupe_factor`, 10 there).
 pub const PAIR_PASSES: usize = 5;
@@ -65,6 +69,41 @@ impl Recipe {
             val.len()
         );
         Ok(SentencePairs { train, val })
+    }
+
+    /// The BERT model for `task` and its parameters: with `init`, the encoder and masked-LM head
+    /// of that masked-LM checkpoint ([`Bert::from_masked_lm`]; its shape, not the shape flags'),
+    /// checked first ([`check_compatible`]: a masked LM, with this corpus's tokenizer, reading
+    /// `--seq-len` positions; the error names `--init`); without, fresh at this recipe's shape
+    /// and seed. The pooler, the classifier and the segment embeddings are fresh either way.
+    pub fn bert(
+        &self,
+        data: &Corpus,
+        (task, use_pair_loss): (PairTask, bool),
+        head_transform: bool,
+        init: Option<&Path>,
+    ) -> Result<(Bert, Params), String> {
+        let Some(path) = init else {
+            let config = TransformerConfig {
+                type_vocab_size: 2,
+                ..self.model_config(data)?
+            };
+            let mut params = Params::new();
+            let (tokenizer, rng) = (&data.tokenizer, &mut self.init_rng());
+            let model = Bert::new(&mut params, &config, tokenizer, head_transform, task, use_pair_loss, rng)?;
+            return Ok((model, params));
+        };
+        let source = format!("--corpus {}, --tokenizer {}", self.corpus.display(), self.tokenizer);
+        let feeds = Feeds {
+            flag: "init",
+            tokenizer: Some((&data.tokenizer, source)),
+            positions: Some((self.seq_len, format!("--seq-len {}", self.seq_len))),
+            objectives: &["mlm"],
+        };
+        check_compatible(path, &feeds)?;
+        let (model, params) = Bert::from_masked_lm(path, self.dropout, task, use_pair_loss, &mut self.init_rng())?;
+        println!("starting from the masked LM in {}", path.display());
+        Ok((model, params))
     }
 
     /// The validation pairs in batches of `batch`, the last one shorter.
