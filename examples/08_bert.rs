@@ -6,6 +6,8 @@
 //!   cargo run --release --example bert                     (NSP: NotNext B from another play)
 //!   cargo run --release --example bert -- --pair-task sop  (ALBERT's SOP: A and B swapped)
 //!   cargo run --release --example bert -- --pair-task none (MLM alone: RoBERTa's question)
+//!   cargo run --release --example bert -- --init runs/mlm/checkpoint.safetensors --steps 400
+//!                                      (start from the mlm example's trained encoder and head)
 //!
 //! What happens:
 //! 1. Each split is cut into plays (read off the speaker names), documents of 8 speeches and
@@ -19,8 +21,8 @@
 //! 4. At the end: a few held-out pairs with P(IsNext), then the pair accuracy beside a boundary
 //!    n-gram baseline, a word-overlap baseline and the majority label, and the masked LM's.
 //!
-//! The model is the mlm example's (same flags) with segment embeddings, a pooler and a
-//! two-way classifier.
+//! The model is the mlm example's (same flags, or `--init`'s checkpoint) with segment
+//! embeddings, a pooler (`--pool cls`, BERT's, or `mean`) and a two-way classifier.
 
 use microlm::cli::{Domain, Flags};
 use microlm::data::pairs::random_pair_batch;
@@ -43,7 +45,11 @@ fn run() -> Result<(), String> {
     let recipe = Recipe::read(&mut flags, defaults)?;
     let head_transform = flags.arg("head-transform", false, "BERT's Linear-GELU-LN before the output")?;
     let (task, use_pair_loss) = read_pair_task(&mut flags)?;
-    let init: String = flags.arg("init", "none".into(), "masked-LM checkpoint to start from (none: fresh)")?;
+    let init: String = flags.arg(
+        "init",
+        "none".into(),
+        "masked-LM checkpoint to start from (none: fresh)",
+    )?;
     let pool = flags.arg_choice("pool", "cls", &["cls", "mean"], "what the pair head's pooler reads")?;
     let weight = flags.arg_in("pair-weight", 1.0, Domain::above(0.0), "λ in L = L_MLM + λ L_pair")?;
     if flags.help_or_finish("bert")? {
@@ -58,9 +64,9 @@ fn run() -> Result<(), String> {
     // Data: sentence pairs from each split; the model (segment embeddings, pooler and classifier
     // fresh; the encoder and masked-LM head from --init's masked LM when given).
     let data = recipe.load_data()?;
+    let (model, mut params) = recipe.bert(&data, (task, use_pair_loss), head_transform, init.as_deref())?;
     let (pairs, specials) = (recipe.sentence_pairs(&data, task)?, data.tokenizer.specials());
     let val = recipe.pair_batches(&pairs.val, &data);
-    let (model, mut params) = recipe.bert(&data, (task, use_pair_loss), head_transform, init.as_deref())?;
     let pool = if pool == "mean" { Pooling::Mean } else { Pooling::Cls };
     let model = model.with_pair_weight(weight).with_pool(pool);
 

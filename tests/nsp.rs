@@ -236,7 +236,8 @@ fn sop_worked_example() {
 /// and the tokenizer's); returns its parameters.
 fn save_masked_lm(path: &std::path::Path, config: &TransformerConfig, tok: &Tokenizer) -> Params {
     let mut params = Params::new();
-    let mlm = microlm::objectives::MaskedLm::new(&mut params, config, tok, false, &mut StdRng::seed_from_u64(8)).unwrap();
+    let mlm =
+        microlm::objectives::MaskedLm::new(&mut params, config, tok, false, &mut StdRng::seed_from_u64(8)).unwrap();
     let mut metadata = mlm.metadata();
     metadata.extend(tok.to_metadata());
     microlm::checkpoint::save(path, &params, &metadata).unwrap();
@@ -266,7 +267,11 @@ fn from_masked_lm_brings_in_the_encoder_and_head() {
             None => fresh.push(name.to_string()),
         }
     }
-    assert_eq!(copied, mlm_params.ids().count(), "every tensor of the masked LM comes in");
+    assert_eq!(
+        copied,
+        mlm_params.ids().count(),
+        "every tensor of the masked LM comes in"
+    );
     fresh.sort();
     let want = [
         "encoder.segment_embedding.weight",
@@ -286,7 +291,11 @@ fn from_masked_lm_brings_in_the_encoder_and_head() {
 fn init_refuses_a_checkpoint_that_does_not_fit() {
     let dir = common::fresh_dir("bert-init-refused");
     let corpus = dir.join("corpus.txt");
-    std::fs::write(&corpus, "ROMEO:\nBut soft. What light?\n\nJULIET:\nAy me. Ay.\n\n".repeat(20)).unwrap();
+    std::fs::write(
+        &corpus,
+        "ROMEO:\nBut soft. What light?\n\nJULIET:\nAy me. Ay.\n\n".repeat(20),
+    )
+    .unwrap();
     let recipe = microlm::recipe::Recipe {
         corpus: corpus.clone(),
         seq_len: 32,
@@ -301,26 +310,63 @@ fn init_refuses_a_checkpoint_that_does_not_fit() {
 
     let other = dir.join("other-tokenizer.safetensors");
     let abc = Tokenizer::Char(CharTokenizer::from_text("abc"));
-    save_masked_lm(&other, &TransformerConfig { max_len: 32, ..tiny_encoder_config(abc.vocab_size()) }, &abc);
+    save_masked_lm(
+        &other,
+        &TransformerConfig {
+            max_len: 32,
+            ..tiny_encoder_config(abc.vocab_size())
+        },
+        &abc,
+    );
     let e = refused(&other);
     assert!(e.starts_with(&format!("--init {}", other.display())), "{e}");
-    assert!(e.contains("a char tokenizer of 8 ids") && e.contains("--tokenizer char"), "{e}");
+    assert!(
+        e.contains("a char tokenizer of 8 ids") && e.contains("--tokenizer char"),
+        "{e}"
+    );
 
     let short = dir.join("16-positions.safetensors");
-    save_masked_lm(&short, &tiny_encoder_config(data.tokenizer.vocab_size()), &data.tokenizer);
+    save_masked_lm(
+        &short,
+        &tiny_encoder_config(data.tokenizer.vocab_size()),
+        &data.tokenizer,
+    );
     let e = refused(&short);
-    assert!(e.contains("--init") && e.contains("at most 16 positions") && e.contains("--seq-len 32"), "{e}");
+    assert!(
+        e.contains("--init") && e.contains("at most 16 positions") && e.contains("--seq-len 32"),
+        "{e}"
+    );
 
-    let fits = TransformerConfig { max_len: 32, ..tiny_encoder_config(data.tokenizer.vocab_size()) };
+    let fits = TransformerConfig {
+        max_len: 32,
+        ..tiny_encoder_config(data.tokenizer.vocab_size())
+    };
     save_masked_lm(&dir.join("fits.safetensors"), &fits, &data.tokenizer);
-    assert!(recipe.bert(&data, task, false, Some(&dir.join("fits.safetensors"))).is_ok());
+    assert!(recipe
+        .bert(&data, task, false, Some(&dir.join("fits.safetensors")))
+        .is_ok());
     let bert = dir.join("bert.safetensors");
     let mut params = Params::new();
-    let model = Bert::new(&mut params, &TransformerConfig { type_vocab_size: 2, ..fits }, &data.tokenizer, false, PairTask::Nsp, true, &mut StdRng::seed_from_u64(1)).unwrap();
+    let model = Bert::new(
+        &mut params,
+        &TransformerConfig {
+            type_vocab_size: 2,
+            ..fits
+        },
+        &data.tokenizer,
+        false,
+        PairTask::Nsp,
+        true,
+        &mut StdRng::seed_from_u64(1),
+    )
+    .unwrap();
     let mut metadata = model.metadata();
     metadata.extend(data.tokenizer.to_metadata());
     microlm::checkpoint::save(&bert, &params, &metadata).unwrap();
     let e = refused(&bert);
-    assert!(e.contains("--init") && e.contains("trained as bert") && e.contains("mlm"), "{e}");
+    assert!(
+        e.contains("--init") && e.contains("trained as bert") && e.contains("mlm"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -188,10 +188,18 @@ impl Bert {
         };
         let head_transform = mlm.head.transform.is_some();
         let mut params = Params::new();
-        let model = Bert::new(&mut params, &config, &tokenizer, head_transform, task, use_pair_loss, rng)?;
+        let model = Bert::new(
+            &mut params,
+            &config,
+            &tokenizer,
+            head_transform,
+            task,
+            use_pair_loss,
+            rng,
+        )?;
         let model = Bert {
             mlm: MaskedLm {
-                corruption: mlm.corruption.clone(),
+                corruption: mlm.corruption,
                 ..model.mlm
             },
             ..model

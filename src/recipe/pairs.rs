@@ -8,8 +8,8 @@ use crate::cli::Flags;
 use crate::data::pairs::{make_pairs, pair_batch, NspLabel, Pair, PairBatch, PairTask};
 use crate::data::plays::play_documents;
 use crate::data::Corpus;
-use crate::objectives::pair_baselines::{boundary_baseline, majority_baseline, overlap_baseline};
 use crate::nn::TransformerConfig;
+use crate::objectives::pair_baselines::{boundary_baseline, majority_baseline, overlap_baseline};
 use crate::objectives::{Bert, Evaluation};
 use crate::params::Params;
 use crate::tokenizer::Tokenizer;
@@ -90,7 +90,15 @@ impl Recipe {
             };
             let mut params = Params::new();
             let (tokenizer, rng) = (&data.tokenizer, &mut self.init_rng());
-            let model = Bert::new(&mut params, &config, tokenizer, head_transform, task, use_pair_loss, rng)?;
+            let model = Bert::new(
+                &mut params,
+                &config,
+                tokenizer,
+                head_transform,
+                task,
+                use_pair_loss,
+                rng,
+            )?;
             return Ok((model, params));
         };
         let source = format!("--corpus {}, --tokenizer {}", self.corpus.display(), self.tokenizer);
