@@ -24,12 +24,10 @@
 
 use microlm::checkpoint::{check_compatible, load_encoder, Feeds};
 use microlm::cli::Flags;
-use microlm::data::acceptability::acceptability_task;
-use microlm::data::labelled::TextTask;
-use microlm::data::speakers::speaker_task;
 use microlm::recipe::baselines::bag_of_characters_accuracy;
-use microlm::recipe::comparison::{compare, describe, Encoders};
-use microlm::recipe::finetune::{FinetuneConfig, FinetuneFlags};
+use microlm::recipe::comparison::{bigram_curve, compare, describe, Encoders, Plan};
+use microlm::recipe::finetune::FinetuneConfig;
+use microlm::recipe::finetune_flags::FinetuneFlags;
 
 fn main() {
     microlm::cli::main(run);
@@ -56,30 +54,38 @@ fn run() -> Result<(), String> {
         pretrained: (&encoder, &enc_params),
         others: &others,
     };
-    let config = FinetuneConfig {
-        max_len: encoder.config.max_len,
-        ..f.config.clone()
-    };
+    let max_len = encoder.config.max_len;
+    let (config, random) = (
+        FinetuneConfig {
+            max_len,
+            ..f.config.clone()
+        },
+        FinetuneConfig {
+            max_len,
+            ..f.random.clone()
+        },
+    );
     std::fs::create_dir_all(&f.out).map_err(|e| format!("{}: {e}", f.out.display()))?;
 
     for name in &f.tasks {
-        let (task, counts, file): (TextTask, _, _) = match name.as_str() {
-            "acceptability" => (
-                acceptability_task(&text, &f.corruptions, f.shuffled_words, 0)?,
-                &f.counts,
-                "acceptability.svg",
-            ),
-            _ => (speaker_task(&text, 10)?, &f.speaker_counts, "speakers.svg"),
-        };
+        let (task, counts, file) = f.task(name, &text)?;
         describe(&task);
         for e in task.train.iter().take(4) {
             println!("  example ({}): {}", task.names[e.class], e.text);
         }
-        let mut result = compare(&task, &tok, encoders, counts, f.seeds, &config)?;
+        let plan = Plan {
+            counts,
+            seeds: f.seeds,
+            pretrained: &config,
+            random: &random,
+            arms: &f.arms,
+        };
+        let mut result = compare(&task, &tok, encoders, plan)?;
         let bag = bag_of_characters_accuracy(&task, &tok);
         result
             .baselines
             .push(("bag of characters (logistic regression, all labels)".into(), bag));
+        result.curves.push(bigram_curve(&task, &result.counts, f.seeds));
         println!("\n{}\n{}\n", result.table(), result.summary());
         let path = f.out.join(file);
         std::fs::write(&path, result.svg()).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -5,7 +5,9 @@
 use microlm::data::acceptability::{acceptability_task, corrupt, held_out, word_spans, Corruption, FrequentWords};
 use microlm::data::labelled::{LabelledText, TextTask};
 use microlm::learning_curve::{learning_curve_svg, Series};
-use microlm::recipe::baselines::{bag_of_characters, bag_of_characters_accuracy, Logistic};
+use microlm::recipe::baselines::{
+    bag_of_bigrams, bag_of_bigrams_accuracy, bag_of_characters, bag_of_characters_accuracy, Logistic,
+};
 use microlm::recipe::comparison::{Comparison, Curve, SeedStats};
 use microlm::tokenizer::{CharTokenizer, Tokenizer};
 use rand::rngs::StdRng;
@@ -236,6 +238,35 @@ fn a_bag_of_characters_counts_shares_and_cannot_tell_anagrams_apart() {
     assert_eq!(bag_of_characters_accuracy(&task, &t), 0.5);
 }
 
+/// A bag of character pairs counts each known pair's share of the text's pairs, and sees
+/// order where a bag of characters cannot: on the anagram task above (text against its
+/// reversal) it tells the two apart.
+#[test]
+fn a_bag_of_bigrams_counts_pair_shares_and_tells_anagrams_apart() {
+    let known = [('a', 'b'), ('b', 'a'), ('b', 'c')]; // sorted, as the baseline keeps them
+                                                      // "abab": pairs ab, ba, ab -> ab 2/3, ba 1/3, bc 0.
+    assert_eq!(bag_of_bigrams("abab", &known), vec![2.0 / 3.0, 1.0 / 3.0, 0.0]);
+    // "abcx": ab, bc, cx; cx is not known and counts in the denominator only.
+    assert_eq!(bag_of_bigrams("abcx", &known), vec![1.0 / 3.0, 0.0, 1.0 / 3.0]);
+    // Forward words start with "ab", their reversals end with "ba": pairs tell them apart.
+    let text = |class: usize, s: &str| LabelledText {
+        class,
+        text: if class == 0 {
+            s.to_string()
+        } else {
+            s.chars().rev().collect()
+        },
+    };
+    let words = ["abc", "abcc", "abcac", "abccc", "abcca", "abcaa"];
+    let train: Vec<LabelledText> = words.iter().flat_map(|w| [text(0, w), text(1, w)]).collect();
+    let test: Vec<LabelledText> = ["abca", "abccca"]
+        .iter()
+        .flat_map(|w| [text(0, w), text(1, w)])
+        .collect();
+    let refs: Vec<&LabelledText> = train.iter().collect();
+    assert_eq!(bag_of_bigrams_accuracy(&refs, &test, 2), 1.0);
+}
+
 #[test]
 fn seed_stats_are_the_mean_and_the_sample_standard_deviation() {
     let s = SeedStats::of(vec![0.5, 0.7, 0.6]);
@@ -251,6 +282,7 @@ fn the_table_prints_mean_and_sd_per_count_and_the_baselines() {
         unit: "lines".into(),
         all: 1200,
         seeds: 2,
+        counts: vec![100, 1200],
         curves: vec![Curve {
             name: "(a) x".into(),
             points: vec![

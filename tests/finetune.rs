@@ -678,7 +678,7 @@ fn encoder_checkpoint(path: &std::path::Path, tokenizer: &Tokenizer, max_len: us
 #[test]
 fn finetune_flags_and_checkpoints_are_checked_before_any_run() {
     use microlm::cli::Flags;
-    use microlm::recipe::finetune::FinetuneFlags;
+    use microlm::recipe::finetune_flags::FinetuneFlags;
     let read = |args: &[&str]| FinetuneFlags::read(&mut Flags::parse(args.iter().map(|s| s.to_string())).unwrap());
     for (flag, bad) in [
         ("seeds", "0"),
@@ -690,12 +690,25 @@ fn finetune_flags_and_checkpoints_are_checked_before_any_run() {
         ("dropout", "-0.1"),
         ("lr", "inf"),
         ("batch", "0"),
+        ("random-lr", "0"),
+        ("random-updates", "0"),
+        ("random-patience", "0"),
     ] {
         let e = read(&[&format!("--{flag}"), bad]).unwrap_err();
         assert!(e.starts_with(&format!("--{flag} ")), "--{flag} {bad}: {e}");
     }
     let e = read(&["--tasks", "speakers,acceptability,speakers"]).unwrap_err();
     assert_eq!(e, "--tasks: 'speakers' is given twice (each task runs once)");
+    assert_eq!(
+        read(&["--arms", "abx"]).unwrap_err(),
+        "--arms: 'x' is not a setting (a, b, c, d)"
+    );
+    // (b)'s own settings: given ones replace (a)'s, the rest are (a)'s.
+    let f = read(&["--lr", "2e-4", "--random-lr", "3e-3", "--random-updates", "600"]).unwrap();
+    assert_eq!(
+        (f.config.lr, f.random.lr, f.random.updates, f.random.batch),
+        (2e-4, 3e-3, 600, 32)
+    );
     let dir = fresh_dir("finetune-others");
     let ours = Tokenizer::Char(CharTokenizer::from_text("abcdefgh"));
     let smaller = Tokenizer::Char(CharTokenizer::from_text("abcdefg"));

@@ -6,12 +6,17 @@
 //! - (c) a linear probe of (a)'s frozen encoder, and the same probe of a random encoder (its
 //!   control: what a head can read from states nobody trained);
 //! - (d) other pretrained encoders (the `bert` and `simcse` examples'), fine-tuned;
+//! - (e) no encoder: a logistic regression on the bag of character pairs of the same labelled
+//!   texts ([`bigram_curve`]), what the labels alone teach a linear model of neighbouring
+//!   characters;
 //!
 //! each reported as the mean and the sample standard deviation of the test accuracy over the
-//! seeds, beside the majority class. Every run has the budget of [`FinetuneConfig`]; seed s
+//! seeds, beside the majority class. Every run has the budget of [`FinetuneConfig`], (b) its
+//! own ([`Plan::random`]: the fair comparison tunes each start on validation); seed s
 //! draws the labelled subset, the head, the random encoder, the shuffles and dropout.
 //! [`compare`] runs it, [`Comparison::table`] prints it, [`Comparison::svg`] draws the curves.
 
+use super::baselines::bag_of_bigrams_accuracy;
 use super::finetune::{classifier, run, subset, FinetuneConfig, Start};
 use super::linear_probe::probe;
 use crate::data::labelled::{LabelledText, TextTask};
@@ -62,6 +67,8 @@ pub struct Comparison {
     pub all: usize,
     /// Seeds per setting.
     pub seeds: u64,
+    /// The label counts measured (at most the training split's size).
+    pub counts: Vec<usize>,
     /// (a), (b), the two probes (c), then each (d).
     pub curves: Vec<Curve>,
     /// Baselines without an encoder: (name, test accuracy), the majority class first.
@@ -77,28 +84,40 @@ pub struct Encoders<'a> {
     pub others: &'a [(String, Encoder, Params)],
 }
 
-/// Run (a), (b), (c) and (d) of the module doc on `task` at each of `counts` labelled examples
-/// (`usize::MAX` or more than the split: all of them), seeds 0..`seeds`, fine-tuning with
-/// `config` and probing with [`probe`]. Prints one line per run.
-pub fn compare(
-    task: &TextTask,
-    tokenizer: &Tokenizer,
-    encoders: Encoders,
-    counts: &[usize],
-    seeds: u64,
-    config: &FinetuneConfig,
-) -> Result<Comparison, String> {
+/// What [`compare`] runs, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan<'a> {
+    /// Labelled training examples per run (`usize::MAX` or more than the split: all of them).
+    pub counts: &'a [usize],
+    /// Seeds 0..`seeds` for every setting.
+    pub seeds: u64,
+    /// Fine-tuning of the pretrained starts, (a) and (d).
+    pub pretrained: &'a FinetuneConfig,
+    /// Fine-tuning of (b), from random initialisation: its own settings, chosen on the
+    /// validation split as (a)'s were (the fair comparison tunes each start).
+    pub random: &'a FinetuneConfig,
+    /// The settings to run, by letter: "abcd" for all.
+    pub arms: &'a str,
+}
+
+/// Run (a), (b), (c) and (d) of the module doc (those of `plan.arms`) on `task` at each count,
+/// for each seed of `plan`, fine-tuning with (a)'s or (b)'s settings and probing with [`probe`].
+/// Prints one line per run.
+pub fn compare(task: &TextTask, tokenizer: &Tokenizer, encoders: Encoders, plan: Plan) -> Result<Comparison, String> {
     let (encoder, params) = encoders.pretrained;
     let (pretrained, random) = (Start::Pretrained(encoder, params), Start::Random(&encoder.config));
+    let (tuned, tuned_random) = (Some(plan.pretrained), Some(plan.random));
     let mut settings = vec![
-        ("(a) pretrained, fine-tuned".to_string(), pretrained, true),
-        ("(b) random init, fine-tuned".to_string(), random, true),
-        ("(c) linear probe of (a)'s encoder".to_string(), pretrained, false),
-        ("(c) linear probe of a random encoder".to_string(), random, false),
+        ("(a) pretrained, fine-tuned".to_string(), pretrained, tuned),
+        ("(b) random init, fine-tuned".to_string(), random, tuned_random),
+        ("(c) linear probe of (a)'s encoder".to_string(), pretrained, None),
+        ("(c) linear probe of a random encoder".to_string(), random, None),
     ];
     for (name, enc, p) in encoders.others {
-        settings.push((format!("(d) {name}, fine-tuned"), Start::Pretrained(enc, p), true));
+        settings.push((format!("(d) {name}, fine-tuned"), Start::Pretrained(enc, p), tuned));
     }
+    settings.retain(|(name, _, _)| plan.arms.contains(&name[1..2]));
+    let (counts, seeds, config) = (plan.counts, plan.seeds, plan.pretrained);
     let mut counts: Vec<usize> = counts.iter().map(|&n| n.min(task.train.len())).collect();
     counts.dedup();
     let mut curves = Vec::new();
@@ -109,8 +128,8 @@ pub fn compare(
             for seed in 0..seeds {
                 print!("{name}, {n} {}, seed {seed}:", task.unit);
                 let _ = std::io::Write::flush(&mut std::io::stdout());
-                let test = if tuned {
-                    let r = run(start, task, tokenizer, n, &FinetuneConfig { seed, ..config.clone() })?;
+                let test = if let Some(tuned) = tuned {
+                    let r = run(start, task, tokenizer, n, &FinetuneConfig { seed, ..tuned.clone() })?;
                     print!(
                         " best after {} updates (validation {:.3}),",
                         r.best_update, r.val_accuracy
@@ -140,9 +159,30 @@ pub fn compare(
         unit: task.unit.clone(),
         all: task.train.len(),
         seeds,
+        counts,
         curves,
         baselines: vec![("majority class".into(), task.majority_baseline(&task.test))],
     })
+}
+
+/// (e): a logistic regression on the bag of character pairs ([`bag_of_bigrams_accuracy`]) of
+/// the same labelled subsets as [`compare`]'s (seed s draws subset s), at each of `counts`
+/// (already cut to the training split): what the labelled texts alone teach a linear model
+/// of neighbouring characters, with no encoder.
+pub fn bigram_curve(task: &TextTask, counts: &[usize], seeds: u64) -> Curve {
+    let points = counts
+        .iter()
+        .map(|&n| {
+            let runs = (0..seeds)
+                .map(|seed| bag_of_bigrams_accuracy(&subset(&task.train, n, seed), &task.test, task.names.len()))
+                .collect();
+            (n, SeedStats::of(runs))
+        })
+        .collect();
+    Curve {
+        name: "(e) bag of character pairs, logistic regression".into(),
+        points,
+    }
 }
 
 /// 1234 -> "1,234".
@@ -162,10 +202,7 @@ impl Comparison {
     /// The markdown table: test accuracy "mean ± sd" per setting and label count, then the
     /// baselines.
     pub fn table(&self) -> String {
-        let counts: Vec<usize> = self
-            .curves
-            .first()
-            .map_or(vec![], |c| c.points.iter().map(|p| p.0).collect());
+        let counts = self.counts.clone();
         let header: Vec<String> = counts
             .iter()
             .map(|&n| match n == self.all {
@@ -246,10 +283,7 @@ impl Comparison {
     /// the fewest and the most labels, and whether both fine-tuned starts beat the majority
     /// class everywhere.
     pub fn summary(&self) -> String {
-        let counts: Vec<usize> = self
-            .curves
-            .first()
-            .map_or(vec![], |c| c.points.iter().map(|p| p.0).collect());
+        let counts = self.counts.clone();
         let (Some(&lo), Some(&hi)) = (counts.first(), counts.last()) else {
             return String::new();
         };

@@ -27,6 +27,7 @@ mod check;
 pub mod comparison;
 mod denoise;
 pub mod finetune;
+pub mod finetune_flags;
 mod flags;
 pub mod linear_probe;
 mod lines;
