@@ -17,7 +17,10 @@
 //! Compared under the same budget and seeds: (a) the pretrained encoder, fine-tuned; (b) the
 //! same architecture from random initialisation, fine-tuned; (c) a linear probe (logistic
 //! regression) on the frozen pretrained encoder, and on a random one; (d) encoders given with
-//! `--bert`, `--simcse` or `--electra` (ELECTRA's discriminator). Fine-tuning starts its head
+//! `--bert`, `--simcse` or `--electra` (ELECTRA's discriminator); (e) no encoder, a logistic
+//! regression on the bag of character pairs of the same labels. (b) has its own settings
+//! (`--random-lr`, `--random-updates`, `--random-patience`); `--arms` picks the settings to
+//! run (`--arms ""`: only what needs no encoder). Fine-tuning starts its head
 //! from the probe (LP-FT), then trains every weight at a lower learning rate than pretraining,
 //! stops early on validation and scores test once (`src/recipe/finetune.rs`). Tables: mean ± sd over seeds; curves with error bars in
 //! `runs/finetune/acceptability.svg` and `runs/finetune/speakers.svg`.
