@@ -30,7 +30,7 @@
 use crate::checkpoint;
 use crate::data::Batch;
 use crate::nn::{Encoder, Linear, TransformerConfig};
-use crate::objectives::sentence_embeddings::Pooling;
+use crate::objectives::sentence_embeddings::{Pooling, EMBED_CHUNK};
 use crate::ops::CrossEntropy;
 use crate::params::Params;
 use crate::tape::{Tape, Var};
@@ -229,13 +229,21 @@ impl SimCse {
     pub fn validation(&self, params: &Params, batches: &[(Batch, Batch)]) -> super::Evaluation {
         let (mut loss_sum, mut hits, mut count) = (0.0f64, 0usize, 0usize);
         for (x, x_plus) in batches {
-            // Each side on its own tape, dropped once its embedding is read: an evaluation tape
-            // keeps every value it computes.
+            // [`EMBED_CHUNK`] texts per tape, each dropped once its embeddings are read: an
+            // evaluation tape keeps every value it computes, so memory stays that of one chunk
+            // whatever the batch.
             let embedding = |x: &Batch| {
-                let mut tape = Tape::no_grad();
-                let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-                let h = self.embedding(&mut tape, params, x, rng);
-                tape.value(h).clone()
+                let parts: Vec<_> = (0..x.batch)
+                    .step_by(EMBED_CHUNK)
+                    .map(|s| {
+                        let mut tape = Tape::no_grad();
+                        let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+                        let h = self.embedding(&mut tape, params, &x.rows(s, (s + EMBED_CHUNK).min(x.batch)), rng);
+                        tape.value(h).clone()
+                    })
+                    .collect();
+                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+                ndarray::concatenate(ndarray::Axis(0), &views).expect("chunks share D")
             };
             let mut tape = Tape::no_grad();
             let h = tape.constant(embedding(x));
