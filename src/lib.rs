@@ -78,7 +78,8 @@
 //!     `denoise.rs` (BART's and T5's denoising on the encoder-decoder,
 //!     [`Denoiser`](objectives::Denoiser)), its noise choice in `noise.rs` and its scores in
 //!     `reconstruction.rs`; `simcse.rs` (contrastive sentence embeddings: dropout views or span positives,
-//!     [`SimCse`](objectives::SimCse)), measured by `sentence_embeddings.rs`; and the
+//!     [`SimCse`](objectives::SimCse)), with big batches by `grad_cache.rs`, measured by
+//!     `sentence_embeddings.rs`; and the
 //!     multimodal pair: `mmlm.rs` (masked words predicted from a caption and its image, with
 //!     image-text matching in `itm.rs`, over the one stream of `image_text.rs`,
 //!     [`Mmlm`](objectives::Mmlm)), measured by `grounding.rs`, and `clip.rs` (two towers

@@ -24,9 +24,10 @@
 //! scores every target token under teacher forcing; `denoise_scores.rs` decodes by beam search
 //! and scores what it writes noise by noise, with the measures of `reconstruction.rs`.
 //!
-//! [`SimCse`] (`simcse.rs`) trains the encoder contrastively: two dropout views of each line,
-//! InfoNCE over the batch; `sentence_embeddings.rs` measures the embeddings (alignment,
-//! uniformity, retrieval).
+//! [`SimCse`] (`simcse.rs`) trains the encoder contrastively: two views of each text (dropout
+//! views of a line, or two spans of a speech), InfoNCE over the batch; `grad_cache.rs`
+//! differentiates a big batch one chunk at a time (gradient caching); `sentence_embeddings.rs`
+//! measures the embeddings (alignment, uniformity, retrieval).
 //!
 //! [`Mmlm`] (`mmlm.rs`) reads a caption and an image in one stream (`image_text.rs`): masked
 //! caption words are predicted from the rest of the caption and the image's patches, beside
