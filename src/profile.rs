@@ -28,11 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The peak FP32 rate of one core of the machine this crate is measured on (AMD EPYC, Zen 4:
-/// 3.66 GHz x 32 FLOP a cycle), from `cargo bench --bench peak_fma` (NOTES.md §12). Another
-/// machine has its own; the table's "of peak" column assumes this one.
-pub const PEAK_GFLOPS_PER_CORE: f64 = 117.1;
-
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static TABLE: Mutex<Profile> = Mutex::new(Profile {
     rows: BTreeMap::new(),
@@ -138,7 +133,11 @@ pub fn flops(op: &str, output: &[usize], inputs: &[&[usize]]) -> f64 {
 impl Profile {
     /// The table a learner reads: per op, time per step forward and backward, share of the
     /// step, GFLOP per step, the rate achieved and its share of `peak_gflops`, and the MB of
-    /// new values per step; sorted by time, with what no row accounts for.
+    /// new values per step; sorted by time, with what no row accounts for, and last the whole
+    /// step: all its counted FLOPs over its wall time, against the same peak.
+    ///
+    /// `peak_gflops` is the machine's measured peak for the threads the step ran on
+    /// ([`crate::kernels::fma_peak::measured`], as the examples pass it), not a constant.
     pub fn table(&self, peak_gflops: f64) -> String {
         let steps = self.steps.max(1) as f64;
         let ms = |d: Duration| d.as_secs_f64() * 1e3 / steps;
@@ -151,11 +150,12 @@ impl Profile {
         );
         s += "| op | calls | forward ms | backward ms | share | GFLOP | GFLOP/s | of peak | MB new |\n";
         s += "|---|---|---|---|---|---|---|---|---|\n";
-        let mut accounted = 0.0;
+        let (mut accounted, mut step_gflop) = (0.0, 0.0);
         for (op, r) in rows {
             let (f, b) = (ms(r.forward), ms(r.backward));
             accounted += f + b;
             let gflop = (r.flops_forward + r.flops_backward) / steps / 1e9;
+            step_gflop += gflop;
             let work = if gflop > 0.0 {
                 let g = gflop / ((f + b) / 1e3);
                 format!("{gflop:.2} | {g:.1} | {:.0}%", 100.0 * g / peak_gflops)
@@ -173,6 +173,11 @@ impl Profile {
         s += &format!(
             "| (no row: loop, loss read, checks) | | {rest:.2} | | {:.1}% | | | | |\n",
             100.0 * rest / step_ms
+        );
+        let rate = step_gflop / (step_ms / 1e3);
+        s += &format!(
+            "| the step | | | | 100% | {step_gflop:.2} | {rate:.1} | {:.0}% | |\n",
+            100.0 * rate / peak_gflops
         );
         s
     }

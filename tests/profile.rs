@@ -84,3 +84,31 @@ fn a_profiled_tape_records_calls_flops_and_new_bytes_and_nothing_when_off() {
     let gelu_row = table.lines().find(|l| l.starts_with("| gelu |")).unwrap();
     assert!(gelu_row.contains("| - | - | - |"), "{gelu_row}");
 }
+
+/// The peak the profile divides by is measured here: a real product cannot beat it (by more
+/// than timing noise), and it is a plausible rate for a CPU core.
+#[test]
+fn measured_peak_bounds_a_real_product() {
+    let peak = microlm::kernels::fma_peak::measured();
+    assert!(peak.one_thread > 1.0 && peak.one_thread < 1000.0, "{peak:?}");
+    assert!(peak.all_threads >= 0.5 * peak.one_thread, "{peak:?}");
+    assert_eq!(
+        peak,
+        microlm::kernels::fma_peak::measured(),
+        "cached: the same figure twice"
+    );
+    // One 256^3 product on this thread, best of 5: 2 * 256^3 FLOP.
+    let a = ndarray::Array2::<f32>::from_elem((256, 256), 0.5).into_dyn();
+    let best = (0..5)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std::hint::black_box(microlm::kernels::matmul::matmul(a.view(), a.view()));
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    let rate = 2.0 * 256f64.powi(3) / best / 1e9;
+    assert!(
+        rate <= 1.15 * peak.all_threads,
+        "a product at {rate:.1} GFLOP/s beats the peak {peak:?}"
+    );
+}

@@ -12,6 +12,7 @@
 
 pub mod broadcast;
 pub mod elementwise;
+pub mod fma_peak;
 pub mod matmul;
 pub mod thin_gemm;
 pub mod vector;

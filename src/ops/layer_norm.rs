@@ -86,8 +86,12 @@ impl Tape {
             bv.shape(),
             xv.shape()
         );
-        let x_rows = xv.as_standard_layout().into_owned(); // row-major: row r is x[r*D..(r+1)*D]
-        let x_rows = x_rows.into_shared();
+        // Row-major, row r is x[r*D..(r+1)*D]: x itself when it is (shared, not copied).
+        let x_rows = if xv.is_standard_layout() {
+            xv.clone()
+        } else {
+            xv.as_standard_layout().into_owned().into_shared()
+        };
         let xs = x_rows.as_slice().expect("row-major");
         let (gs, bs) = (gv.as_standard_layout(), bv.as_standard_layout());
         let (gs, bs) = (gs.as_slice().expect("1-D"), bs.as_slice().expect("1-D"));

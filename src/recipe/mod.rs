@@ -366,10 +366,15 @@ impl Recipe {
             self.steps,
             crate::threads::num_threads()
         );
+        // The profile's ceiling: this machine's FMA peak, timed now (before training) and cached.
+        let peak = crate::profile::enabled().then(crate::kernels::fma_peak::measured);
         let report = train(params, &mut optimizer)?;
-        if crate::profile::enabled() {
-            let peak = crate::profile::PEAK_GFLOPS_PER_CORE * crate::threads::num_threads() as f64;
-            println!("\n{}", crate::profile::take().table(peak));
+        if let Some(peak) = peak {
+            println!(
+                "\nmeasured FMA peak: {:.1} GFLOP/s on one thread, {:.1} on {} at once",
+                peak.one_thread, peak.all_threads, peak.threads
+            );
+            println!("{}", crate::profile::take().table(peak.all_threads));
         }
         if !report.interrupted {
             let e = report

@@ -2,7 +2,8 @@
 
 use super::{Kind, Tape, Var};
 use crate::gradients::Gradients;
-use crate::tensor::Grad;
+use crate::tensor::{Grad, Tensor};
+use ndarray::IxDyn;
 
 impl Tape {
     /// Backpropagate from a one-element `loss`, seeding dL/dL = 1. Consumes the tape.
@@ -29,6 +30,8 @@ impl Tape {
             self.shape(output)
         );
         let mut grads = Gradients::with_leaves(self.nodes.len());
+        // Nodes after `output` play no part: free them now.
+        self.nodes.truncate(output.0 + 1);
         // pending[i] is the gradient accumulated so far for node i; backward only ever looks at
         // nodes up to `output`, all of which come earlier on the tape.
         let mut pending: Vec<Option<Grad>> = vec![None; output.0 + 1];
@@ -36,54 +39,65 @@ impl Tape {
             pending[output.0] = Some(seed);
         }
         for i in (0..=output.0).rev() {
-            let Some(grad) = pending[i].take() else {
-                continue;
-            };
-            let node = &mut self.nodes[i];
-            match std::mem::replace(&mut node.kind, Kind::Constant) {
-                Kind::Constant => {}
-                Kind::Input => grads.set_leaf(i, grad),
-                Kind::Param(id) => grads.add_param(id, grad),
-                Kind::NoBackward => panic!(
-                    "backward: op '{}' (node %{i}) has no backward, but a gradient flows through it; \
-                     compute it from constants or on a no_grad tape",
+            // Every consumer of node i sits after it and is done: once node i's own backward
+            // has run (or has nothing to do), no one needs its value or its closure's saved
+            // tensors again, so both are freed here rather than when the tape is dropped. The
+            // peak memory of backward is then what forward kept, not that plus every gradient.
+            let kind = std::mem::replace(&mut self.nodes[i].kind, Kind::Constant);
+            if let Some(grad) = pending[i].take() {
+                self.backward_node(i, kind, grad, &mut pending, &mut grads);
+            } // else no gradient reached node i, and `kind` (its closure) is dropped here
+            self.nodes[i].value = Tensor::zeros(IxDyn(&[0]));
+        }
+        grads
+    }
+
+    /// Node i's share of backward: hand its gradient to the leaf it is, or run its closure and
+    /// add what it returns into its inputs' pending gradients.
+    fn backward_node(&self, i: usize, kind: Kind, grad: Grad, pending: &mut [Option<Grad>], grads: &mut Gradients) {
+        let node = &self.nodes[i];
+        match kind {
+            Kind::Constant => {}
+            Kind::Input => grads.set_leaf(i, grad),
+            Kind::Param(id) => grads.add_param(id, grad),
+            Kind::NoBackward => panic!(
+                "backward: op '{}' (node %{i}) has no backward, but a gradient flows through it; \
+                 compute it from constants or on a no_grad tape",
+                node.op
+            ),
+            Kind::Op(backward) => {
+                let timer = self.start_backward_timer(&grad); // None unless profiling
+                let input_grads = backward(grad); // dL/d(input) for each input
+                let timer = timer.map(|t| t.closure_returned(&input_grads));
+                let node = &self.nodes[i];
+                assert_eq!(
+                    input_grads.len(),
+                    node.inputs.len(),
+                    "backward of '{}' returned the wrong number of gradients",
                     node.op
-                ),
-                Kind::Op(backward) => {
-                    let timer = self.start_backward_timer(&grad); // None unless profiling
-                    let input_grads = backward(grad); // dL/d(input) for each input
-                    let timer = timer.map(|t| t.closure_returned(&input_grads));
-                    let node = &self.nodes[i];
+                );
+                for (&input, g) in node.inputs.iter().zip(input_grads) {
+                    let input_node = &self.nodes[input.0];
+                    if !input_node.requires_grad {
+                        continue;
+                    }
                     assert_eq!(
-                        input_grads.len(),
-                        node.inputs.len(),
-                        "backward of '{}' returned the wrong number of gradients",
-                        node.op
+                        g.shape(),
+                        input_node.value.shape(),
+                        "backward of '{}' produced a gradient of the wrong shape for its input %{}",
+                        node.op,
+                        input.0
                     );
-                    for (&input, g) in node.inputs.iter().zip(input_grads) {
-                        let input_node = &self.nodes[input.0];
-                        if !input_node.requires_grad {
-                            continue;
-                        }
-                        assert_eq!(
-                            g.shape(),
-                            input_node.value.shape(),
-                            "backward of '{}' produced a gradient of the wrong shape for its input %{}",
-                            node.op,
-                            input.0
-                        );
-                        match &mut pending[input.0] {
-                            Some(acc) => *acc += &g, // a value used twice: the gradients add
-                            slot => *slot = Some(g),
-                        }
+                    match &mut pending[input.0] {
+                        Some(acc) => *acc += &g, // a value used twice: the gradients add
+                        slot => *slot = Some(g),
                     }
-                    if let Some(timer) = timer {
-                        self.profile_backward(node, timer);
-                    }
+                }
+                if let Some(timer) = timer {
+                    self.profile_backward(node, timer);
                 }
             }
         }
-        grads
     }
 }
 
