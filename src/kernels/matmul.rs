@@ -11,9 +11,11 @@
 //! into one part per thread, by rows or by columns, each part one sgemm.
 
 use super::broadcast::broadcast_shape;
+use super::matmul_naive::check_shapes;
+pub use super::matmul_naive::matmul_naive;
 use super::thin_gemm::{self, Strided};
 use super::vector::dot;
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Dimension, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn};
 use rayon::prelude::*;
 
 /// matrixmultiply gives a product more than one thread only when m*k + k*n >= 2 * 2^14
@@ -60,8 +62,34 @@ pub fn matmul(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f32> {
     let c_offsets: Vec<isize> = (0..nb).map(|i| (i * m * n) as isize).collect();
     let c_ptr = SendPtrMut(c.as_mut_ptr() as *mut f32);
     // SAFETY: C is a fresh row-major [batch, M, N] buffer; product i owns rows i*M..(i+1)*M.
-    unsafe { run_products(&a, &b, &batch, (m, k, n), c_ptr, &c_offsets, (n as isize, 1)) };
+    unsafe { run_products(&a, &b, &batch, (m, k, n), c_ptr, &c_offsets, (n as isize, 1), None) };
     // SAFETY: every product wrote all of its M x N block (sgemm with beta = 0 writes all of C).
+    unsafe { c.assume_init() }
+}
+
+/// What to do with each finished stretch of a row of C while it is in cache: called with the
+/// row r, the first column c0 and the values C[r, c0 ..], once they are summed. Every element
+/// of C is passed exactly once.
+pub type Epilogue<'a> = dyn Fn(usize, usize, &mut [f32]) + Sync + 'a;
+
+/// C = A·B for one matrix each, then `epilogue` on every row of C while it is still in cache
+/// (bias, activation, residual add: the "fused" layers of `ops`). The product's sums are the
+/// same bits as [`matmul`]'s: the epilogue only sees them after they are complete.
+pub fn matmul_then(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, epilogue: &Epilogue<'_>) -> Array2<f32> {
+    let (a, b) = (a.into_dyn(), b.into_dyn());
+    let (m, k, n) = check_shapes(&a, &b);
+    if m * n == 0 || k == 0 {
+        let mut c = Array2::zeros((m, n));
+        c.rows_mut().into_iter().enumerate().for_each(|(r, mut row)| {
+            epilogue(r, 0, row.as_slice_mut().expect("a new array is contiguous"))
+        });
+        return c;
+    }
+    let mut c = Array2::<f32>::uninit((m, n));
+    let c_ptr = SendPtrMut(c.as_mut_ptr() as *mut f32);
+    // SAFETY: C is a fresh row-major M x N buffer and the one product writes all of it.
+    unsafe { run_products(&a, &b, &[], (m, k, n), c_ptr, &[0], (n as isize, 1), Some(epilogue)) };
+    // SAFETY: the product wrote every element (sgemm and thin_gemm with beta = 0 write all of C).
     unsafe { c.assume_init() }
 }
 
@@ -87,7 +115,7 @@ pub fn matmul_heads_interleaved(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) 
         .collect();
     let c_ptr = SendPtrMut(c.as_mut_ptr() as *mut f32);
     // SAFETY: product (b, h) writes C[b, :, h, :], which no other product touches.
-    unsafe { run_products(&a, &b, &[bs, h], (m, k, n), c_ptr, &c_offsets, ((h * n) as isize, 1)) };
+    unsafe { run_products(&a, &b, &[bs, h], (m, k, n), c_ptr, &c_offsets, ((h * n) as isize, 1), None) };
     // SAFETY: every product wrote all of its block.
     let c = unsafe { c.assume_init() };
     c.permuted_axes(vec![0, 2, 1, 3])
@@ -146,11 +174,13 @@ pub fn gemm_into(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, bet
 /// Run the products C_i = A_i B_i for every batch index i, with A and B broadcast to `batch`,
 /// C_i at `c + c_offsets[i]` with row and column strides `c_strides`. A batch of small products
 /// is spread over rayon; otherwise the products run in turn, each cut into one part per rayon
-/// thread (by rows, or by columns when it has more), each part one sgemm.
+/// thread (by rows, or by columns when it has more), each part one sgemm. An `epilogue` (one
+/// product, contiguous columns) runs on each part's rows as they are finished.
 ///
 /// # Safety
 /// `c` must point to writable memory in which the blocks named by `c_offsets` and `c_strides`
 /// are in bounds and do not overlap.
+#[allow(clippy::too_many_arguments)] // the shapes, both operands, where C goes, the epilogue
 unsafe fn run_products(
     a: &ArrayViewD<'_, f32>,
     b: &ArrayViewD<'_, f32>,
@@ -159,7 +189,9 @@ unsafe fn run_products(
     c: SendPtrMut,
     c_offsets: &[isize],
     (rsc, csc): (isize, isize),
+    epilogue: Option<&Epilogue<'_>>,
 ) {
+    assert!(epilogue.is_none() || (c_offsets.len() == 1 && csc == 1), "an epilogue needs one product");
     // Broadcast both operands to the full batch (repeated axes get stride 0, nothing is copied).
     let a = a.broadcast(IxDyn(&[batch, &[m, k]].concat())).expect("checked");
     let b = b.broadcast(IxDyn(&[batch, &[k, n]].concat())).expect("checked");
@@ -185,8 +217,10 @@ unsafe fn run_products(
                 cs: csb,
             };
             let c_blk = c.get().offset(c_offsets[i] + r * rsc + c0i);
+            let then = epilogue.map(|f| move |i: usize, row: &mut [f32]| f(r0 + i, c0, row));
+            let then = then.as_ref().map(|f| f as &thin_gemm::RowEpilogue<'_>);
             // SAFETY: as for sgemm below; C's columns are contiguous.
-            if unsafe { thin_gemm::try_gemm((r1 - r0, k, c1 - c0), a_blk, b_blk, 0.0, c_blk, rsc) } {
+            if unsafe { thin_gemm::try_gemm_then((r1 - r0, k, c1 - c0), a_blk, b_blk, 0.0, c_blk, rsc, then) } {
                 return;
             }
         }
@@ -210,10 +244,17 @@ unsafe fn run_products(
                 csc,
             );
         }
+        if let Some(f) = epilogue {
+            for row in r0..r1 {
+                // SAFETY: this block's rows, just written by sgemm; columns contiguous.
+                let c_row = unsafe { std::slice::from_raw_parts_mut(c.get().offset(row as isize * rsc + c0i), c1 - c0) };
+                f(row, c0, c_row);
+            }
+        }
     };
     // One product: C_i = A_i · B_i.
     let product = |i: usize| {
-        if m == 1 && csa == 1 && (rsb == 1 || csb == 1) {
+        if m == 1 && csa == 1 && (rsb == 1 || csb == 1) && epilogue.is_none() {
             // SAFETY: as for sgemm below: offsets and strides come from the views.
             unsafe {
                 row_times_matrix(
@@ -289,52 +330,6 @@ unsafe fn row_times_matrix(
             *c.offset(j as isize * csc) = v;
         }
     }
-}
-
-/// The naive triple loop, C[.., i, j] = sum_p A[.., i, p] * B[.., p, j], accumulated in f64.
-/// Slow on purpose: it is the reference the fast kernel is tested against, never used on the
-/// hot path.
-pub fn matmul_naive(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) -> ArrayD<f32> {
-    let (m, k, n) = check_shapes(&a, &b);
-    let (ra, rb) = (a.ndim(), b.ndim());
-    let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
-    let a = a.broadcast(IxDyn(&[&batch[..], &[m, k]].concat())).expect("checked");
-    let b = b.broadcast(IxDyn(&[&batch[..], &[k, n]].concat())).expect("checked");
-    let mut c = ArrayD::<f32>::zeros([&batch[..], &[m, n]].concat());
-    for idx in ndarray::indices(batch.clone()) {
-        let idx = idx.slice().to_vec();
-        let at = |i: usize, j: usize| IxDyn(&[&idx[..], &[i, j]].concat());
-        for i in 0..m {
-            for j in 0..n {
-                let mut sum = 0.0f64;
-                for p in 0..k {
-                    sum += a[at(i, p)] as f64 * b[at(p, j)] as f64;
-                }
-                c[at(i, j)] = sum as f32;
-            }
-        }
-    }
-    c
-}
-
-/// Check ranks and the inner dimension; return (M, K, N).
-fn check_shapes(a: &ArrayViewD<'_, f32>, b: &ArrayViewD<'_, f32>) -> (usize, usize, usize) {
-    let (ra, rb) = (a.ndim(), b.ndim());
-    assert!(
-        ra >= 2 && rb >= 2,
-        "matmul: both operands need at least 2 axes, got {:?} x {:?}",
-        a.shape(),
-        b.shape()
-    );
-    let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
-    let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
-    assert!(
-        k == k2,
-        "matmul: inner dimensions differ: {:?} x {:?}",
-        a.shape(),
-        b.shape()
-    );
-    (m, k, n)
 }
 
 /// For each flat batch index (row-major over `batch`), the element offset sum_d idx_d * stride_d.

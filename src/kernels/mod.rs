@@ -14,6 +14,7 @@ pub mod broadcast;
 pub mod elementwise;
 pub mod fma_peak;
 pub mod matmul;
+pub mod matmul_naive;
 pub mod thin_gemm;
 pub mod vector;
 

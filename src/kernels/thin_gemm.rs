@@ -102,6 +102,11 @@ thread_local! {
     static PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// What to do with each finished row of C while it is still in cache (an "epilogue": a bias,
+/// an activation, a residual add): called with the row's index i (0 for the first row of this
+/// product) and its n values, once the whole row is summed.
+pub type RowEpilogue<'a> = dyn Fn(usize, &mut [f32]) + Sync + 'a;
+
 /// C = A·B (beta = 0) or C = C + A·B (beta = 1) for (m, k, n): A m x k, B k x n, and C m x n
 /// with rows `rsc` apart and contiguous columns, with the micro-kernel of this CPU. Returns false, having
 /// done nothing, when there is none, when K > [`MAX_K`], or when beta is neither 0 nor 1.
@@ -117,9 +122,26 @@ pub unsafe fn try_gemm(
     c: *mut f32,
     rsc: isize,
 ) -> bool {
+    try_gemm_then((m, k, n), a, b, beta, c, rsc, None)
+}
+
+/// [`try_gemm`], then `epilogue` on each row of C as soon as its MR-row block is done (the
+/// block is then in L1: MR x n floats).
+///
+/// # Safety
+/// As for [`try_gemm`].
+pub unsafe fn try_gemm_then(
+    (m, k, n): (usize, usize, usize),
+    a: Strided,
+    b: Strided,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    epilogue: Option<&RowEpilogue<'_>>,
+) -> bool {
     match Isa::detect() {
         Some(isa) if k <= MAX_K && (beta == 0.0 || beta == 1.0) => {
-            gemm_with(isa, (m, k, n), a, b, beta == 1.0, c, rsc);
+            gemm_with_then(isa, (m, k, n), a, b, beta == 1.0, c, rsc, epilogue);
             true
         }
         _ => false,
@@ -138,6 +160,21 @@ pub unsafe fn gemm_with(
     accumulate: bool,
     c: *mut f32,
     rsc: isize,
+) {
+    gemm_with_then(isa, (m, k, n), a, b, accumulate, c, rsc, None)
+}
+
+/// [`gemm_with`] and an epilogue per finished row ([`try_gemm_then`]).
+#[allow(clippy::too_many_arguments)] // the product's shape, operands and output, as gemm_with
+unsafe fn gemm_with_then(
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    a: Strided,
+    b: Strided,
+    accumulate: bool,
+    c: *mut f32,
+    rsc: isize,
+    epilogue: Option<&RowEpilogue<'_>>,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -162,6 +199,12 @@ pub unsafe fn gemm_with(
                 match isa {
                     Isa::Avx512 => kernel_avx512(a_rows, a.rs, a.cs, panel, k, tile),
                     Isa::Avx2Fma => kernel_avx2(a_rows, a.rs, a.cs, panel, k, tile),
+                }
+            }
+            if let Some(epilogue) = epilogue {
+                // Rows i0 .. i0 + rows of C are complete, and still in L1.
+                for i in i0..i0 + rows {
+                    epilogue(i, std::slice::from_raw_parts_mut(c.offset(i as isize * rsc), n));
                 }
             }
         }

@@ -99,9 +99,8 @@ impl DecoderLayer {
                 let c = self.dropout.forward(tape, c, rng);
                 let x = tape.add(x, c); // x + CrossAttn(LN_2(x), m)
                 let h = self.norm3.forward(tape, params, x);
-                let f = self.feed_forward.forward(tape, params, h, rng);
-                let f = self.dropout.forward(tape, f, rng);
-                tape.add(x, f) // x + FFN(LN_3(x))
+                let ff = &self.feed_forward; // x + FFN(LN_3(x)):
+                ff.forward_residual(tape, params, h, x, self.dropout, rng)
             }
             NormPlacement::Post => {
                 let a = self.self_attn.forward(tape, params, x, x, self_mask, self_cache);
@@ -114,9 +113,8 @@ impl DecoderLayer {
                 let c = self.dropout.forward(tape, c, rng);
                 let x = tape.add(x, c);
                 let x = self.norm2.forward(tape, params, x); // LN_2(x + CrossAttn(x, m))
-                let f = self.feed_forward.forward(tape, params, x, rng);
-                let f = self.dropout.forward(tape, f, rng);
-                let x = tape.add(x, f);
+                let ff = &self.feed_forward; // x + FFN(x)
+                let x = ff.forward_residual(tape, params, x, x, self.dropout, rng);
                 self.norm3.forward(tape, params, x) // LN_3(x + FFN(x))
             }
         }

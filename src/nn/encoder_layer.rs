@@ -76,18 +76,16 @@ impl EncoderLayer {
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a); // x + Dropout(SelfAttn(LN_1(x)))
                 let h = self.norm2.forward(tape, params, x);
-                let f = self.feed_forward.forward(tape, params, h, rng);
-                let f = self.dropout.forward(tape, f, rng);
-                tape.add(x, f) // x + Dropout(FFN(LN_2(x)))
+                let ff = &self.feed_forward; // x + Dropout(FFN(LN_2(x))):
+                ff.forward_residual(tape, params, h, x, self.dropout, rng)
             }
             NormPlacement::Post => {
                 let a = self.self_attn.forward(tape, params, x, x, mask, cache);
                 let a = self.dropout.forward(tape, a, rng);
                 let x = tape.add(x, a);
                 let x = self.norm1.forward(tape, params, x); // LN_1(x + Dropout(SelfAttn(x)))
-                let f = self.feed_forward.forward(tape, params, x, rng);
-                let f = self.dropout.forward(tape, f, rng);
-                let x = tape.add(x, f);
+                let ff = &self.feed_forward; // x + Dropout(FFN(x))
+                let x = ff.forward_residual(tape, params, x, x, self.dropout, rng);
                 self.norm2.forward(tape, params, x) // LN_2(x + Dropout(FFN(x)))
             }
         }

@@ -13,6 +13,7 @@
 use super::config::Activation;
 use super::dropout::Dropout;
 use super::linear::Linear;
+use crate::ops::{FeedForwardWeights, FusedActivation};
 use crate::params::Params;
 use crate::tape::{Tape, Var};
 use rand::Rng;
@@ -60,5 +61,41 @@ impl FeedForward {
         };
         let h = self.dropout.forward(tape, h, rng);
         self.linear2.forward(tape, params, h) // [..., d_model]
+    }
+
+    /// residual + Dropout(FFN(x)): the sub-layer with its residual add, `dropout` being the
+    /// layer's dropout after the FFN. With no dropout active (p = 0, or not training) and a GELU,
+    /// it is one fused op, [`Tape::feed_forward`], which keeps less for backward and computes
+    /// the same bits; otherwise it is [`FeedForward::forward`], dropout and `add`, op by op.
+    pub fn forward_residual(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        x: Var,
+        residual: Var,
+        dropout: Dropout,
+        rng: &mut impl Rng,
+    ) -> Var {
+        let active = |p: f32| tape.is_training() && p > 0.0;
+        let fused = match self.activation {
+            Activation::Gelu => Some(FusedActivation::Gelu),
+            Activation::GeluTanh => Some(FusedActivation::GeluTanh),
+            Activation::Relu => None,
+        };
+        let biases = (self.linear1.bias, self.linear2.bias);
+        if let (Some(activation), (Some(b1), Some(b2))) = (fused, biases) {
+            if !active(self.dropout.p) && !active(dropout.p) {
+                let weights = FeedForwardWeights {
+                    w1: tape.param(params, self.linear1.weight),
+                    b1: tape.param(params, b1),
+                    w2: tape.param(params, self.linear2.weight),
+                    b2: tape.param(params, b2),
+                };
+                return tape.feed_forward(x, weights, activation, Some(residual));
+            }
+        }
+        let f = self.forward(tape, params, x, rng);
+        let f = dropout.forward(tape, f, rng);
+        tape.add(residual, f)
     }
 }

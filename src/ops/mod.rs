@@ -10,6 +10,7 @@
 //! | `shape.rs` | reshape, permute, transpose, narrow, concat, split_heads, merge_heads |
 //! | `matmul.rs` | matmul (2-D and batched) |
 //! | `linear.rs` | linear, y = x W^T + b (fused) and its reference |
+//! | `feed_forward.rs` | feed_forward, r + sigma(x W_1^T + b_1) W_2^T + b_2 (fused epilogues) and its reference |
 //! | `softmax.rs` | softmax, log_softmax |
 //! | `layer_norm.rs` | layer_norm (fused) and its reference |
 //! | `embedding.rs` | embedding |
@@ -25,6 +26,7 @@ mod attention_mask;
 mod binary;
 mod cross_entropy;
 mod embedding;
+mod feed_forward;
 mod layer_norm;
 mod linear;
 mod mask;
@@ -37,4 +39,5 @@ mod unary;
 pub use attention::attention_block_rows;
 pub use attention_mask::AttentionMask;
 pub use cross_entropy::CrossEntropy;
+pub use feed_forward::{FeedForwardWeights, FusedActivation};
 pub use unary::erf;

@@ -114,15 +114,14 @@ impl Tape {
     /// y = x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, the standard normal CDF.
     ///
     /// dL/dx = dL/dy * (Phi(x) + x * phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi), the normal PDF.
+    ///
+    /// In a transformer's feed-forward, [`Tape::feed_forward`] carries this formula fused
+    /// into its first product (the same functions, the same bits).
     pub fn gelu(&mut self, x: Var) -> Var {
         let xv = self.value(x).clone();
-        let y = map(xv.view(), |v| v * normal_cdf_pdf(v).0);
+        let y = map(xv.view(), gelu);
         self.record("gelu", y, &[x], move |g| {
-            let dy_dx = |x: f32| {
-                let (cdf, pdf) = normal_cdf_pdf(x);
-                cdf + x * pdf // dy/dx = Phi(x) + x phi(x): from y = x Phi(x), Phi' = phi
-            };
-            vec![zip_map("gelu backward", g.view(), xv.view(), |g, x| g * dy_dx(x))]
+            vec![zip_map("gelu backward", g.view(), xv.view(), |g, x| g * gelu_slope(x))]
         })
     }
 
@@ -132,19 +131,42 @@ impl Tape {
     ///
     /// With t = tanh u, the product rule and tanh' = 1 - t^2 give
     /// dy/dx = (1 + t)/2 + x/2 (1 - t^2) k (1 + 3 a x^2).
-    /// It differs from the exact [`Tape::gelu`] by at most 4.8e-4 (near x = -2.7).
+    /// It differs from the exact [`Tape::gelu`] by at most 4.8e-4 (near x = -2.7). Fused into
+    /// [`Tape::feed_forward`] there, as GELU is.
     pub fn gelu_tanh(&mut self, x: Var) -> Var {
         let xv = self.value(x).clone();
-        let y = map(xv.view(), |v| 0.5 * v * (1.0 + gelu_tanh_inner(v).tanh()));
+        let y = map(xv.view(), gelu_tanh);
         self.record("gelu_tanh", y, &[x], move |g| {
-            let dy_dx = |x: f32| {
-                let t = gelu_tanh_inner(x).tanh(); // t = tanh u
-                let du_dx = GELU_TANH_K * (1.0 + 3.0 * GELU_TANH_A * x * x); // u = k (x + a x^3)
-                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx // y = x/2 (1 + t)
-            };
-            vec![zip_map("gelu_tanh backward", g.view(), xv.view(), |g, x| g * dy_dx(x))]
+            vec![zip_map("gelu_tanh backward", g.view(), xv.view(), |g, x| g * gelu_tanh_slope(x))]
         })
     }
+}
+
+/// GELU's value, y = x Phi(x) ([`Tape::gelu`]; also the fused feed-forward's).
+#[inline(always)]
+pub(crate) fn gelu(x: f32) -> f32 {
+    x * normal_cdf_pdf(x).0
+}
+
+/// GELU's slope, dy/dx = Phi(x) + x phi(x): from y = x Phi(x), Phi' = phi.
+#[inline(always)]
+pub(crate) fn gelu_slope(x: f32) -> f32 {
+    let (cdf, pdf) = normal_cdf_pdf(x);
+    cdf + x * pdf
+}
+
+/// The tanh approximation's value, y = x/2 (1 + tanh u) ([`Tape::gelu_tanh`]).
+#[inline(always)]
+pub(crate) fn gelu_tanh(x: f32) -> f32 {
+    0.5 * x * (1.0 + gelu_tanh_inner(x).tanh())
+}
+
+/// The tanh approximation's slope, dy/dx = (1 + t)/2 + x/2 (1 - t^2) k (1 + 3 a x^2).
+#[inline(always)]
+pub(crate) fn gelu_tanh_slope(x: f32) -> f32 {
+    let t = gelu_tanh_inner(x).tanh(); // t = tanh u
+    let du_dx = GELU_TANH_K * (1.0 + 3.0 * GELU_TANH_A * x * x); // u = k (x + a x^3)
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx // y = x/2 (1 + t)
 }
 
 /// k = sqrt(2 / pi), the scale inside the tanh of [`Tape::gelu_tanh`].

@@ -1,0 +1,206 @@
+//! A transformer's position-wise feed-forward network and its residual add, as one op:
+//!
+//! ```text
+//! h = x W_1^T + b_1,    a = sigma(h),    y = r + a W_2^T + b_2
+//! ```
+//!
+//! with sigma GELU, exact or its tanh form (the formulas and their slopes sigma' are
+//! [`Tape::gelu`]'s and [`Tape::gelu_tanh`]'s, the same functions). Op by op this is four nodes
+//! (linear, gelu, linear, add) and four passes over memory after the products; here b_1 and
+//! sigma are applied to each row of the first product, and b_2 and r to each row of the second,
+//! while the row is still in cache (the products' "epilogues",
+//! [`matmul_then`](crate::kernels::matmul::matmul_then)). Backward keeps x and h only: not
+//! a = sigma(h) (recomputed from h, one pass), not the two products' outputs, which the op-by-op
+//! path keeps as nodes. Per row of d_model, that is 5 d_model floats instead of 13 (d_ff =
+//! 4 d_model).
+//!
+//! Backward, with g = dL/dy, rows folded as in [`Tape::linear`]:
+//!
+//! ```text
+//! dL/dr   = g
+//! dL/dW_2 = g^T a,              dL/db_2 = sum over rows of g
+//! dL/dh   = (g W_2) * sigma'(h)       (sigma' applied in the epilogue of g W_2)
+//! dL/dW_1 = dh^T x,             dL/db_1 = sum over rows of dh,     dL/dx = dh W_1
+//! ```
+//!
+//! Every number is computed by the same kernel in the same order as on the op-by-op path
+//! ([`Tape::feed_forward_reference`]), so values and gradients are the same bits;
+//! `tests/feed_forward.rs` checks that.
+
+use super::unary::{gelu, gelu_slope, gelu_tanh, gelu_tanh_slope};
+use crate::kernels::broadcast::sum_to_shape;
+use crate::kernels::elementwise::map;
+use crate::kernels::matmul::{matmul as gemm, matmul_then, t};
+use crate::tape::{Tape, Var};
+use ndarray::{Array2, IxDyn};
+
+/// The nonlinearity sigma of a fused feed-forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FusedActivation {
+    /// Exact GELU, [`Tape::gelu`].
+    Gelu,
+    /// GELU's tanh approximation, [`Tape::gelu_tanh`].
+    GeluTanh,
+}
+
+impl FusedActivation {
+    /// sigma(h).
+    #[inline(always)]
+    fn value(self, h: f32) -> f32 {
+        match self {
+            FusedActivation::Gelu => gelu(h),
+            FusedActivation::GeluTanh => gelu_tanh(h),
+        }
+    }
+
+    /// sigma'(h).
+    #[inline(always)]
+    fn slope(self, h: f32) -> f32 {
+        match self {
+            FusedActivation::Gelu => gelu_slope(h),
+            FusedActivation::GeluTanh => gelu_tanh_slope(h),
+        }
+    }
+}
+
+/// The four parameters of a feed-forward: W_1 [d_ff, d], b_1 [d_ff], W_2 [d, d_ff], b_2 [d].
+#[derive(Clone, Copy, Debug)]
+pub struct FeedForwardWeights {
+    /// W_1, [d_ff, d].
+    pub w1: Var,
+    /// b_1, [d_ff].
+    pub b1: Var,
+    /// W_2, [d, d_ff].
+    pub w2: Var,
+    /// b_2, [d].
+    pub b2: Var,
+}
+
+/// A pointer to the rows of a = sigma(h) that the first product's epilogue fills, shared by
+/// the threads: each element is written by exactly one epilogue call.
+#[derive(Clone, Copy)]
+struct RowsOut(*mut f32);
+// SAFETY: the epilogue calls write disjoint elements (one call per stretch of a row of C).
+unsafe impl Send for RowsOut {}
+unsafe impl Sync for RowsOut {}
+
+impl Tape {
+    /// y = r + sigma(x W_1^T + b_1) W_2^T + b_2 for x `[..., d]` (without r when `residual` is
+    /// None). See the module docs for the formulas and what backward keeps.
+    pub fn feed_forward(
+        &mut self,
+        x: Var,
+        weights: FeedForwardWeights,
+        activation: FusedActivation,
+        residual: Option<Var>,
+    ) -> Var {
+        let FeedForwardWeights { w1, b1, w2, b2 } = weights;
+        let xv = self.value(x).clone();
+        let (w1v, w2v) = (self.value(w1).clone(), self.value(w2).clone());
+        let (b1v, b2v) = (self.value(b1).clone(), self.value(b2).clone());
+        let xs = xv.shape().to_vec();
+        let d = *xs.last().expect("feed_forward: x needs at least one axis");
+        let d_ff = w1v.shape()[0];
+        assert!(
+            w1v.shape() == [d_ff, d] && w2v.shape() == [d, d_ff] && b1v.shape() == [d_ff] && b2v.shape() == [d],
+            "feed_forward: x {xs:?} with W_1 {:?}, b_1 {:?}, W_2 {:?}, b_2 {:?} (expected [d_ff, d], [d_ff], [d, d_ff], [d])",
+            w1v.shape(),
+            b1v.shape(),
+            w2v.shape(),
+            b2v.shape()
+        );
+        let rv = residual.map(|r| self.value(r).as_standard_layout().into_owned());
+        if let Some(rv) = &rv {
+            assert!(rv.shape() == xs, "feed_forward: residual {:?} is not x's shape {xs:?}", rv.shape());
+        }
+        let rows = xv.len() / d.max(1);
+        let x2 = xv.to_shape((rows, d)).expect("same element count"); // [R, d]
+        let w1t = w1v.view().into_dimensionality().expect("2-D").reversed_axes(); // W_1^T [d, d_ff]
+        let w2t = w2v.view().into_dimensionality().expect("2-D").reversed_axes(); // W_2^T [d_ff, d]
+        let (b1s, b2s) = (b1v.as_slice().expect("1-D"), b2v.as_slice().expect("1-D"));
+
+        // h = x W_1^T + b_1, and a = sigma(h) written beside it, row by row while in cache.
+        let mut a = Vec::<f32>::with_capacity(rows * d_ff);
+        let a_out = RowsOut(a.as_mut_ptr());
+        let h = matmul_then(x2.view(), w1t, &|r, c0, h_row| {
+            let a_out = a_out; // the whole struct, not its pointer field, into the closure
+            for (j, h) in h_row.iter_mut().enumerate() {
+                *h += b1s[c0 + j]; // h = x W_1^T + b_1
+                // SAFETY: a has room for rows x d_ff; (r, c0 + j) is written by this call only.
+                unsafe { a_out.0.add(r * d_ff + c0 + j).write(activation.value(*h)) }; // a = sigma(h)
+            }
+        });
+        // SAFETY: the epilogue wrote every one of the rows x d_ff elements.
+        unsafe { a.set_len(rows * d_ff) };
+        let a = Array2::from_shape_vec((rows, d_ff), a).expect("rows x d_ff");
+
+        // y = r + (a W_2^T + b_2), row by row while in cache.
+        let r_rows = rv.as_ref().map(|r| r.as_slice().expect("standard layout"));
+        let y = matmul_then(a.view(), w2t, &|r, c0, y_row| {
+            for (j, y) in y_row.iter_mut().enumerate() {
+                *y += b2s[c0 + j]; // a W_2^T + b_2
+            }
+            if let Some(res) = r_rows {
+                let res = &res[r * d + c0..][..y_row.len()];
+                y_row.iter_mut().zip(res).for_each(|(y, r)| *y = r + *y); // y = r + ...
+            }
+        });
+        drop(a); // not kept: backward recomputes it from h
+        let y = y.into_shape_with_order(IxDyn(&xs)).expect("same element count");
+
+        let mut inputs = vec![x, w1, b1, w2, b2];
+        inputs.extend(residual);
+        let h = h.into_shared();
+        self.record("feed_forward", y, &inputs, move |g| {
+            let x2 = xv.to_shape((rows, d)).expect("same element count"); // [R, d]
+            let g2 = g.to_shape((rows, d)).expect("same element count"); // [R, d]
+            // a = sigma(h) again, for dL/dW_2 = g^T a.
+            let a = map(h.view().into_dyn(), |h| activation.value(h));
+            let dw2 = gemm(t(g2.view().into_dyn()), a.view()); // [d, d_ff]
+            drop(a);
+            // dL/dh = (g W_2) * sigma'(h), sigma' applied to each row of the product.
+            let w2m = w2v.view().into_dimensionality().expect("2-D");
+            let dh = matmul_then(g2.view(), w2m, &|r, c0, row| {
+                let h = &h.as_slice().expect("row-major")[r * d_ff + c0..][..row.len()];
+                row.iter_mut().zip(h).for_each(|(dh, &h)| *dh *= activation.slope(h));
+            });
+            drop(h);
+            let dw1 = gemm(t(dh.view().into_dyn()), x2.view().into_dyn()); // dL/dW_1 = dh^T x, [d_ff, d]
+            let mut dx = gemm(dh.view().into_dyn(), w1v.view()); // dL/dx = dh W_1, [R, d]
+            dx = dx.into_shape_with_order(IxDyn(&xs)).expect("same element count");
+            let mut dh_shape = xs[..xs.len() - 1].to_vec();
+            dh_shape.push(d_ff);
+            let dh = dh.into_shape_with_order(IxDyn(&dh_shape)).expect("same element count");
+            let db1 = sum_to_shape(dh, &[d_ff]); // dL/db_1 = sum over rows of dh
+            let mut grads = vec![dx, dw1, db1, dw2];
+            if residual.is_some() {
+                grads.push(sum_to_shape(g.clone(), &[d])); // dL/db_2 = sum over rows of g
+                grads.push(g); // dL/dr = g
+            } else {
+                grads.push(sum_to_shape(g, &[d]));
+            }
+            grads
+        })
+    }
+
+    /// The same feed-forward op by op: linear, sigma, linear, add. The reference
+    /// [`Tape::feed_forward`] is tested against.
+    pub fn feed_forward_reference(
+        &mut self,
+        x: Var,
+        weights: FeedForwardWeights,
+        activation: FusedActivation,
+        residual: Option<Var>,
+    ) -> Var {
+        let h = self.linear(x, weights.w1, Some(weights.b1));
+        let a = match activation {
+            FusedActivation::Gelu => self.gelu(h),
+            FusedActivation::GeluTanh => self.gelu_tanh(h),
+        };
+        let f = self.linear(a, weights.w2, Some(weights.b2));
+        match residual {
+            Some(r) => self.add(r, f),
+            None => f,
+        }
+    }
+}
