@@ -41,7 +41,10 @@ fn run(fused: bool, lead: &[usize], d: usize, d_ff: usize, act: FusedActivation,
     let loss = tape.sum_all(yc);
     let grads = tape.backward(loss);
     let mut all = vec![out];
-    let vars: Vec<Var> = [x, weights.w1, weights.b1, weights.w2, weights.b2].into_iter().chain(r).collect();
+    let vars: Vec<Var> = [x, weights.w1, weights.b1, weights.w2, weights.b2]
+        .into_iter()
+        .chain(r)
+        .collect();
     for v in vars {
         all.push(grads.wrt(v).expect("every input gets a gradient").clone());
     }
@@ -62,7 +65,10 @@ fn fused_feed_forward_gives_the_same_bits_as_op_by_op() {
                 for ((f, r), name) in fused.iter().zip(&reference).zip(names) {
                     assert_eq!(f.shape(), r.shape(), "{name}");
                     let same = f.iter().zip(r).all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "{name} differs for {lead:?} d {d} d_ff {d_ff} {act:?} residual {residual}");
+                    assert!(
+                        same,
+                        "{name} differs for {lead:?} d {d} d_ff {d_ff} {act:?} residual {residual}"
+                    );
                 }
             }
         }

@@ -80,9 +80,10 @@ pub fn matmul_then(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, epilogue: &Ep
     let (m, k, n) = check_shapes(&a, &b);
     if m * n == 0 || k == 0 {
         let mut c = Array2::zeros((m, n));
-        c.rows_mut().into_iter().enumerate().for_each(|(r, mut row)| {
-            epilogue(r, 0, row.as_slice_mut().expect("a new array is contiguous"))
-        });
+        c.rows_mut()
+            .into_iter()
+            .enumerate()
+            .for_each(|(r, mut row)| epilogue(r, 0, row.as_slice_mut().expect("a new array is contiguous")));
         return c;
     }
     let mut c = Array2::<f32>::uninit((m, n));
@@ -115,7 +116,18 @@ pub fn matmul_heads_interleaved(a: ArrayViewD<'_, f32>, b: ArrayViewD<'_, f32>) 
         .collect();
     let c_ptr = SendPtrMut(c.as_mut_ptr() as *mut f32);
     // SAFETY: product (b, h) writes C[b, :, h, :], which no other product touches.
-    unsafe { run_products(&a, &b, &[bs, h], (m, k, n), c_ptr, &c_offsets, ((h * n) as isize, 1), None) };
+    unsafe {
+        run_products(
+            &a,
+            &b,
+            &[bs, h],
+            (m, k, n),
+            c_ptr,
+            &c_offsets,
+            ((h * n) as isize, 1),
+            None,
+        )
+    };
     // SAFETY: every product wrote all of its block.
     let c = unsafe { c.assume_init() };
     c.permuted_axes(vec![0, 2, 1, 3])
@@ -191,7 +203,10 @@ unsafe fn run_products(
     (rsc, csc): (isize, isize),
     epilogue: Option<&Epilogue<'_>>,
 ) {
-    assert!(epilogue.is_none() || (c_offsets.len() == 1 && csc == 1), "an epilogue needs one product");
+    assert!(
+        epilogue.is_none() || (c_offsets.len() == 1 && csc == 1),
+        "an epilogue needs one product"
+    );
     // Broadcast both operands to the full batch (repeated axes get stride 0, nothing is copied).
     let a = a.broadcast(IxDyn(&[batch, &[m, k]].concat())).expect("checked");
     let b = b.broadcast(IxDyn(&[batch, &[k, n]].concat())).expect("checked");
@@ -247,7 +262,8 @@ unsafe fn run_products(
         if let Some(f) = epilogue {
             for row in r0..r1 {
                 // SAFETY: this block's rows, just written by sgemm; columns contiguous.
-                let c_row = unsafe { std::slice::from_raw_parts_mut(c.get().offset(row as isize * rsc + c0i), c1 - c0) };
+                let c_row =
+                    unsafe { std::slice::from_raw_parts_mut(c.get().offset(row as isize * rsc + c0i), c1 - c0) };
                 f(row, c0, c_row);
             }
         }

@@ -49,4 +49,3 @@ pub(super) fn check_shapes(a: &ArrayViewD<'_, f32>, b: &ArrayViewD<'_, f32>) -> 
     );
     (m, k, n)
 }
-

@@ -84,6 +84,16 @@ struct RowsOut(*mut f32);
 unsafe impl Send for RowsOut {}
 unsafe impl Sync for RowsOut {}
 
+impl RowsOut {
+    /// Where element i goes. (A method, so that closures capture the whole `RowsOut`.)
+    ///
+    /// # Safety
+    /// i must be inside the buffer.
+    unsafe fn at(&self, i: usize) -> *mut f32 {
+        self.0.add(i)
+    }
+}
+
 impl Tape {
     /// y = r + sigma(x W_1^T + b_1) W_2^T + b_2 for x `[..., d]` (without r when `residual` is
     /// None). See the module docs for the formulas and what backward keeps.
@@ -111,7 +121,11 @@ impl Tape {
         );
         let rv = residual.map(|r| self.value(r).as_standard_layout().into_owned());
         if let Some(rv) = &rv {
-            assert!(rv.shape() == xs, "feed_forward: residual {:?} is not x's shape {xs:?}", rv.shape());
+            assert!(
+                rv.shape() == xs,
+                "feed_forward: residual {:?} is not x's shape {xs:?}",
+                rv.shape()
+            );
         }
         let rows = xv.len() / d.max(1);
         let x2 = xv.to_shape((rows, d)).expect("same element count"); // [R, d]
@@ -123,11 +137,11 @@ impl Tape {
         let mut a = Vec::<f32>::with_capacity(rows * d_ff);
         let a_out = RowsOut(a.as_mut_ptr());
         let h = matmul_then(x2.view(), w1t, &|r, c0, h_row| {
-            let a_out = a_out; // the whole struct, not its pointer field, into the closure
             for (j, h) in h_row.iter_mut().enumerate() {
                 *h += b1s[c0 + j]; // h = x W_1^T + b_1
-                // SAFETY: a has room for rows x d_ff; (r, c0 + j) is written by this call only.
-                unsafe { a_out.0.add(r * d_ff + c0 + j).write(activation.value(*h)) }; // a = sigma(h)
+                let a_rj = activation.value(*h); // a = sigma(h)
+                                                 // SAFETY: a has room for rows x d_ff; (r, c0 + j) is written by this call only.
+                unsafe { a_out.at(r * d_ff + c0 + j).write(a_rj) };
             }
         });
         // SAFETY: the epilogue wrote every one of the rows x d_ff elements.
@@ -142,7 +156,7 @@ impl Tape {
             }
             if let Some(res) = r_rows {
                 let res = &res[r * d + c0..][..y_row.len()];
-                y_row.iter_mut().zip(res).for_each(|(y, r)| *y = r + *y); // y = r + ...
+                y_row.iter_mut().zip(res).for_each(|(y, r)| *y += r); // y = r + ...
             }
         });
         drop(a); // not kept: backward recomputes it from h
@@ -154,7 +168,7 @@ impl Tape {
         self.record("feed_forward", y, &inputs, move |g| {
             let x2 = xv.to_shape((rows, d)).expect("same element count"); // [R, d]
             let g2 = g.to_shape((rows, d)).expect("same element count"); // [R, d]
-            // a = sigma(h) again, for dL/dW_2 = g^T a.
+                                                                         // a = sigma(h) again, for dL/dW_2 = g^T a.
             let a = map(h.view().into_dyn(), |h| activation.value(h));
             let dw2 = gemm(t(g2.view().into_dyn()), a.view()); // [d, d_ff]
             drop(a);

@@ -137,7 +137,9 @@ impl Tape {
         let xv = self.value(x).clone();
         let y = map(xv.view(), gelu_tanh);
         self.record("gelu_tanh", y, &[x], move |g| {
-            vec![zip_map("gelu_tanh backward", g.view(), xv.view(), |g, x| g * gelu_tanh_slope(x))]
+            vec![zip_map("gelu_tanh backward", g.view(), xv.view(), |g, x| {
+                g * gelu_tanh_slope(x)
+            })]
         })
     }
 }
