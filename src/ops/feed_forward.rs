@@ -63,16 +63,16 @@ impl FusedActivation {
     }
 }
 
-/// The four parameters of a feed-forward: W_1 [d_ff, d], b_1 [d_ff], W_2 [d, d_ff], b_2 [d].
+/// The four parameters of a feed-forward: W_1 `[d_ff, d]`, b_1 `[d_ff]`, W_2 `[d, d_ff]`, b_2 `[d]`.
 #[derive(Clone, Copy, Debug)]
 pub struct FeedForwardWeights {
-    /// W_1, [d_ff, d].
+    /// W_1, `[d_ff, d]`.
     pub w1: Var,
-    /// b_1, [d_ff].
+    /// b_1, `[d_ff]`.
     pub b1: Var,
-    /// W_2, [d, d_ff].
+    /// W_2, `[d, d_ff]`.
     pub w2: Var,
-    /// b_2, [d].
+    /// b_2, `[d]`.
     pub b2: Var,
 }
 
