@@ -117,7 +117,7 @@ pub fn flops(op: &str, output: &[usize], inputs: &[&[usize]]) -> f64 {
     let last = |s: &[usize]| *s.last().unwrap_or(&1) as f64;
     match (op, inputs) {
         // C [.., m, n] = A [.., m, k] B: 2 k per output element.
-        ("matmul" | "linear", [a, ..]) => 2.0 * len(output) * last(a),
+        ("matmul" | "linear" | "linear_residual", [a, ..]) => 2.0 * len(output) * last(a),
         // The fused feed-forward, x [.., d] W_1^T [d, d_ff] then [.., d_ff] W_2^T: 2 d d_ff each.
         ("feed_forward", [x, w1, ..]) if w1.len() == 2 => 4.0 * len(x) * w1[0] as f64,
         // O [B, H, Tq, Dv] = P V and S = Q K^T with Q [B, H, Tq, D], K [B, H, Tk, D].

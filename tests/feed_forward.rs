@@ -1,8 +1,10 @@
-//! The fused feed-forward (`Tape::feed_forward`: bias and GELU in the first product's
-//! epilogue, bias and residual in the second's, a = GELU(h) recomputed in backward) against the
-//! op-by-op path it replaces (linear, gelu, linear, add): the same bits, values and every
-//! gradient, on shapes with partial tiles, a product long enough to be cut between threads, and
-//! a d_ff past thin_gemm's K limit (sgemm with the epilogue after it).
+//! The fused ops against the op-by-op paths they replace, bit for bit (values and every
+//! gradient):
+//! - `Tape::feed_forward` (bias and GELU in the first product's epilogue, bias and residual in
+//!   the second's, a = GELU(h) recomputed in backward) against linear, gelu, linear, add, on
+//!   shapes with partial tiles, a product long enough to be cut between threads, and a d_ff
+//!   past thin_gemm's K limit (sgemm with the epilogue after it);
+//! - `Tape::linear_residual` (the add in the epilogue) against linear then add.
 
 use microlm::ops::{FeedForwardWeights, FusedActivation};
 use microlm::{Tape, Var};
@@ -70,6 +72,49 @@ fn fused_feed_forward_gives_the_same_bits_as_op_by_op() {
                         "{name} differs for {lead:?} d {d} d_ff {d_ff} {act:?} residual {residual}"
                     );
                 }
+            }
+        }
+    }
+}
+
+/// `linear_residual` (the add in the product's epilogue) against `add(r, linear(x, W, b))`:
+/// the same bits, values and gradients, for one row (the row-times-matrix path), partial
+/// tiles, and a product cut between threads.
+#[test]
+fn linear_residual_gives_the_same_bits_as_linear_then_add() {
+    for (lead, d_in, out) in [(&[1usize][..], 24, 40), (&[3, 13][..], 20, 36), (&[4, 75][..], 128, 64)] {
+        for bias in [true, false] {
+            let run = |fused: bool| {
+                let mut rng = StdRng::seed_from_u64(3);
+                let mut tape = Tape::new();
+                let x = tape.input(uniform(&[lead, &[d_in]].concat(), &mut rng));
+                let w = tape.input(uniform(&[out, d_in], &mut rng));
+                let b = tape.input(uniform(&[out], &mut rng));
+                let r = tape.input(uniform(&[lead, &[out]].concat(), &mut rng));
+                let b = bias.then_some(b);
+                let y = if fused {
+                    tape.linear_residual(x, w, b, r)
+                } else {
+                    let l = tape.linear(x, w, b);
+                    tape.add(r, l)
+                };
+                let mut all = vec![tape.value(y).to_owned()];
+                let c = tape.constant(uniform(&[lead, &[out]].concat(), &mut rng));
+                let yc = tape.mul(y, c);
+                let loss = tape.sum_all(yc);
+                let grads = tape.backward(loss);
+                for v in [x, w, r].into_iter().chain(b) {
+                    all.push(grads.wrt(v).unwrap().clone());
+                }
+                all
+            };
+            let (fused, reference) = (run(true), run(false));
+            for (i, (f, r)) in fused.iter().zip(&reference).enumerate() {
+                let same = f.shape() == r.shape() && f.iter().zip(r).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "output/gradient {i} differs for {lead:?} x {d_in} -> {out}, bias {bias}"
+                );
             }
         }
     }

@@ -270,7 +270,7 @@ unsafe fn run_products(
     };
     // One product: C_i = A_i · B_i.
     let product = |i: usize| {
-        if m == 1 && csa == 1 && (rsb == 1 || csb == 1) && epilogue.is_none() {
+        if m == 1 && csa == 1 && (rsb == 1 || csb == 1) {
             // SAFETY: as for sgemm below: offsets and strides come from the views.
             unsafe {
                 row_times_matrix(
@@ -282,6 +282,12 @@ unsafe fn run_products(
                     csc,
                 )
             };
+            if let Some(f) = epilogue {
+                // SAFETY: the one row just written; an epilogue means contiguous columns.
+                f(0, 0, unsafe {
+                    std::slice::from_raw_parts_mut(c.get().offset(c_offsets[i]), n)
+                });
+            }
             return;
         }
         block(i, (0, m), (0, n));

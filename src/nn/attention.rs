@@ -106,6 +106,28 @@ impl MultiHeadAttention {
         self.out_proj.forward(tape, params, merged) // [B, Tq, D]
     }
 
+    /// residual + SelfAttn(x), self-attention in training (no cache): the same as
+    /// [`MultiHeadAttention::forward`] with x as both inputs followed by an `add`, with the add
+    /// done in the output projection's epilogue ([`Tape::linear_residual`]): one [B, T, D]
+    /// tensor less kept for backward, the same bits.
+    pub fn self_attention_residual(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        x: Var,
+        mask: &AttentionMask,
+        residual: Var,
+    ) -> Var {
+        let (d, h) = (self.q_proj.d_out, self.heads);
+        let scale = 1.0 / ((d / h) as f32).sqrt(); // 1 / sqrt(d_k)
+        let qkv = self.qkv_forward(tape, params, x); // [B, T, 3D]
+        let out = tape.attention_packed(qkv, h, mask, scale); // [B, H, T, D/H]
+        let merged = tape.merge_heads(out); // [B, T, D]
+        let w = tape.param(params, self.out_proj.weight);
+        let b = self.out_proj.bias.map(|b| tape.param(params, b));
+        tape.linear_residual(merged, w, b, residual) // residual + merged W_O^T + b_O
+    }
+
     /// The attention weights of every head, P = softmax(Q K^T / sqrt(d_k) + mask),
     /// [B, H, Tq, Tk], for pictures: the same projections as [`MultiHeadAttention::forward`],
     /// with P kept whole (forward never holds it) and no backward.

@@ -16,4 +16,10 @@ impl Dropout {
     pub fn forward(&self, tape: &mut Tape, x: Var, rng: &mut impl Rng) -> Var {
         tape.dropout(x, self.p, rng)
     }
+
+    /// Whether [`Dropout::forward`] would change anything on this tape (training, p > 0). When
+    /// it would not, a layer may fuse what comes before and after it.
+    pub fn is_active(&self, tape: &Tape) -> bool {
+        tape.is_training() && self.p > 0.0
+    }
 }

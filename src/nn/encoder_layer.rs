@@ -72,17 +72,27 @@ impl EncoderLayer {
         match self.norm {
             NormPlacement::Pre => {
                 let h = self.norm1.forward(tape, params, x);
-                let a = self.self_attn.forward(tape, params, h, h, mask, cache);
-                let a = self.dropout.forward(tape, a, rng);
-                let x = tape.add(x, a); // x + Dropout(SelfAttn(LN_1(x)))
+                let x = if cache.is_none() && !self.dropout.is_active(tape) {
+                    // x + SelfAttn(LN_1(x)), the add fused into the output projection
+                    self.self_attn.self_attention_residual(tape, params, h, mask, x)
+                } else {
+                    let a = self.self_attn.forward(tape, params, h, h, mask, cache);
+                    let a = self.dropout.forward(tape, a, rng);
+                    tape.add(x, a) // x + Dropout(SelfAttn(LN_1(x)))
+                };
                 let h = self.norm2.forward(tape, params, x);
                 let ff = &self.feed_forward; // x + Dropout(FFN(LN_2(x))):
                 ff.forward_residual(tape, params, h, x, self.dropout, rng)
             }
             NormPlacement::Post => {
-                let a = self.self_attn.forward(tape, params, x, x, mask, cache);
-                let a = self.dropout.forward(tape, a, rng);
-                let x = tape.add(x, a);
+                let x = if cache.is_none() && !self.dropout.is_active(tape) {
+                    self.self_attn.self_attention_residual(tape, params, x, mask, x)
+                // fused add
+                } else {
+                    let a = self.self_attn.forward(tape, params, x, x, mask, cache);
+                    let a = self.dropout.forward(tape, a, rng);
+                    tape.add(x, a)
+                };
                 let x = self.norm1.forward(tape, params, x); // LN_1(x + Dropout(SelfAttn(x)))
                 let ff = &self.feed_forward; // x + Dropout(FFN(x))
                 let x = ff.forward_residual(tape, params, x, x, self.dropout, rng);
