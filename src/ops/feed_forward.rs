@@ -33,6 +33,7 @@ use crate::kernels::elementwise::map;
 use crate::kernels::matmul::{matmul as gemm, matmul_then, t};
 use crate::tape::{Tape, Var};
 use ndarray::{Array2, IxDyn};
+use std::mem::MaybeUninit;
 
 /// The nonlinearity sigma of a fused feed-forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,26 +42,6 @@ pub enum FusedActivation {
     Gelu,
     /// GELU's tanh approximation, [`Tape::gelu_tanh`].
     GeluTanh,
-}
-
-impl FusedActivation {
-    /// sigma(h).
-    #[inline(always)]
-    fn value(self, h: f32) -> f32 {
-        match self {
-            FusedActivation::Gelu => gelu(h),
-            FusedActivation::GeluTanh => gelu_tanh(h),
-        }
-    }
-
-    /// sigma'(h).
-    #[inline(always)]
-    fn slope(self, h: f32) -> f32 {
-        match self {
-            FusedActivation::Gelu => gelu_slope(h),
-            FusedActivation::GeluTanh => gelu_tanh_slope(h),
-        }
-    }
 }
 
 /// The four parameters of a feed-forward: W_1 `[d_ff, d]`, b_1 `[d_ff]`, W_2 `[d, d_ff]`, b_2 `[d]`.
@@ -89,8 +70,8 @@ impl RowsOut {
     ///
     /// # Safety
     /// i must be inside the buffer.
-    unsafe fn at(&self, i: usize) -> *mut f32 {
-        self.0.add(i)
+    unsafe fn at(&self, i: usize) -> *mut MaybeUninit<f32> {
+        self.0.add(i) as *mut MaybeUninit<f32>
     }
 }
 
@@ -137,11 +118,18 @@ impl Tape {
         let mut a = Vec::<f32>::with_capacity(rows * d_ff);
         let a_out = RowsOut(a.as_mut_ptr());
         let h = matmul_then(x2.view(), w1t, &|r, c0, h_row| {
-            for (j, h) in h_row.iter_mut().enumerate() {
-                *h += b1s[c0 + j]; // h = x W_1^T + b_1
-                let a_rj = activation.value(*h); // a = sigma(h)
-                                                 // SAFETY: a has room for rows x d_ff; (r, c0 + j) is written by this call only.
-                unsafe { a_out.at(r * d_ff + c0 + j).write(a_rj) };
+            let b1 = &b1s[c0..c0 + h_row.len()];
+            h_row.iter_mut().zip(b1).for_each(|(h, b)| *h += b); // h = x W_1^T + b_1
+                                                                 // SAFETY: a has room for rows x d_ff; these elements are written by this call only.
+            let a_row = unsafe { std::slice::from_raw_parts_mut(a_out.at(r * d_ff + c0), h_row.len()) };
+            // a = sigma(h); one loop per activation, so that each is vectorised
+            match activation {
+                FusedActivation::Gelu => a_row.iter_mut().zip(&*h_row).for_each(|(a, &h)| {
+                    a.write(gelu(h));
+                }),
+                FusedActivation::GeluTanh => a_row.iter_mut().zip(&*h_row).for_each(|(a, &h)| {
+                    a.write(gelu_tanh(h));
+                }),
             }
         });
         // SAFETY: the epilogue wrote every one of the rows x d_ff elements.
@@ -151,9 +139,8 @@ impl Tape {
         // y = r + (a W_2^T + b_2), row by row while in cache.
         let r_rows = rv.as_ref().map(|r| r.as_slice().expect("standard layout"));
         let y = matmul_then(a.view(), w2t, &|r, c0, y_row| {
-            for (j, y) in y_row.iter_mut().enumerate() {
-                *y += b2s[c0 + j]; // a W_2^T + b_2
-            }
+            let b2 = &b2s[c0..c0 + y_row.len()];
+            y_row.iter_mut().zip(b2).for_each(|(y, b)| *y += b); // a W_2^T + b_2
             if let Some(res) = r_rows {
                 let res = &res[r * d + c0..][..y_row.len()];
                 y_row.iter_mut().zip(res).for_each(|(y, r)| *y += r); // y = r + ...
@@ -169,14 +156,20 @@ impl Tape {
             let x2 = xv.to_shape((rows, d)).expect("same element count"); // [R, d]
             let g2 = g.to_shape((rows, d)).expect("same element count"); // [R, d]
                                                                          // a = sigma(h) again, for dL/dW_2 = g^T a.
-            let a = map(h.view().into_dyn(), |h| activation.value(h));
+            let a = match activation {
+                FusedActivation::Gelu => map(h.view().into_dyn(), gelu),
+                FusedActivation::GeluTanh => map(h.view().into_dyn(), gelu_tanh),
+            };
             let dw2 = gemm(t(g2.view().into_dyn()), a.view()); // [d, d_ff]
             drop(a);
             // dL/dh = (g W_2) * sigma'(h), sigma' applied to each row of the product.
             let w2m = w2v.view().into_dimensionality().expect("2-D");
             let dh = matmul_then(g2.view(), w2m, &|r, c0, row| {
                 let h = &h.as_slice().expect("row-major")[r * d_ff + c0..][..row.len()];
-                row.iter_mut().zip(h).for_each(|(dh, &h)| *dh *= activation.slope(h));
+                match activation {
+                    FusedActivation::Gelu => row.iter_mut().zip(h).for_each(|(dh, &h)| *dh *= gelu_slope(h)),
+                    FusedActivation::GeluTanh => row.iter_mut().zip(h).for_each(|(dh, &h)| *dh *= gelu_tanh_slope(h)),
+                }
             });
             drop(h);
             let dw1 = gemm(t(dh.view().into_dyn()), x2.view().into_dyn()); // dL/dW_1 = dh^T x, [d_ff, d]
