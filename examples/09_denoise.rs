@@ -14,11 +14,9 @@
 //! baseline, the corrupted input handed back (`src/objectives/denoise_scores.rs`). `--twin DIR`
 //! writes every batch for the PyTorch twin (`benches/reference/`). NOTES.md §11.5: figures.
 
-use microlm::cli::{Domain, Flags};
+use microlm::cli::Flags;
 use microlm::inspect::show_denoising;
-use microlm::recipe::{
-    length_grouped_documents, read_decodings, read_noise, refuse_unused_denoise_flags, BatchLog, Recipe,
-};
+use microlm::recipe::{length_grouped_documents, read_noise, BatchLog, DenoiseScoring, Recipe};
 
 fn main() {
     microlm::cli::main(run);
@@ -40,41 +38,26 @@ fn run() -> Result<(), String> {
     };
     let recipe = Recipe::read(&mut flags, defaults)?;
     let noise = read_noise(&mut flags)?;
-    let decodings = read_decodings(&mut flags)?;
-    let scored = flags.arg_in(
-        "score",
-        200,
-        Domain::at_least(1),
-        "held-out documents reconstructed and scored",
-    )?;
-    let shown = flags.arg_in(
-        "show",
-        4.min(scored),
-        Domain::between(0, scored),
-        "scored documents printed at the end (at most --score)",
-    )?;
-    let twin: Option<String> = flags.arg_opt("twin", "write the batches for the PyTorch twin here")?;
-    let load: Option<String> = flags.arg_opt("load", "score this trained checkpoint; no training")?;
-    refuse_unused_denoise_flags(&flags, load.is_some())?;
+    let scoring = DenoiseScoring::read(&mut flags)?; // decodings, --score, --show, --twin, --load
     if flags.help_or_finish("denoise")? {
         return Ok(());
     }
 
     // Data: short documents from each split; the encoder-decoder (T5 adds its sentinels).
     let data = recipe.load_data()?;
-    let (model, mut params) = recipe.denoiser(&data, noise, load.as_deref())?;
+    let (model, mut params) = recipe.denoiser(&data, noise, scoring.load.as_deref())?;
     let docs = recipe.line_documents(&data, &model.noise)?;
     let (examples, val) = recipe.denoise_validation(&model, &docs.val);
     println!("noise: {}", model.noise.describe());
     let recipe = recipe.with_tokens_per_step(&examples);
-    let (tok, held_out) = (&data.tokenizer, &examples[..scored.min(examples.len())]);
-    let decoding = decodings[0].1.to_settings();
-    let mut log = twin
+    let (tok, held_out) = (&data.tokenizer, &examples[..scoring.scored.min(examples.len())]);
+    let decoding = scoring.decodings[0].1.to_settings();
+    let mut log = (scoring.twin.as_ref())
         .map(|dir| BatchLog::create(dir.as_ref(), &recipe, &model, &params, tok, &val, held_out, &decoding))
         .transpose()?;
 
     // Train: corrupt a fresh batch of documents each update (unless --load gave a trained model).
-    let last = match load {
+    let last = match scoring.load {
         Some(_) => model.evaluate(&params, &val),
         None => {
             let report = recipe.train(
@@ -95,16 +78,6 @@ fn run() -> Result<(), String> {
             }
         }
     };
-    let last = Some(&last); // what it learned, on held-out documents
-    show_denoising(
-        &model,
-        &params,
-        tok,
-        &examples,
-        &data.train,
-        last,
-        shown,
-        scored,
-        &decodings,
-    )
+    // What it learned: reconstructions of held-out documents, beside the identity baseline.
+    show_denoising(&model, &params, tok, &examples, &data.train, Some(&last), &scoring)
 }

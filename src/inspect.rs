@@ -2,12 +2,11 @@
 //! guesses at masked positions, P(IsNext) for sentence pairs, a denoiser's reconstructions,
 //! P(replaced) from ELECTRA's discriminator.
 
-use crate::beam_search::Beam;
 use crate::data::Batch;
 use crate::objectives::{Denoiser, Electra, Evaluation, Example, MaskedLm, Noise};
 use crate::params::Params;
 use crate::recipe::relatedness::EmbeddingRow;
-use crate::recipe::LinePairs;
+use crate::recipe::{DenoiseScoring, LinePairs};
 use crate::tape::Tape;
 use crate::tokenizer::Tokenizer;
 use rand::rngs::StdRng;
@@ -162,14 +161,13 @@ pub fn show_next_sentence(
     }
 }
 
-/// Reconstruct the first `scored` held-out `examples` with each of `decodings` (a name and a
-/// beam; width 1 is greedy) and print the first `shown` of them (input, target, what the model
+/// Reconstruct the first `scoring.scored` held-out `examples` with each of `scoring.decodings`
+/// (a name and a beam; width 1 is greedy) and print the first `scoring.shown` of them (input, target, what the model
 /// wrote); then one table row per decoding: the character error rate and exact-match rate
 /// beside the identity baseline's, and the measure that fits the noise (`denoise_scores.rs`):
 /// hidden characters restored, sentence order recovered, rotation point found. Under T5, also
 /// the span-token accuracy of `evaluation` beside always guessing the most frequent token of
 /// `train_ids`. The rows start with `| ` so that a script can gather them.
-#[allow(clippy::too_many_arguments)]
 pub fn show_denoising(
     model: &Denoiser,
     params: &Params,
@@ -177,10 +175,9 @@ pub fn show_denoising(
     examples: &[Example],
     train_ids: &[usize],
     evaluation: Option<&Evaluation>,
-    shown: usize,
-    scored: usize,
-    decodings: &[(String, Beam)],
+    scoring: &DenoiseScoring,
 ) -> Result<(), String> {
+    let (shown, scored, decodings) = (scoring.shown, scoring.scored, &scoring.decodings);
     let scored_examples = &examples[..scored.min(examples.len())];
     let mut rows = Vec::new();
     for (d, (name, beam)) in decodings.iter().enumerate() {

@@ -29,6 +29,7 @@ fn ids() -> NoiseIds {
         eos: EOS,
         mask: MASK,
         random: (100..110).collect(),
+        spacing: Vec::new(),
     }
 }
 
@@ -573,6 +574,7 @@ fn noise_works_for_both_tokenizers() {
             eos: tok.special("[SEP]"),
             mask: tok.special("[MASK]"),
             random: (0..tok.vocab_size()).filter(|&id| !s.contains(id)).collect(),
+            spacing: Vec::new(),
         };
         let sents: Vec<Vec<usize>> = split_sentences(text).iter().map(|t| tok.encode(t)).collect();
         assert_eq!(tok.decode(&frame(&sents, &ids)), format!("[CLS]{text}[SEP]"));

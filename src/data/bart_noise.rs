@@ -12,7 +12,8 @@
 //!    - text infilling ([`text_infilling`]): span lengths ℓ ~ Poisson(λ), cut off at
 //!      [`MAX_SPAN`], are drawn until they add up to B = ⌈p·n⌉ ([`span_lengths`]); each span is
 //!      replaced by a **single** `<mask>` ([`infill_spans`]), so the model must also work out how
-//!      many tokens are missing, and a span of length 0 inserts a `<mask>`.
+//!      many tokens are missing, and a span of length 0 inserts a `<mask>`;
+//!    - whole-word text infilling (`whole_words.rs`): the same with words as the unit.
 //! 3. **Insertion** ([`insert_tokens`]): ⌈insert·n⌉ new `<mask>`s at random places in the body.
 //! 4. **Document rotation** ([`rotate`]), with probability `rotate`: the body starts at a random
 //!    token and wraps around.
@@ -25,8 +26,9 @@
 //! Sources: the BART paper (Lewis et al. 2019), §2.2 for the five noise functions and §5.1 for
 //! BART-large's choice; `fairseq/data/denoising_dataset.py` (facebookresearch/fairseq) for the
 //! details. Our choices, where we differ from fairseq:
-//! - **Tokens, not words.** n counts tokens; fairseq can count whole words (`mask_whole_word`).
-//!   With the character tokenizer a span is a few characters, often a piece of a word.
+//! - **Tokens, unless asked for words.** `Masking::Spans` counts tokens: with the character
+//!   tokenizer a span is a few characters, often a piece of a word. `Masking::Words` counts
+//!   whole words, as fairseq's `mask_whole_word`.
 //! - **⌈p·n⌉ in exact arithmetic** ([`share_count`]): 0.07·100 is 7.000000000000001 in f64, and
 //!   a plain `ceil` would add an eighth token.
 //! - **Random replacements come from the ordinary ids** ([`NoiseIds::random`]), in one last pass
@@ -45,6 +47,7 @@
 //! (`tests/bart_noise.rs` derives both figures).
 
 pub use super::span_lengths::{span_length_pmf, span_lengths, MAX_SPAN};
+pub use super::whole_words::{whole_word_infilling, Spacing};
 use rand::seq::{index, SliceRandom};
 use rand::Rng;
 
@@ -63,6 +66,15 @@ pub enum Masking {
         lambda: f64,
         /// false: each span becomes one `<mask>` (fairseq's `replace_length=1`); true: each token
         /// of a span becomes its own `<mask>` and the length does not change (`replace_length=-1`).
+        keep_length: bool,
+    },
+    /// Whole-word text infilling (fairseq's `--mask-whole-words`, `whole_words.rs`): as
+    /// `Spans`, with words as the unit of the budget ⌈p·W⌉, of the span lengths and of the
+    /// spans' ends.
+    Words {
+        /// The mean λ of the Poisson the span lengths, in words, come from.
+        lambda: f64,
+        /// As for `Spans`: one `<mask>` per span (false) or per token (true).
         keep_length: bool,
     },
 }
@@ -117,7 +129,7 @@ impl BartNoise {
                 return Err(format!("bart noise: {name} = {value} is outside [0, 1]"));
             }
         }
-        if let Masking::Spans { lambda, .. } = self.masking {
+        if let Masking::Spans { lambda, .. } | Masking::Words { lambda, .. } = self.masking {
             if !(lambda > 0.0 && lambda.is_finite()) {
                 return Err(format!("bart noise: lambda = {lambda} must be positive and finite"));
             }
@@ -137,6 +149,9 @@ pub struct NoiseIds {
     pub mask: usize,
     /// The ordinary (non-special) ids; a random replacement is drawn uniformly from them.
     pub random: Vec<usize>,
+    /// Each id's [`Spacing`] (indexed by id), which whole-word masking reads to find words;
+    /// the other noises ignore it (empty is fine for them).
+    pub spacing: Vec<Spacing>,
 }
 
 /// The original document, the target: `BOS`, the sentences one after another, `EOS`.
@@ -167,6 +182,7 @@ pub fn corrupt(
         Masking::Tokens => mask_tokens(&doc, noise.p, ids.mask, rng),
         Masking::Delete => delete_tokens(&doc, noise.p, rng),
         Masking::Spans { lambda, keep_length } => text_infilling(&doc, noise.p, lambda, keep_length, ids.mask, rng),
+        Masking::Words { lambda, keep_length } => whole_word_infilling(&doc, noise.p, lambda, keep_length, ids, rng)?,
     };
     let mut doc = insert_tokens(&doc, noise.insert, ids.mask, rng);
     if noise.rotate > 0.0 && rng.random::<f64>() < noise.rotate {

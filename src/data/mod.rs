@@ -14,6 +14,7 @@
 //! - `bart_noise.rs`: BART's noise functions (masking, deletion, infilling, permutation,
 //!   rotation), for the denoising objective.
 //! - `span_lengths.rs`: the Poisson span lengths of BART's text infilling.
+//! - `whole_words.rs`: whole-word text infilling, spans that start and end at word boundaries.
 //! - `span_corruption.rs`: T5's span corruption with sentinels.
 //! - `labelled.rs`: labelled texts and the downstream [`labelled::TextTask`] that fine-tuning
 //!   reads; `speakers.rs` (speaker attribution) and `acceptability.rs` (a real line or the
@@ -36,6 +37,7 @@ pub mod span_corruption;
 pub mod span_lengths;
 pub mod speakers;
 pub mod speeches;
+pub mod whole_words;
 pub mod windows;
 
 pub use batch::Batch;

@@ -28,7 +28,7 @@ use super::noise::Noise;
 use super::reconstruction::without;
 use super::{Evaluation, Tally};
 use crate::checkpoint;
-use crate::data::bart_noise::{corrupt, frame, NoiseIds};
+use crate::data::bart_noise::{corrupt, frame, NoiseIds, Spacing};
 use crate::data::span_corruption::{span_corrupt, Sentinels};
 use crate::data::{Batch, Document};
 use crate::generate::{stream, Model, Sampling, Settings};
@@ -141,6 +141,7 @@ impl DenoiseIds {
                 eos: s.sep,
                 mask: s.mask,
                 random: (0..vocab).filter(|&id| !s.contains(id)).collect(),
+                spacing: (0..vocab).map(|id| Spacing::of(&tokenizer.decode(&[id]))).collect(),
             },
             pad: s.pad,
             sentinels: Sentinels {

@@ -85,6 +85,11 @@ impl Noise {
                         n.p,
                         if keep_length { ", one mask per token" } else { "" }
                     ),
+                    Masking::Words { lambda, keep_length } => format!(
+                        "whole-word text infilling p = {} of the words (span lengths ~ Poisson({lambda}) words{})",
+                        n.p,
+                        if keep_length { ", one mask per token" } else { "" }
+                    ),
                 };
                 format!(
                     "BART: {masking}, random share {}, sentences permuted {}, insertion {}, rotation {}",
@@ -108,6 +113,7 @@ impl Noise {
                     Masking::Tokens => ("tokens", 0.0, false),
                     Masking::Delete => ("delete", 0.0, false),
                     Masking::Spans { lambda, keep_length } => ("spans", lambda, keep_length),
+                    Masking::Words { lambda, keep_length } => ("words", lambda, keep_length),
                 };
                 vec![
                     ("noise", "bart".into()),
@@ -146,6 +152,10 @@ impl Noise {
                     "tokens" => Masking::Tokens,
                     "delete" => Masking::Delete,
                     "spans" => Masking::Spans {
+                        lambda: get(m, "lambda")?,
+                        keep_length: get(m, "keep_length")?,
+                    },
+                    "words" => Masking::Words {
                         lambda: get(m, "lambda")?,
                         keep_length: get(m, "keep_length")?,
                     },

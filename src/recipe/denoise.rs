@@ -56,8 +56,13 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
         Masking::Tokens => ("tokens", 3.0),
         Masking::Delete => ("delete", 3.0),
         Masking::Spans { lambda, .. } => ("spans", lambda),
+        Masking::Words { lambda, .. } => ("words", lambda),
     };
-    let masking: String = flags.arg("masking", masking.to_string(), "BART: spans, tokens, delete or off")?;
+    let masking: String = flags.arg(
+        "masking",
+        masking.to_string(),
+        "BART: spans, words (whole-word spans), tokens, delete or off",
+    )?;
     let (share, positive) = (Domain::between(0.0, 1.0), Domain::above(0.0));
     let p = flags.arg_in(
         "mask-ratio",
@@ -69,7 +74,7 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
         "span-lambda",
         lambda,
         positive,
-        "BART: Poisson mean of infilled span lengths",
+        "BART: Poisson mean of infilled span lengths (tokens; words with --masking words)",
     )?;
     let permute = flags.arg_in("permute", bart.permute, share, "BART: share of sentences shuffled")?;
     let rotate = flags.arg_in(
@@ -97,10 +102,18 @@ pub fn read_noise(flags: &mut Flags) -> Result<Noise, String> {
             lambda,
             keep_length: false,
         },
+        "words" => Masking::Words {
+            lambda,
+            keep_length: false,
+        },
         "tokens" => Masking::Tokens,
         "delete" => Masking::Delete,
         "off" => Masking::Off,
-        other => return Err(format!("--masking {other:?}: expected spans, tokens, delete or off")),
+        other => {
+            return Err(format!(
+                "--masking {other:?}: expected spans, words, tokens, delete or off"
+            ))
+        }
     };
     let noise = match chosen {
         Noise::Bart(_) => Noise::Bart(BartNoise {
