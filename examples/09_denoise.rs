@@ -8,7 +8,7 @@
 //!   sh examples/denoise_table.sh                            (all seven: the per-noise table)
 //!
 //! Documents are whole lines of one speech, at most `seq-len - 2` = 62 characters (about one
-//! line). Each update corrupts 8 of them afresh; 6,000 updates of a 2 + 2-layer model. At the
+//! line). Each update corrupts 8 of them afresh; 10,000 updates of a 2 + 2-layer model. At the
 //! end 200 held-out documents are reconstructed by beam search (`--beam 4`, length-normalised,
 //! no 10 characters written twice; `--beam 1` is greedy) and scored beside the identity
 //! baseline, the corrupted input handed back (`src/objectives/denoise_scores.rs`). `--twin DIR`
@@ -30,8 +30,8 @@ fn run() -> Result<(), String> {
         seq_len: 64,
         layers: 2,
         batch: 8,
-        steps: 6000,
-        eval_every: 500,
+        steps: 10000,
+        eval_every: 1000,
         eval_batches: 40,
         out: "runs/denoise".into(),
         ..Recipe::default()

@@ -3,7 +3,7 @@
 # BART noise alone at BART's rate, BART-large's mix, T5's span corruption), then every run's
 # table rows gathered into one table. Extra arguments go to every run, for example
 #
-#   sh examples/denoise_table.sh                      (7 runs of about 3 minutes each, one at a time)
+#   sh examples/denoise_table.sh                      (7 runs of about 6 minutes each at one thread)
 #   JOBS=2 MICROLM_THREADS=1 sh examples/denoise_table.sh --beam 4,1
 #
 # Each run writes to runs/denoise-NOISE/ (its output in runs/denoise-NOISE/output.txt).
