@@ -206,6 +206,15 @@ fn noise_flags_are_checked_by_name() {
     let infill = noise(&["--noise", "infill", "--permute", "0.5"]).unwrap();
     assert!(matches!(infill, Noise::Bart(b) if b.permute == 0.5 && b.p == 0.3));
     assert_eq!(noise(&["--noise", "rotate"]).unwrap().short_name(), "rotate");
+    let words = noise(&["--masking", "words", "--span-lambda", "1"]).unwrap();
+    let want = microlm::data::bart_noise::Masking::Words {
+        lambda: 1.0,
+        keep_length: false,
+    };
+    assert!(
+        matches!(words, Noise::Bart(b) if b.masking == want),
+        "--masking words: whole-word spans"
+    );
     for (args, named) in [
         (&["--noise", "bert"][..], "--noise \"bert\""),
         (&["--mask-ratio", "1.5"][..], "--mask-ratio 1.5"),
@@ -213,7 +222,7 @@ fn noise_flags_are_checked_by_name() {
         (&["--span-lambda", "0"][..], "--span-lambda 0"),
         (&["--noise-density", "2"][..], "--noise-density 2"),
         (&["--mean-span", "0"][..], "--mean-span 0"),
-        (&["--masking", "words"][..], "--masking \"words\""),
+        (&["--masking", "letters"][..], "--masking \"letters\""),
     ] {
         let e = noise(args).unwrap_err();
         assert!(e.contains(named), "{args:?}: {e}");
