@@ -3,7 +3,7 @@
 //! figure derived by hand for tokens; gaps that never split a word; errors.
 
 use microlm::data::bart_noise::{corrupt, infill_spans, BartNoise, Masking, NoiseIds};
-use microlm::data::whole_words::{whole_word_infilling, word_spans_to_tokens, word_starts, Spacing};
+use microlm::data::whole_words::{whole_word_spans, word_spans_to_tokens, word_starts, Spacing};
 use microlm::objectives::Noise;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -70,12 +70,18 @@ fn spacing_of_texts() {
 
 #[test]
 fn word_starts_worked_by_hand() {
-    assert_eq!(word_starts(&three_words(), &ids()).unwrap(), [1, 4, 7]);
+    assert_eq!(word_starts(&three_words(), &ids().spacing).unwrap(), [1, 4, 7]);
     // A leading space and a double space start nothing; the first letter after them does.
-    assert_eq!(word_starts(&[BOS, SP, A, SP, SP, B, EOS], &ids()).unwrap(), [2, 5]);
+    assert_eq!(
+        word_starts(&[BOS, SP, A, SP, SP, B, EOS], &ids().spacing).unwrap(),
+        [2, 5]
+    );
     // A token that carries its leading space starts a word; the letter after it does not.
-    assert_eq!(word_starts(&[BOS, A, LEAD, B, EOS], &ids()).unwrap(), [1, 2]);
-    assert_eq!(word_starts(&[BOS, SP, EOS], &ids()).unwrap(), Vec::<usize>::new());
+    assert_eq!(word_starts(&[BOS, A, LEAD, B, EOS], &ids().spacing).unwrap(), [1, 2]);
+    assert_eq!(
+        word_starts(&[BOS, SP, EOS], &ids().spacing).unwrap(),
+        Vec::<usize>::new()
+    );
 }
 
 #[test]
@@ -125,7 +131,8 @@ fn infilling_1000_words_hides_whole_words_at_the_tokens_rate() {
     let draws = 300;
     let mut covered = 0;
     for _ in 0..draws {
-        let out = whole_word_infilling(&doc, 0.3, 3.0, false, &ids, &mut rng).unwrap();
+        let spans = whole_word_spans(&doc, 0.3, 3.0, &ids.spacing, &mut rng).unwrap();
+        let out = infill_spans(&doc, &spans, MASK, false);
         let kept: Vec<usize> = out.iter().copied().filter(|&t| t >= 1000).collect();
         // A word survives whole or not at all: its letters are kept four by four, in order.
         assert_eq!(kept.len() % 4, 0);

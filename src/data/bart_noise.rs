@@ -46,8 +46,8 @@
 //! about 100 spans are drawn but they cover only about 267 tokens and leave about 82 `<mask>`s
 //! (`tests/bart_noise.rs` derives both figures).
 
-pub use super::span_lengths::{span_length_pmf, span_lengths, MAX_SPAN};
-pub use super::whole_words::{whole_word_infilling, Spacing};
+pub use super::span_lengths::{share_count, span_length_pmf, span_lengths, MAX_SPAN};
+pub use super::whole_words::{whole_word_spans, Spacing};
 use rand::seq::{index, SliceRandom};
 use rand::Rng;
 
@@ -68,9 +68,7 @@ pub enum Masking {
         /// of a span becomes its own `<mask>` and the length does not change (`replace_length=-1`).
         keep_length: bool,
     },
-    /// Whole-word text infilling (fairseq's `--mask-whole-words`, `whole_words.rs`): as
-    /// `Spans`, with words as the unit of the budget ⌈p·W⌉, of the span lengths and of the
-    /// spans' ends.
+    /// Whole-word text infilling (fairseq's `--mask-whole-words`, `whole_words.rs`).
     Words {
         /// The mean λ of the Poisson the span lengths, in words, come from.
         lambda: f64,
@@ -182,7 +180,10 @@ pub fn corrupt(
         Masking::Tokens => mask_tokens(&doc, noise.p, ids.mask, rng),
         Masking::Delete => delete_tokens(&doc, noise.p, rng),
         Masking::Spans { lambda, keep_length } => text_infilling(&doc, noise.p, lambda, keep_length, ids.mask, rng),
-        Masking::Words { lambda, keep_length } => whole_word_infilling(&doc, noise.p, lambda, keep_length, ids, rng)?,
+        Masking::Words { lambda, keep_length } => {
+            let spans = whole_word_spans(&doc, noise.p, lambda, &ids.spacing, rng)?;
+            infill_spans(&doc, &spans, ids.mask, keep_length)
+        }
     };
     let mut doc = insert_tokens(&doc, noise.insert, ids.mask, rng);
     if noise.rotate > 0.0 && rng.random::<f64>() < noise.rotate {
@@ -211,15 +212,6 @@ fn check_input(sentences: &[Vec<usize>], noise: &BartNoise, ids: &NoiseIds) -> R
         return Err(format!("bart noise: the random ids include the special id {id}"));
     }
     Ok(())
-}
-
-/// ⌈share·n⌉, the number of items a share of n covers, rounding up as fairseq does. A product
-/// within 10⁻⁹ of a whole number counts as that number, so that float noise adds no item.
-pub fn share_count(share: f64, n: usize) -> usize {
-    let x = share * n as f64;
-    let nearest = x.round();
-    let count = if (x - nearest).abs() < 1e-9 { nearest } else { x.ceil() };
-    (count.max(0.0) as usize).min(n)
 }
 
 /// Step 1: ⌈p·#sentences⌉ sentences, chosen uniformly, are shuffled among their own places; the

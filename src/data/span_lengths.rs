@@ -51,3 +51,12 @@ pub fn span_lengths(budget: usize, lambda: f64, rng: &mut impl Rng) -> Vec<usize
     }
     lengths
 }
+
+/// ⌈share·n⌉, the number of items a share of n covers, rounding up as fairseq does. A product
+/// within 10⁻⁹ of a whole number counts as that number, so that float noise adds no item.
+pub fn share_count(share: f64, n: usize) -> usize {
+    let x = share * n as f64;
+    let nearest = x.round();
+    let count = if (x - nearest).abs() < 1e-9 { nearest } else { x.ceil() };
+    (count.max(0.0) as usize).min(n)
+}

@@ -16,7 +16,7 @@
 //! hidden; the share of characters hidden then stays the share of words hidden (about 27% at
 //! p = 0.3 and λ = 3 once overlaps are taken out, as for tokens: `tests/bart_noise.rs`).
 
-use super::bart_noise::{infill_spans, span_lengths, NoiseIds};
+use super::span_lengths::{share_count, span_lengths};
 use rand::seq::index;
 use rand::Rng;
 
@@ -44,14 +44,14 @@ impl Spacing {
 
 /// The body positions (1 to n) of the framed `doc` at which a word begins: a token that is not
 /// all whitespace, and is the body's first, or follows a token ending in whitespace, or begins
-/// with whitespace itself. Error: a body id with no entry in `ids.spacing`.
-pub fn word_starts(doc: &[usize], ids: &NoiseIds) -> Result<Vec<usize>, String> {
+/// with whitespace itself. Error: a body id with no entry in `spacing` (indexed by id).
+pub fn word_starts(doc: &[usize], spacings: &[Spacing]) -> Result<Vec<usize>, String> {
     let n = doc.len().saturating_sub(2);
     let spacing = |id: usize| {
-        ids.spacing.get(id).copied().ok_or_else(|| {
+        spacings.get(id).copied().ok_or_else(|| {
             format!(
                 "whole-word masking: token id {id} has no spacing (the noise ids know {} ids)",
-                ids.spacing.len()
+                spacings.len()
             )
         })
     };
@@ -69,7 +69,7 @@ pub fn word_starts(doc: &[usize], ids: &NoiseIds) -> Result<Vec<usize>, String> 
 /// document whose words begin at `starts` (ascending body positions) and whose EOS is at `eos`:
 /// word k runs from `starts[k]` to just before `starts[k + 1]` (the last word to EOS). A span
 /// of 0 words at word k (k = `starts.len()`: before EOS) stays a span of 0 tokens there. The
-/// deterministic core of [`whole_word_infilling`].
+/// deterministic core of [`whole_word_spans`].
 pub fn word_spans_to_tokens(starts: &[usize], eos: usize, spans: &[(usize, usize)]) -> Vec<(usize, usize)> {
     let at = |k: usize| starts.get(k).copied().unwrap_or(eos);
     spans
@@ -81,27 +81,26 @@ pub fn word_spans_to_tokens(starts: &[usize], eos: usize, spans: &[(usize, usize
         .collect()
 }
 
-/// Whole-word text infilling on the framed `doc`: span lengths in words for a budget of ⌈p·W⌉
-/// words; every span of length ≥ 1 gets its own first word (distinct, as in fairseq), every
-/// span of length 0 a gap before a word or before EOS; then [`infill_spans`] on the tokens. A
-/// body with no word is left as it is. Error: a body id with no spacing ([`word_starts`]).
-pub fn whole_word_infilling(
+/// The token spans of whole-word text infilling on the framed `doc`: span lengths in words for
+/// a budget of ⌈p·W⌉ words; every span of length ≥ 1 gets its own first word (distinct, as in
+/// fairseq), every span of length 0 a gap before a word or before EOS. `bart_noise.rs` hands
+/// them to `infill_spans`. A body with no word gets no span. Error: a body id with no spacing
+/// ([`word_starts`]).
+pub fn whole_word_spans(
     doc: &[usize],
     p: f64,
     lambda: f64,
-    keep_length: bool,
-    ids: &NoiseIds,
+    spacing: &[Spacing],
     rng: &mut impl Rng,
-) -> Result<Vec<usize>, String> {
-    let starts = word_starts(doc, ids)?;
+) -> Result<Vec<(usize, usize)>, String> {
+    let starts = word_starts(doc, spacing)?;
     let words = starts.len();
-    let lengths = span_lengths(super::bart_noise::share_count(p, words), lambda, rng);
+    let lengths = span_lengths(share_count(p, words), lambda, rng);
     let long: Vec<usize> = lengths.iter().copied().filter(|&l| l > 0).collect();
     let empty = lengths.len() - long.len();
     let mut spans: Vec<(usize, usize)> = index::sample(rng, words, long.len()).into_iter().zip(long).collect();
     for _ in 0..empty {
         spans.push((rng.random_range(0..=words), 0));
     }
-    let tokens = word_spans_to_tokens(&starts, doc.len() - 1, &spans);
-    Ok(infill_spans(doc, &tokens, ids.mask, keep_length))
+    Ok(word_spans_to_tokens(&starts, doc.len() - 1, &spans))
 }
