@@ -16,7 +16,8 @@
 
 use microlm::cli::Flags;
 use microlm::inspect::show_denoising;
-use microlm::recipe::{length_grouped_documents, read_noise, BatchLog, DenoiseScoring, Recipe};
+use microlm::recipe::denoise_scoring::DenoiseScoring;
+use microlm::recipe::{length_grouped_documents, read_noise, BatchLog, Recipe};
 
 fn main() {
     microlm::cli::main(run);

@@ -5,8 +5,9 @@
 use crate::data::Batch;
 use crate::objectives::{Denoiser, Electra, Evaluation, Example, MaskedLm, Noise};
 use crate::params::Params;
+use crate::recipe::denoise_scoring::DenoiseScoring;
 use crate::recipe::relatedness::EmbeddingRow;
-use crate::recipe::{DenoiseScoring, LinePairs};
+use crate::recipe::LinePairs;
 use crate::tape::Tape;
 use crate::tokenizer::Tokenizer;
 use rand::rngs::StdRng;

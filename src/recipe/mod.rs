@@ -26,7 +26,7 @@ mod batch_log;
 mod check;
 pub mod comparison;
 mod denoise;
-mod denoise_scoring;
+pub mod denoise_scoring;
 pub mod finetune;
 pub mod finetune_flags;
 mod flags;
@@ -37,13 +37,11 @@ mod memory;
 mod pairs;
 pub mod relatedness;
 pub mod shapes;
-
 pub use batch_log::BatchLog;
 pub use denoise::{
     denoiser_parameters, length_grouped_documents, read_decodings, read_noise, refuse_unused_denoise_flags,
     DenoiseDocuments, BART_FLAGS, NO_REPEAT_NGRAM, T5_FLAGS,
 };
-pub use denoise_scoring::DenoiseScoring;
 pub use flags::{SHAPES_UNUSED, SHAPE_FLAGS, TRAINING_FLAGS};
 pub use lines::{LinePairs, HELD_OUT_LINES};
 pub use memory::{memory_total, Footprint, ACTIVATION_FLOATS, ATTENTION_FLOATS, LOGIT_FLOATS};
