@@ -14,7 +14,8 @@
 //!
 //! Counting in words, as fairseq does, keeps the budget and the spans in the unit that is
 //! hidden; the share of characters hidden then stays the share of words hidden (about 27% at
-//! p = 0.3 and λ = 3 once overlaps are taken out, as for tokens: `tests/bart_noise.rs`).
+//! p = 0.3 and λ = 3 once overlaps are taken out, as for tokens in `tests/bart_noise.rs`; checked
+//! for words in `tests/whole_words.rs`).
 
 use super::span_lengths::{share_count, span_lengths};
 use rand::seq::index;
