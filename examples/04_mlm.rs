@@ -53,7 +53,7 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
 
-    // Data, model, and the fixed validation batches.
+    // Data and model.
     let data = recipe.load_data()?;
     let mut params = Params::new();
     let config = recipe.model_config(&data)?;
@@ -64,16 +64,14 @@ fn run() -> Result<(), String> {
         head_transform,
         &mut recipe.init_rng(),
     )?;
-    let train = data.train_windows()?;
-    let val = recipe.validation_set(&data)?;
 
-    // Train: each update masks a fresh batch and scores the masked positions.
-    let report = recipe.train(
+    // Train: each update masks a fresh batch of windows and scores the masked positions.
+    let (report, _) = recipe.train_on_windows(
         &data,
         &mut params,
         &model.metadata(),
-        |tape, params, rng| model.loss(tape, params, &train.batch(recipe.batch, rng), rng),
-        |params| model.evaluate(params, &val),
+        |tape, params, batch, rng| model.loss(tape, params, batch, rng),
+        |params, val| model.evaluate(params, val),
     )?;
     if report.interrupted {
         return Ok(());

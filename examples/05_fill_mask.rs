@@ -9,7 +9,7 @@
 //! For each `[MASK]` it prints the model's top guesses (special tokens left out) with their
 //! probabilities, then the sentence with every mask replaced by its most probable token.
 
-use microlm::checkpoint::{check_compatible, Feeds};
+use microlm::checkpoint::load_checked;
 use microlm::cli::{check, Domain, Flags};
 use microlm::data::Batch;
 use microlm::inspect::{special_ids, top_k_excluding, unknown_chars_warning};
@@ -33,14 +33,7 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     let sentence = flags.positional()[0].clone(); // exactly one, checked by help_or_finish
-    let made_by = |e: String| format!("{e}\n(train a model first: cargo run --release --example mlm)");
-    let feeds = Feeds {
-        flag: "checkpoint",
-        objectives: &["mlm"],
-        ..Feeds::default()
-    };
-    check_compatible(Path::new(&path), &feeds).map_err(made_by)?;
-    let (model, params, tokenizer) = MaskedLm::load(Path::new(&path)).map_err(made_by)?;
+    let (model, params, tokenizer) = load_checked(Path::new(&path), "checkpoint", "mlm", MaskedLm::load)?;
     check(top <= tokenizer.vocab_size(), "top", top, "exceeds the vocabulary")?;
 
     let text = sentence.replace("[MASK]", "");

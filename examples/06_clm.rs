@@ -52,20 +52,18 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
 
-    // Data, model, and the fixed validation batches.
+    // Data and model.
     let data = recipe.load_data()?;
     let mut params = Params::new();
     let model = CausalLm::new(&mut params, &recipe.model_config(&data)?, &mut recipe.init_rng())?;
-    let train = data.train_windows()?;
-    let val = recipe.validation_set(&data)?;
 
     // Train: each update scores every next token of a fresh batch.
-    let report = recipe.train(
+    let (report, _) = recipe.train_on_windows(
         &data,
         &mut params,
         &model.metadata(),
-        |tape, params, rng| model.loss(tape, params, &train.batch(recipe.batch, rng), rng),
-        |params| model.evaluate(params, &val),
+        |tape, params, batch, rng| model.loss(tape, params, batch, rng),
+        |params, val| model.evaluate(params, val),
     )?;
     if report.interrupted {
         return Ok(());

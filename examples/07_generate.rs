@@ -10,7 +10,7 @@
 //! probable character; `--no-cache true` recomputes the whole context for every new character (the
 //! same text, slower). Past the model's context length the window slides (see `src/generate.rs`).
 
-use microlm::checkpoint::{check_compatible, Feeds};
+use microlm::checkpoint::load_checked;
 use microlm::cli::{Domain, Flags};
 use microlm::generate::{stream, Model, Sampling, Settings};
 use microlm::inspect::{special_ids, unknown_chars_warning};
@@ -50,14 +50,7 @@ fn run() -> Result<(), String> {
     // One prompt at most (checked by help_or_finish); without one, start from a newline.
     let prompt = flags.positional().first().cloned().unwrap_or_else(|| "\n".to_string());
 
-    let made_by = |e: String| format!("{e}\n(train a model first: cargo run --release --example clm)");
-    let feeds = Feeds {
-        flag: "checkpoint",
-        objectives: &["clm"],
-        ..Feeds::default()
-    };
-    check_compatible(Path::new(&path), &feeds).map_err(made_by)?;
-    let (model, params, tokenizer) = CausalLm::load(Path::new(&path)).map_err(made_by)?;
+    let (model, params, tokenizer) = load_checked(Path::new(&path), "checkpoint", "clm", CausalLm::load)?;
 
     let sampling = if greedy {
         Sampling::Greedy

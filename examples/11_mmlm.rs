@@ -69,12 +69,10 @@ fn run() -> Result<(), String> {
     let val = world.itm_validation(recipe.batch, recipe.eval_batches)?;
 
     // Train on fresh pairs every update.
-    let mut metadata = model.metadata();
-    metadata.extend(world.settings(&recipe));
-    let recipe = recipe.with_pair_tokens(&world);
-    let report = recipe.train_with(
+    let report = recipe.train_on_shapes(
+        &world,
         &mut params,
-        &metadata,
+        model.metadata(),
         Vec::new(),
         |tape, params, rng| model.loss(tape, params, &world.itm_training_batch(recipe.batch, rng), rng),
         |params| model.validation(params, &val),

@@ -70,12 +70,10 @@ fn run() -> Result<(), String> {
     let held_out = world.batch(&world.held_out_distinct(100))?;
 
     // Train, clamping t after every update.
-    let mut metadata = model.metadata();
-    metadata.extend(world.settings(&recipe));
-    let recipe = recipe.with_pair_tokens(&world);
-    let report = recipe.train_with(
+    let report = recipe.train_on_shapes(
+        &world,
         &mut params,
-        &metadata,
+        model.metadata(),
         vec![Clip::bound()],
         |tape, params, rng| {
             let batch = world
@@ -88,18 +86,6 @@ fn run() -> Result<(), String> {
     if report.interrupted {
         return Ok(());
     }
-
-    let (i2t, t2i) = model.retrieval(&params, &held_out);
-    let scale = params.value(model.log_scale)[[0]].exp();
-    println!(
-        "\ntop-1 retrieval among {} held-out pairs (chance {:.2}):",
-        held_out.text.batch,
-        1.0 / held_out.text.batch as f64
-    );
-    println!("  image -> caption {i2t:.3}\n  caption -> image {t2i:.3}");
-    println!(
-        "learned scale e^t = {scale:.1} (temperature {:.4}; started at 14.3, capped at 100)",
-        1.0 / scale
-    );
+    println!("{}", model.retrieval_report(&params, &held_out));
     Ok(())
 }

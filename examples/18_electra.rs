@@ -25,10 +25,8 @@
 
 use microlm::cli::{Domain, Flags};
 use microlm::inspect::show_replaced_tokens;
-use microlm::objectives::compute::equal_compute_report;
-use microlm::objectives::mlm::num_predictions;
 use microlm::objectives::replaced_tokens::detection_table;
-use microlm::objectives::{Electra, MaskedLm, Selection};
+use microlm::objectives::Electra;
 use microlm::recipe::Recipe;
 use microlm::Params;
 use std::path::PathBuf;
@@ -59,35 +57,15 @@ fn run() -> Result<(), String> {
     let mut params = Params::new();
     let config = recipe.model_config(&data)?;
     let model = Electra::new(&mut params, &config, &data.tokenizer, dg, &mut recipe.init_rng())?;
-    let mlm_recipe = Recipe::default();
-    let mlm_config = mlm_recipe.model_config(&data)?;
-    let mlm = MaskedLm::new(
-        &mut Params::new(),
-        &mlm_config,
-        &data.tokenizer,
-        false,
-        &mut recipe.init_rng(),
-    )?;
-    let k = |s: Selection| match s {
-        Selection::PerSequence { max_predictions } => num_predictions(recipe.seq_len, 0.15, max_predictions),
-        Selection::Independent => (0.15 * recipe.seq_len as f64).round() as usize,
-    };
-    let electra = (&model, k(model.corruption.selection), recipe.steps);
-    let masked_lm = (&mlm, k(mlm.corruption.selection), mlm_recipe.steps);
-    println!(
-        "{}",
-        equal_compute_report(electra, masked_lm, recipe.batch, recipe.seq_len)
-    );
-    let train = data.train_windows()?;
-    let val = recipe.validation_set(&data)?;
+    println!("{}", recipe.electra_compute_report(&data, &model)?);
 
     // Train: each update masks a fresh batch, samples the generator, scores both networks.
-    let report = recipe.train(
+    let (report, val) = recipe.train_on_windows(
         &data,
         &mut params,
         &model.metadata(),
-        |tape, params, rng| model.loss(tape, params, &train.batch(recipe.batch, rng), rng),
-        |params| model.evaluate(params, &val),
+        |tape, params, batch, rng| model.loss(tape, params, batch, rng),
+        |params, val| model.evaluate(params, val),
     )?;
     if report.interrupted {
         return Ok(());

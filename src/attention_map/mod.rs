@@ -12,7 +12,7 @@
 //!
 //! The patterns are meant for character tokens and unpadded sequences.
 
-use crate::checkpoint::{check_compatible, Feeds};
+use crate::checkpoint::{check_compatible, load_checked, Feeds};
 use crate::data::Batch;
 use crate::nn::encoder::attention_maps;
 use crate::nn::{attention_mask, Encoder, TransformerConfig};
@@ -85,14 +85,11 @@ impl Looked {
     /// Load a checkpoint of `kind` "mlm" ([`MaskedLm::load`]) or "clm" ([`CausalLm::load`]);
     /// the error names the example that makes one.
     pub fn load(kind: &str, path: &Path) -> Result<Looked, String> {
-        let made_by = |e: String| format!("{e}\n(make it with: cargo run --release --example {kind})");
-        Looked::check(kind, path)?;
         let (stack, params, tokenizer) = match kind {
-            "mlm" => MaskedLm::load(path).map(|(model, p, t)| (model.encoder, p, t)),
-            "clm" => CausalLm::load(path).map(|(model, p, t)| (model.decoder.stack, p, t)),
+            "mlm" => load_checked(path, kind, kind, MaskedLm::load).map(|(model, p, t)| (model.encoder, p, t)),
+            "clm" => load_checked(path, kind, kind, CausalLm::load).map(|(model, p, t)| (model.decoder.stack, p, t)),
             other => return Err(format!("Looked::load: kind {other:?} is not mlm or clm")),
-        }
-        .map_err(made_by)?;
+        }?;
         let causal = kind == "clm";
         Ok(Looked {
             stack,

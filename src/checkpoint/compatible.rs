@@ -98,3 +98,24 @@ pub fn check_compatible(path: &Path, feeds: &Feeds) -> Result<BTreeMap<String, S
     }
     Ok(metadata)
 }
+
+/// Load the checkpoint at `path`, given with `--flag`, that the `example` example makes (its
+/// objective has the example's name): checked first ([`check_compatible`]), then read by
+/// `load`, the objective's own loader (such as `MaskedLm::load`). Either error ends with the
+/// command that makes one.
+pub fn load_checked<T>(
+    path: &Path,
+    flag: &str,
+    example: &str,
+    load: impl FnOnce(&Path) -> Result<T, String>,
+) -> Result<T, String> {
+    let made_by = |e: String| format!("{e}\n(make it with: cargo run --release --example {example})");
+    let objectives = [example];
+    let feeds = Feeds {
+        flag,
+        objectives: &objectives,
+        ..Feeds::default()
+    };
+    check_compatible(path, &feeds).map_err(made_by)?;
+    load(path).map_err(made_by)
+}

@@ -32,7 +32,7 @@ mod header;
 mod model;
 mod training;
 
-pub use compatible::{check_compatible, describe_tokenizer, objective_of, Feeds};
+pub use compatible::{check_compatible, describe_tokenizer, load_checked, objective_of, Feeds};
 pub use model::{check_config_against_tensors, load_encoder, load_model, EXTRA_IDS};
 pub use training::{check_metadata, load_training, save_training, WITHOUT_STATE_KEY};
 

@@ -202,6 +202,21 @@ impl Clip {
         }
     }
 
+    /// The clip example's closing lines: top-1 [`Clip::retrieval`] among the held-out pairs of
+    /// `batch` beside chance, and the learned scale e^t.
+    pub fn retrieval_report(&self, params: &Params, batch: &ImageTextBatch) -> String {
+        let (i2t, t2i) = self.retrieval(params, batch);
+        let scale = params.value(self.log_scale)[[0]].exp();
+        let n = batch.text.batch;
+        format!(
+            "\ntop-1 retrieval among {n} held-out pairs (chance {:.2}):\n  image -> caption {i2t:.3}\n  \
+             caption -> image {t2i:.3}\nlearned scale e^t = {scale:.1} (temperature {:.4}; started at 14.3, \
+             capped at 100)",
+            1.0 / n as f64,
+            1.0 / scale
+        )
+    }
+
     /// Top-1 retrieval among the batch's pairs, both ways: the share of images whose most
     /// similar caption is their own, and of captions whose most similar image is their own.
     pub fn retrieval(&self, params: &Params, batch: &ImageTextBatch) -> (f64, f64) {

@@ -1,8 +1,8 @@
 //! What every training example shares, written once: the flags, the corpus and its tokenizer,
 //! the model's shape, the optimizer, the validation set, and the call to the trainer. An
 //! example reads a [`Recipe`] (with its own defaults), builds its objective's model, and hands
-//! the model's `loss` and `evaluate` to [`Recipe::train`]; nothing else differs between
-//! objectives.
+//! the model's `loss` and `evaluate` to [`Recipe::train`] (or, for a text corpus's windows, to
+//! [`Recipe::train_on_windows`]); nothing else differs between objectives.
 //!
 //! ```no_run
 //! use microlm::objectives::CausalLm;
@@ -14,10 +14,9 @@
 //! let data = recipe.load_data()?;
 //! let mut params = microlm::Params::new();
 //! let model = CausalLm::new(&mut params, &recipe.model_config(&data)?, &mut recipe.init_rng())?;
-//! let (train, val) = (data.train_windows()?, recipe.validation_set(&data)?);
-//! recipe.train(&data, &mut params, &model.metadata(),
-//!     |tape, params, rng| model.loss(tape, params, &train.batch(recipe.batch, rng), rng),
-//!     |params| model.evaluate(params, &val))?;
+//! recipe.train_on_windows(&data, &mut params, &model.metadata(),
+//!     |tape, params, batch, rng| model.loss(tape, params, batch, rng),
+//!     |params, val| model.evaluate(params, val))?;
 //! # Ok(()) }
 //! ```
 
@@ -27,6 +26,7 @@ mod check;
 pub mod comparison;
 mod denoise;
 pub mod denoise_scoring;
+mod electra;
 pub mod finetune;
 pub mod finetune_flags;
 mod flags;
@@ -37,6 +37,7 @@ mod memory;
 mod pairs;
 pub mod relatedness;
 pub mod shapes;
+mod windows;
 pub use batch_log::BatchLog;
 pub use denoise::{
     denoiser_parameters, length_grouped_documents, read_decodings, read_noise, refuse_unused_denoise_flags,
@@ -237,9 +238,8 @@ impl Recipe {
     }
 
     /// `eval_batches` validation batches drawn with [`VALIDATION_SEED`]: the same every run and
-    /// at every evaluation.
-    /// Refused before anything is drawn if the set's token ids alone (8 bytes each, one window
-    /// of `seq_len + 1` per sequence) would not fit in the machine's memory.
+    /// at every evaluation. Refused before anything is drawn if the set's token ids alone (8
+    /// bytes each, one window of `seq_len + 1` per sequence) would not fit in the memory.
     pub fn validation_set(&self, data: &Corpus) -> Result<Vec<Batch>, String> {
         let bytes = 8.0 * self.eval_batches as f64 * self.batch as f64 * (self.seq_len as f64 + 1.0);
         if let Some(total) = memory::memory_total().filter(|&total| bytes > total) {

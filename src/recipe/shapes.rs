@@ -1,6 +1,6 @@
 //! The shapes world as a recipe's data, for the multimodal examples (`mmlm`, `clip`): the word
 //! tokenizer over the captions' grammar, held-out pairs drawn once from a fixed seed, fresh
-//! training pairs drawn by every update, and the model's shape.
+//! training pairs drawn by every update, the model's shape, and the call to the trainer.
 
 use super::{memory_total, Recipe, VALIDATION_SEED};
 use crate::cli::{check, Domain, Flags};
@@ -8,7 +8,10 @@ use crate::data::shapes::{examples, vocabulary, Example, Image, IMAGE_SIZE};
 use crate::nn::TransformerConfig;
 use crate::objectives::image_text::ImageTextBatch;
 use crate::objectives::itm::{itm_batch, ItmBatch};
+use crate::params::Params;
+use crate::tape::{Tape, Var};
 use crate::tokenizer::{Tokenizer, WordTokenizer};
+use crate::trainer::{Bound, Evaluation, TrainReport};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -150,6 +153,25 @@ impl Recipe {
             memory_total(),
         )?;
         self.config_of(vocab, world.text_len, types)
+    }
+
+    /// [`Recipe::train_with`] on the shapes world: the checkpoint's metadata is the model's
+    /// (`model_metadata`) and the world's settings ([`ShapesWorld::settings`]), and tokens/s
+    /// counts the positions a pair fills ([`Recipe::with_pair_tokens`]). `loss` draws its own
+    /// fresh pairs from the update's rng; `bounds` are clamped after every update.
+    pub fn train_on_shapes<L: Into<Var>>(
+        &self,
+        world: &ShapesWorld,
+        params: &mut Params,
+        model_metadata: BTreeMap<String, String>,
+        bounds: Vec<Bound>,
+        loss: impl FnMut(&mut Tape, &Params, &mut StdRng) -> L,
+        evaluate: impl FnMut(&Params) -> Evaluation,
+    ) -> Result<TrainReport, String> {
+        let mut metadata = model_metadata;
+        metadata.extend(world.settings(self));
+        let recipe = self.clone().with_pair_tokens(world);
+        recipe.train_with(params, &metadata, bounds, loss, evaluate)
     }
 
     /// The recipe with tokens/s counting the positions one pair fills in the stream: about 9
