@@ -2,6 +2,9 @@
 //! run to run and for any thread count: they split rows into blocks of a size fixed by the row
 //! length, and add per-block partial sums (dgamma, dbeta, a bias gradient) in block order.
 
+mod common;
+
+use common::in_pool;
 use microlm::{Tape, Tensor};
 use ndarray::IxDyn;
 use rand::rngs::StdRng;
@@ -67,14 +70,6 @@ fn run_all() -> Vec<Vec<u32>> {
     let grads = tape.backward_from(y, random(&[2000, 48], 12).into_owned());
     out.push(bits(grads.wrt(b).unwrap()));
     out
-}
-
-fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 #[test]

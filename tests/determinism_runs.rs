@@ -15,12 +15,12 @@
 
 mod common;
 
-use common::{fresh_dir, tiny_tokenizer, TINY_VOCAB};
+use common::{fresh_dir, in_pool, no_eval, resume_run_config, tiny_tokenizer, TINY_VOCAB};
 use microlm::checkpoint::{self, Checkpoint};
 use microlm::data::Batch;
 use microlm::nn::TransformerConfig;
-use microlm::objectives::{Evaluation, MaskedLm};
-use microlm::optim::{AdamW, Decay, LrSchedule, Optimizer};
+use microlm::objectives::MaskedLm;
+use microlm::optim::{AdamW, Optimizer};
 use microlm::trainer::{request_stop, train, TrainConfig, TrainReport};
 use microlm::{kernels, Params};
 use rand::rngs::StdRng;
@@ -39,14 +39,6 @@ fn config() -> TransformerConfig {
         dropout: 0.1,
         ..TransformerConfig::toy(TINY_VOCAB).with_d_model(D_MODEL)
     }
-}
-
-fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 /// A learnable stream: each sequence counts up from a random start.
@@ -78,24 +70,11 @@ fn run(threads: usize, dir: &Path, steps: usize, resume: Option<PathBuf>, stop_a
         let mut meta = model.metadata();
         meta.extend(tiny_tokenizer().to_metadata());
         let tc = TrainConfig {
-            steps,
-            schedule: LrSchedule {
-                peak: 3e-3,
-                warmup: 2,
-                total: steps,
-                floor: 1e-4,
-                decay: Decay::Cosine,
-            },
-            grad_clip: Some(1.0),
-            log_every: 2,
             eval_every: 1000,
-            checkpoint_every: 1000,
             seed: 1234,
-            out_dir: dir,
             resume,
             tokens_per_step: BATCH * SEQ,
-            verbose: false,
-            bounds: Vec::new(),
+            ..resume_run_config(steps, dir)
         };
         let mut calls = 0;
         let loss_of_step = |tape: &mut microlm::Tape, params: &Params, rng: &mut StdRng| {
@@ -104,12 +83,6 @@ fn run(threads: usize, dir: &Path, steps: usize, resume: Option<PathBuf>, stop_a
                 request_stop();
             }
             model.loss(tape, params, &counting_batch(rng), rng)
-        };
-        let no_eval = |_: &Params| Evaluation {
-            loss: 1.0,
-            accuracy: None,
-            count: 0,
-            extra: Vec::new(),
         };
         train(&tc, &mut params, &mut optimizer, &meta, loss_of_step, no_eval).unwrap()
     })

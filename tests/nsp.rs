@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::tiny_encoder_config;
+use common::{copied_and_fresh, save_masked_lm, tiny_encoder_config};
 use microlm::data::pairs::{make_pairs, pair_batch};
 use microlm::data::{Batch, NspLabel, PairTask};
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
@@ -232,18 +232,6 @@ fn sop_worked_example() {
     assert!((tape.scalar(l.mean) - 1.126_928).abs() < 1e-6);
 }
 
-/// A masked LM of `config` for `tok`, saved as the mlm example saves it (its model's metadata
-/// and the tokenizer's); returns its parameters.
-fn save_masked_lm(path: &std::path::Path, config: &TransformerConfig, tok: &Tokenizer) -> Params {
-    let mut params = Params::new();
-    let mlm =
-        microlm::objectives::MaskedLm::new(&mut params, config, tok, false, &mut StdRng::seed_from_u64(8)).unwrap();
-    let mut metadata = mlm.metadata();
-    metadata.extend(tok.to_metadata());
-    microlm::checkpoint::save(path, &params, &metadata).unwrap();
-    params
-}
-
 /// `--init`: every tensor of the masked LM (encoder and head) comes in unchanged; what BERT adds
 /// (segment embeddings, pooler, classifier) is fresh; the dropout is the one asked for.
 #[test]
@@ -256,23 +244,12 @@ fn from_masked_lm_brings_in_the_encoder_and_head() {
     let (model, params) = Bert::from_masked_lm(&path, 0.1, PairTask::Nsp, true, rng).unwrap();
     assert_eq!(model.mlm.encoder.config.type_vocab_size, 2);
     assert_eq!(model.mlm.encoder.config.dropout, 0.1);
-    let (mut copied, mut fresh) = (0, Vec::new());
-    for id in params.ids() {
-        let name = params.name(id);
-        match mlm_params.find(name) {
-            Some(from) => {
-                assert_eq!(params.value(id), mlm_params.value(from), "{name}");
-                copied += 1;
-            }
-            None => fresh.push(name.to_string()),
-        }
-    }
+    let (copied, fresh) = copied_and_fresh(&params, &mlm_params);
     assert_eq!(
         copied,
         mlm_params.ids().count(),
         "every tensor of the masked LM comes in"
     );
-    fresh.sort();
     let want = [
         "encoder.segment_embedding.weight",
         "nsp.classifier.bias",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fresh_dir, tiny_encoder_config};
+use common::{copied_and_fresh, fresh_dir, save_masked_lm, tiny_encoder_config};
 use microlm::data::Batch;
 use microlm::gradcheck::{gradcheck_params, GradcheckConfig};
 use microlm::nn::{Linear, TransformerConfig};
@@ -194,31 +194,16 @@ mod measures {
 /// for, and adds a fresh MLP.
 #[test]
 fn from_masked_lm_copies_the_encoder() {
-    use microlm::objectives::MaskedLm;
     use microlm::tokenizer::{CharTokenizer, Tokenizer};
     let tok = Tokenizer::Char(CharTokenizer::from_text("abcdef"));
-    let config = tiny_config(tok.vocab_size(), 0.0);
-    let mut mlm_params = Params::new();
-    let mlm = MaskedLm::new(&mut mlm_params, &config, &tok, false, &mut StdRng::seed_from_u64(8)).unwrap();
     let dir = fresh_dir("simcse");
     let path = dir.join("mlm.safetensors");
-    let mut metadata = mlm.metadata();
-    metadata.extend(tok.to_metadata());
-    microlm::checkpoint::save(&path, &mlm_params, &metadata).unwrap();
+    let mlm_params = save_masked_lm(&path, &tiny_config(tok.vocab_size(), 0.0), &tok);
     let (model, params, loaded_tok) = SimCse::from_masked_lm(&path, 0.1, &mut StdRng::seed_from_u64(0)).unwrap();
     assert_eq!(loaded_tok, tok);
     assert_eq!(model.encoder.config.dropout, 0.1);
-    let mut copied = 0;
-    for id in params.ids() {
-        let name = params.name(id);
-        match mlm_params.find(name) {
-            Some(from) => {
-                assert_eq!(params.value(id), mlm_params.value(from), "{name}");
-                copied += 1;
-            }
-            None => assert!(name.starts_with("simcse.mlp."), "{name}"),
-        }
-    }
+    let (copied, fresh) = copied_and_fresh(&params, &mlm_params);
+    assert!(fresh.iter().all(|name| name.starts_with("simcse.mlp.")), "{fresh:?}");
     assert!(copied > 10);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fresh_dir, no_eval, tiny_tokenizer, tiny_training_config, TINY_VOCAB};
+use common::{fresh_dir, no_eval, resume_run_config, tiny_tokenizer, tiny_training_config, TINY_VOCAB};
 use microlm::cli::Flags;
 use microlm::data::Batch;
 use microlm::objectives::{CausalLm, MaskedLm};
@@ -16,29 +16,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-fn train_config(steps: usize, dir: PathBuf) -> TrainConfig {
-    TrainConfig {
-        steps,
-        schedule: LrSchedule {
-            peak: 3e-3,
-            warmup: 2,
-            total: steps,
-            floor: 1e-4,
-            decay: Decay::Cosine,
-        },
-        grad_clip: Some(1.0),
-        log_every: 2,
-        eval_every: 3,
-        checkpoint_every: 1000,
-        seed: 42,
-        out_dir: dir,
-        resume: None,
-        tokens_per_step: 4 * 16,
-        verbose: false,
-        bounds: Vec::new(),
-    }
-}
 
 /// A model, its optimizer and its metadata, built the same way every time.
 fn setup(sgd: bool) -> (Params, MaskedLm, Optimizer, BTreeMap<String, String>) {
@@ -101,7 +78,7 @@ fn resume_is_exact(sgd: bool) {
     let (mut p_full, model, mut opt_full, meta) = setup(sgd);
     let dir_full = fresh_dir(&format!("full_{sgd}"));
     let full = train(
-        &train_config(2 * n, dir_full.clone()),
+        &resume_run_config(2 * n, dir_full.clone()),
         &mut p_full,
         &mut opt_full,
         &meta,
@@ -115,7 +92,7 @@ fn resume_is_exact(sgd: bool) {
     let (mut p_half, model_half, mut opt_half, meta) = setup(sgd);
     let dir = fresh_dir(&format!("halves_{sgd}"));
     let first = train(
-        &train_config(2 * n, dir.clone()),
+        &resume_run_config(2 * n, dir.clone()),
         &mut p_half,
         &mut opt_half,
         &meta,
@@ -126,7 +103,7 @@ fn resume_is_exact(sgd: bool) {
     assert!(first.interrupted, "the stop request must end the run");
     assert_eq!(first.step, n);
     let (mut p_resumed, model_resumed, mut opt_resumed, meta) = setup(sgd);
-    let mut resumed = train_config(2 * n, dir.clone());
+    let mut resumed = resume_run_config(2 * n, dir.clone());
     resumed.resume = Some(dir.join("checkpoint.safetensors"));
     let second = train(
         &resumed,
@@ -186,7 +163,7 @@ fn a_checkpoint_with_other_settings_is_refused_naming_each() {
     let dir = fresh_dir("mismatch");
     let path = dir.join("checkpoint.safetensors");
     train(
-        &train_config(4, dir.clone()),
+        &resume_run_config(4, dir.clone()),
         &mut params,
         &mut opt,
         &meta,
@@ -203,7 +180,7 @@ fn a_checkpoint_with_other_settings_is_refused_naming_each() {
         };
         train(&config, &mut p, &mut o, &meta, loss_of_step(&m, None), no_eval).unwrap_err()
     };
-    let same = train_config(4, dir.clone());
+    let same = resume_run_config(4, dir.clone());
     let e = resume(same.clone(), false, &|m| {
         m.insert("config.layers".into(), "3".into());
     });
@@ -324,7 +301,7 @@ fn a_resume_with_a_changed_lr_or_batch_flag_is_refused_naming_it() {
 fn a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint() {
     let (mut params, model, mut opt, meta) = setup(false);
     let dir = fresh_dir("nan");
-    let mut cfg = train_config(8, dir.clone());
+    let mut cfg = resume_run_config(8, dir.clone());
     cfg.checkpoint_every = 2;
     let mut inner = loss_of_step(&model, None);
     let mut calls = 0;
@@ -369,7 +346,7 @@ fn an_infinite_gradient_with_a_finite_loss_stops_before_the_update() {
             count: 1,
         }
     };
-    let mut cfg = train_config(3, fresh_dir("inf_grad"));
+    let mut cfg = resume_run_config(3, fresh_dir("inf_grad"));
     cfg.grad_clip = None;
     let e = train(&cfg, &mut params, &mut opt, &BTreeMap::new(), loss, no_eval).unwrap_err();
     assert!(e.contains("gradient norm is inf at step 1"), "{e}");
@@ -382,7 +359,7 @@ fn a_trained_checkpoint_loads_for_inference_with_the_same_predictions() {
     let (mut params, model, mut opt, meta) = setup(false);
     let dir = fresh_dir("inference");
     train(
-        &train_config(3, dir.clone()),
+        &resume_run_config(3, dir.clone()),
         &mut params,
         &mut opt,
         &meta,
@@ -413,7 +390,7 @@ fn rewrite(path: &std::path::Path, edit: impl FnOnce(&mut checkpoint::Checkpoint
 fn trained_checkpoint(name: &str, sgd: bool) -> (PathBuf, TrainConfig, BTreeMap<String, String>) {
     let (mut params, model, mut opt, meta) = setup(sgd);
     let dir = fresh_dir(name);
-    let cfg = train_config(2, dir.clone());
+    let cfg = resume_run_config(2, dir.clone());
     train(&cfg, &mut params, &mut opt, &meta, loss_of_step(&model, None), no_eval).unwrap();
     let (p, _, o, _) = setup(sgd);
     let settings = microlm::trainer::run_settings(&cfg, &o, &p, &meta);
@@ -458,7 +435,7 @@ fn a_nan_moment_stops_the_run_naming_the_parameter_and_keeps_the_last_good_check
 #[test]
 fn an_overflowing_learning_rate_ends_in_an_error_not_a_nan_validation() {
     let (mut params, model, mut opt, meta) = setup(false);
-    let mut cfg = train_config(1, fresh_dir("huge_lr"));
+    let mut cfg = resume_run_config(1, fresh_dir("huge_lr"));
     cfg.schedule = LrSchedule {
         peak: 3e38,
         warmup: 1,
@@ -545,7 +522,7 @@ fn a_parameter_that_never_had_a_gradient_resumes_without_state() {
             count: 1,
         }
     };
-    let cfg = train_config(2, fresh_dir("unused_param"));
+    let cfg = resume_run_config(2, fresh_dir("unused_param"));
     train(&cfg, &mut params, &mut opt, &BTreeMap::new(), loss, no_eval).unwrap();
     let settings = microlm::trainer::run_settings(&cfg, &opt, &params, &BTreeMap::new());
     let ckpt = checkpoint::read(&cfg.checkpoint_path()).unwrap();

@@ -3,10 +3,13 @@
 //! with struct update syntax: `TransformerConfig { layers: 2, ..tiny_encoder_config(13) }`.
 
 use microlm::nn::TransformerConfig;
+use microlm::objectives::MaskedLm;
 use microlm::optim::{Decay, LrSchedule};
 use microlm::tokenizer::{CharTokenizer, Tokenizer};
 use microlm::trainer::{Evaluation, TrainConfig};
 use microlm::Params;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
 /// The smallest encoder the model tests build: d_model 8, 2 heads, 1 layer, d_ff 16, max_len
@@ -104,6 +107,73 @@ pub fn short_run_config(steps: usize, dir: PathBuf, tokens_per_step: usize) -> T
         verbose: false,
         bounds: Vec::new(),
     }
+}
+
+/// A masked LM of `config` for `tok` (no head transform, initialised from seed 8), saved at
+/// `path` as the mlm example saves it (its model's metadata and the tokenizer's); returns its
+/// parameters.
+pub fn save_masked_lm(path: &Path, config: &TransformerConfig, tok: &Tokenizer) -> Params {
+    let mut params = Params::new();
+    let mlm = MaskedLm::new(&mut params, config, tok, false, &mut StdRng::seed_from_u64(8)).unwrap();
+    let mut metadata = mlm.metadata();
+    metadata.extend(tok.to_metadata());
+    microlm::checkpoint::save(path, &params, &metadata).unwrap();
+    params
+}
+
+/// For a model started from a checkpoint's parameters `from`: asserts that every tensor of
+/// `params` whose name `from` also has holds exactly `from`'s values, and returns how many did
+/// and the names of the others (the model's fresh tensors), sorted.
+pub fn copied_and_fresh(params: &Params, from: &Params) -> (usize, Vec<String>) {
+    let (mut copied, mut fresh) = (0, Vec::new());
+    for id in params.ids() {
+        let name = params.name(id);
+        match from.find(name) {
+            Some(f) => {
+                assert_eq!(params.value(id), from.value(f), "{name}");
+                copied += 1;
+            }
+            None => fresh.push(name.to_string()),
+        }
+    }
+    fresh.sort();
+    (copied, fresh)
+}
+
+/// The settings of the trainer's resume and determinism tests: `steps` updates into `dir`, the
+/// learning rate warmed up over 2 updates to 3e-3 and falling by a cosine to 1e-4, gradients
+/// clipped at norm 1, a line logged every 2 updates, validation every 3, no checkpoint before
+/// the end (every 1,000 updates), seed 42, 64 tokens an update (a batch of 4 x 16), quiet.
+pub fn resume_run_config(steps: usize, dir: PathBuf) -> TrainConfig {
+    TrainConfig {
+        steps,
+        schedule: LrSchedule {
+            peak: 3e-3,
+            warmup: 2,
+            total: steps,
+            floor: 1e-4,
+            decay: Decay::Cosine,
+        },
+        grad_clip: Some(1.0),
+        log_every: 2,
+        eval_every: 3,
+        checkpoint_every: 1000,
+        seed: 42,
+        out_dir: dir,
+        resume: None,
+        tokens_per_step: 4 * 16,
+        verbose: false,
+        bounds: Vec::new(),
+    }
+}
+
+/// Run `f` in a fresh rayon pool of `threads` threads (for the tests that compare thread counts).
+pub fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
 }
 
 /// Every `.rs` file below `dir`, appended to `out` (for the tests that read the sources).
