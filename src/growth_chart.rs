@@ -6,7 +6,7 @@
 //! lines per panel: tokens/s (above 1, microlm is faster) and peak RSS (below 1, microlm uses
 //! less memory). Built with the crate's SVG primitives (`svg.rs`).
 
-use crate::svg::{line, log_axis, log_tick_label, min_max, text, xml_escape};
+use crate::svg::{chart_start, line, log_axis, log_tick_label, min_max, text, xml_escape};
 use std::fmt::Write as _;
 
 /// One size measured on both implementations.
@@ -31,7 +31,6 @@ pub struct GrowthPanel {
     pub points: Vec<GrowthPoint>,
 }
 
-const SVG_NS: &str = "http://www.w3.org/2000/svg";
 const PANEL_W: f64 = 340.0;
 const LEGEND_W: f64 = 270.0; // one legend entry, line and words
 const LEFT: f64 = 64.0; // room for the y ticks (and, in the first panel, the y label)
@@ -51,17 +50,7 @@ pub fn growth_svg(title: &str, panels: &[GrowthPanel]) -> String {
     // The legend's three entries go on one row under three panels, one per row under one.
     let per_row = (((w - LEFT) / LEGEND_W) as usize).clamp(1, 3);
     let h = PLOT_BOTTOM + 64.0 + 18.0 * 3usize.div_ceil(per_row) as f64;
-    let mut s = format!(
-        "<svg xmlns=\"{SVG_NS}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n"
-    );
-    text(
-        &mut s,
-        (w / 2.0, 24.0),
-        "middle",
-        "font-size=\"16\"",
-        &xml_escape(title),
-    );
+    let mut s = chart_start(w, h, title);
     // One y axis for every panel, always including parity, so the panels compare at a glance.
     let ratios = panels
         .iter()

@@ -3,7 +3,7 @@
 //! standard deviation either side, and a baseline drawn across. Built with the crate's SVG
 //! primitives (`svg.rs`), whose log axis it shares with the scaling charts.
 
-use crate::svg::{line, log_ticks, min_max, plain_log_tick, text, xml_escape};
+use crate::svg::{line, log_ticks, min_max, plain_log_tick, text, xml_escape, COLOURS};
 use std::fmt::Write as _;
 
 const W: f64 = 780.0;
@@ -12,7 +12,6 @@ const LEFT: f64 = 60.0;
 const RIGHT: f64 = 250.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 /// Half the width of an error bar's caps, in pixels.
 const CAP: f64 = 4.0;
 

@@ -13,7 +13,7 @@
 //! [`MetricsLog::resume`], dropping rows past the checkpoint it restarts from, and keeps
 //! appending to the same log.
 
-use crate::svg::{format_tick, line, min_max, nice_step, text, ticks, xml_escape};
+use crate::svg::{chart_start, format_tick, line, min_max, nice_step, text, ticks, xml_escape};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -222,13 +222,7 @@ impl MetricsLog {
         let px = |x: f64| left + (x - x_lo) / (x_hi - x_lo) * (right - left);
         let py = |y: f64| bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top);
 
-        let mut s = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-             viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-             <rect width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"white\"/>\n"
-        );
-        let title = xml_escape(&self.title);
-        text(&mut s, (WIDTH / 2.0, 24.0), "middle", "font-size=\"16\"", &title);
+        let mut s = chart_start(WIDTH, HEIGHT, &self.title);
         // Grid lines and tick labels; the lowest y grid line doubles as the x axis.
         for (i, y) in ticks(y_lo, y_hi, y_step).into_iter().enumerate() {
             let stroke = if i == 0 { "black" } else { "#ddd" };

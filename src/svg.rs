@@ -23,6 +23,28 @@ pub(crate) fn text(s: &mut String, at: (f64, f64), anchor: &str, attrs: &str, co
     );
 }
 
+/// The charts' line colours, in the order series take them (matplotlib's first six).
+pub(crate) const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+
+/// The opening of a chart's SVG document, `width` x `height` pixels: the `<svg>` element
+/// (sans-serif, 12 px), a white background, and `title` (escaped here) centred on top in 16 px.
+/// What the loss curve, the scaling charts and the growth chart share.
+pub(crate) fn chart_start(width: f64, height: f64, title: &str) -> String {
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"{width}\" height=\"{height}\" fill=\"white\"/>\n"
+    );
+    text(
+        &mut s,
+        (width / 2.0, 24.0),
+        "middle",
+        "font-size=\"16\"",
+        &xml_escape(title),
+    );
+    s
+}
+
 /// The smallest and largest of `values`, or `None` if there are none.
 pub(crate) fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     values.fold(None, |acc, v| match acc {

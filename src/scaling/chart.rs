@@ -4,7 +4,7 @@
 //! ticks come from `svg.rs`'s log axis, shared with the learning curve.
 
 use super::{PowerLaw, Run, SizeFits};
-use crate::svg::{line, log_axis, log_tick_label, min_max, text, xml_escape};
+use crate::svg::{chart_start, line, log_axis, log_tick_label, min_max, text, xml_escape, COLOURS};
 use std::fmt::Write as _;
 
 /// Two log-log charts side by side: final validation loss against N with its fit, and every
@@ -56,7 +56,6 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 680.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 380.0;
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 
 /// A log-log chart as a self-contained SVG document (720 x 440): each series as a line through
 /// its points with a dot (`<circle>`) on every point, and `fit`, if given, as a dashed straight
@@ -78,17 +77,7 @@ pub fn loglog_svg(
     let py = |y: f64| BOTTOM - (y / y0).log10() / (y1 / y0).log10() * (BOTTOM - TOP);
     let (w, h, mid_x, mid_y) = (RIGHT - LEFT, BOTTOM - TOP, (LEFT + RIGHT) / 2.0, (TOP + BOTTOM) / 2.0);
 
-    let mut s = format!(
-        "<svg xmlns=\"{SVG_NS}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"white\"/>\n"
-    );
-    text(
-        &mut s,
-        (WIDTH / 2.0, 24.0),
-        "middle",
-        "font-size=\"16\"",
-        &xml_escape(title),
-    );
+    let mut s = chart_start(WIDTH, HEIGHT, title);
     for y in y_ticks {
         line(&mut s, (LEFT, py(y)), (RIGHT, py(y)), "#ddd", 1.0);
         text(&mut s, (LEFT - 6.0, py(y) + 4.0), "end", "", &log_tick_label(y));
