@@ -32,8 +32,8 @@ fn main() {
     );
     println!("first merges (as text):");
     for (i, &(a, b)) in bpe.merges().iter().take(10).enumerate() {
-        let (l, r) = (bpe.decode(&[a]), bpe.decode(&[b]));
-        println!("  {:>4}: {:?} + {:?} -> {:?}", 256 + i, l, r, format!("{l}{r}"));
+        let (l, r, merged) = (bpe.token_text(a), bpe.token_text(b), bpe.token_text(256 + i));
+        println!("  {:>4}: {l:?} + {r:?} -> {merged:?}", 256 + i);
     }
     let start = Instant::now();
     let ids = bpe.encode(&text);
@@ -47,6 +47,6 @@ fn main() {
     println!("decode(encode(text)) == text: yes");
 
     let line = "O Romeo, Romeo! wherefore art thou Romeo?";
-    let pieces: Vec<String> = bpe.encode(line).iter().map(|&id| bpe.decode(&[id])).collect();
+    let pieces: Vec<String> = bpe.encode(line).iter().map(|&id| bpe.token_text(id)).collect();
     println!("\n{line:?}\n  -> {pieces:?}");
 }

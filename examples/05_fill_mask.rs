@@ -70,7 +70,7 @@ fn run() -> Result<(), String> {
         let order = top_k_excluding(row, top, &specials);
         let guesses: Vec<String> = order
             .iter()
-            .map(|&v| format!("{:?} {:.3}", tokenizer.decode(&[v]), row[v]))
+            .map(|&v| format!("{:?} {:.3}", tokenizer.token_text(v), row[v]))
             .collect();
         println!("[MASK] {} (token {p}): {}", k + 1, guesses.join("  "));
         filled[p] = order[0];

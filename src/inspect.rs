@@ -59,6 +59,23 @@ pub fn unknown_chars_warning(tokenizer: &Tokenizer, text: &str, what: &str) -> O
     ))
 }
 
+/// `ids` as text with `_` at the `blanks` (positions counted from `first`, the position of
+/// `ids[0]`), each run of tokens between them decoded whole: a character that byte-level BPE
+/// split over several tokens reads as itself, not as one U+FFFD (�) per piece.
+pub fn blanked_text(tokenizer: &Tokenizer, ids: &[usize], blanks: &[usize], first: usize) -> String {
+    let mut out = String::new();
+    let mut run = 0;
+    for i in 0..ids.len() {
+        if blanks.contains(&(first + i)) {
+            out.push_str(&tokenizer.decode(&ids[run..i]));
+            out.push('_');
+            run = i + 1;
+        }
+    }
+    out.push_str(&tokenizer.decode(&ids[run..]));
+    out
+}
+
 /// For `lines` validation lines of at least 24 characters: mask 3 of their letters, give the
 /// model the line with the text before it as context (`seq_len` tokens in all), and print its
 /// top 5 guesses at each masked position (special tokens left out), `*` marking the right
@@ -105,16 +122,7 @@ pub fn show_fill_mask(
         for &p in &positions {
             x_masked[p] = model.vocab.mask;
         }
-        let shown: String = (offset..ids.len())
-            .map(|p| {
-                if positions.contains(&p) {
-                    "_".to_string()
-                } else {
-                    tokenizer.decode(&ids[p..p + 1])
-                }
-            })
-            .collect();
-        println!("\n  {shown}");
+        println!("\n  {}", blanked_text(tokenizer, &ids[offset..], &positions, offset));
         let n = x_masked.len();
         let probs = model.probabilities(params, &Batch::new(x_masked, 1, n), &positions);
         for (&p, row) in positions.iter().zip(&probs) {
@@ -123,7 +131,7 @@ pub fn show_fill_mask(
                 .iter()
                 .map(|&v| {
                     let mark = if v == original { "*" } else { "" };
-                    format!("{mark}{:?} {:.2}", tokenizer.decode(&[v]), row[v])
+                    format!("{mark}{:?} {:.2}", tokenizer.token_text(v), row[v])
                 })
                 .collect();
             let rank = top_k_excluding(row, row.len(), &specials)
@@ -131,7 +139,7 @@ pub fn show_fill_mask(
                 .position(|&v| v == original)
                 .expect("every id is ranked")
                 + 1;
-            let right = tokenizer.decode(&[original]);
+            let right = tokenizer.token_text(original);
             println!(
                 "    position {:>2}: {}   (right: {right:?}, ranked {rank})",
                 p - offset,
@@ -235,7 +243,7 @@ pub fn show_denoising(
             "\nspan-token accuracy {:.4} (teacher-forced, {} held-out documents); always {:?}: {share:.4}",
             span.map_or(0.0, |s| s.1),
             examples.len(),
-            tokenizer.decode(&[top])
+            tokenizer.token_text(top)
         );
     }
     Ok(())
@@ -294,7 +302,7 @@ pub fn show_replaced_tokens(
     let step = model.forward(&mut tape, params, batch, &mut StdRng::seed_from_u64(0));
     let z = tape.value(step.z_d).iter().copied().collect::<Vec<f32>>();
     let p = |i: usize| 1.0 / (1.0 + (-z[i] as f64).exp());
-    let shown = |id: usize| match tokenizer.decode(&[id]).replace('\n', "¶") {
+    let shown = |id: usize| match tokenizer.token_text(id).replace('\n', "¶") {
         s if s.is_empty() => "□".to_string(),
         s => s,
     };

@@ -1,6 +1,6 @@
 //! Tokenizers: worked examples, round trips, specials, files.
 
-use microlm::tokenizer::{BpeTokenizer, CharTokenizer, CLS, MASK, PAD, SEP, SPECIALS, UNK};
+use microlm::tokenizer::{BpeTokenizer, CharTokenizer, Tokenizer, CLS, MASK, PAD, SEP, SPECIALS, UNK};
 use proptest::prelude::*;
 
 #[test]
@@ -93,4 +93,47 @@ proptest! {
         let tok = CharTokenizer::from_text(&s);
         prop_assert_eq!(tok.decode(&tok.encode(&s)), s);
     }
+}
+
+/// A BPE token holding part of a multi-byte character is shown as its bytes, `<0xNN>`, where
+/// decoding it alone gives U+FFFD; whole characters and specials read as text. "é" is the
+/// bytes C3 A9, "’" is E2 80 99 (worked by hand from UTF-8).
+#[test]
+fn bpe_token_text_shows_partial_characters_as_bytes() {
+    let e = 0xC3; // first byte of "é"
+    let bpe = BpeTokenizer::from_merges(vec![(e, 0xA9), (b'a' as usize, e)]);
+    assert_eq!(bpe.encode("é"), vec![256]);
+    assert_eq!(bpe.decode(&[e]), "\u{FFFD}", "what the printouts showed before");
+    assert_eq!(bpe.token_text(e), "<0xC3>");
+    assert_eq!(bpe.token_text(0xA9), "<0xA9>");
+    assert_eq!(bpe.token_text(256), "é");
+    assert_eq!(bpe.token_text(257), "a<0xC3>");
+    assert_eq!(bpe.token_text(b'q' as usize), "q");
+    assert_eq!(bpe.token_text(0xE2), "<0xE2>");
+    assert_eq!(bpe.token_text(bpe.special(4)), "[MASK]");
+    let tok = Tokenizer::Bpe(bpe);
+    assert_eq!(tok.token_text(0x80), "<0x80>");
+    let chars = Tokenizer::Char(CharTokenizer::from_text("ab"));
+    assert_eq!(chars.token_text(6), "b");
+}
+
+/// The fill-mask context line: the runs between the blanks are decoded whole, so an "é" split
+/// into its two bytes reads "é", not two U+FFFD.
+#[test]
+fn blanked_text_decodes_the_runs_between_blanks_whole() {
+    use microlm::inspect::blanked_text;
+    let tok = Tokenizer::Bpe(BpeTokenizer::from_merges(Vec::new()));
+    let ids = tok.encode("café, né");
+    assert_eq!(ids.len(), 10, "one token per byte");
+    // Bytes c a f C3 A9 , ␣ n C3 A9; positions counted from 100: blank the "a" (101), the "n" (107).
+    assert_eq!(blanked_text(&tok, &ids, &[101, 107], 100), "c_fé, _é");
+    assert_eq!(blanked_text(&tok, &ids, &[], 0), "café, né");
+    assert_eq!(blanked_text(&tok, &ids, &[0, 1], 0), "__fé, né");
+    // Per token, as before: each byte of "é" alone is U+FFFD.
+    let per_token: String = ids.iter().map(|&id| tok.decode(&[id])).collect();
+    assert_eq!(per_token, "caf\u{FFFD}\u{FFFD}, n\u{FFFD}\u{FFFD}");
+    // A character tokenizer shows the same as one token at a time.
+    let chars = Tokenizer::Char(CharTokenizer::from_text("abc"));
+    let ids = chars.encode("abcab");
+    assert_eq!(blanked_text(&chars, &ids, &[2], 0), "ab_ab");
 }

@@ -207,6 +207,24 @@ impl BpeTokenizer {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// One token as a reader should see it: its text, or, where its bytes are not whole UTF-8
+    /// characters (a byte-level token holding part of "é" or "’"), those bytes as `<0xNN>`
+    /// (`<0xE2><0x80>`) and the rest as text; [`BpeTokenizer::decode`] would print U+FFFD
+    /// (�) for them. Specials are written as their names.
+    pub fn token_text(&self, id: usize) -> String {
+        let Some(bytes) = self.vocab.get(id) else {
+            return self.decode(&[id]);
+        };
+        let mut out = String::new();
+        for chunk in bytes.utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("<0x{b:02X}>"));
+            }
+        }
+        out
+    }
+
     /// Save as text: a header line, then one merge per line ("left right").
     pub fn save(&self, path: &Path) -> Result<(), String> {
         let mut s = format!("microlm bpe v1\nmerges {}\n", self.merges.len());

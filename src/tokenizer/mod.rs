@@ -86,6 +86,16 @@ impl Tokenizer {
         }
     }
 
+    /// One token as a reader should see it: [`Tokenizer::decode`] of it alone, except that a
+    /// BPE token holding part of a multi-byte character shows those bytes as `<0xNN>`
+    /// ([`BpeTokenizer::token_text`]) instead of U+FFFD.
+    pub fn token_text(&self, id: usize) -> String {
+        match self {
+            Tokenizer::Bpe(t) => t.token_text(id),
+            _ => self.decode(&[id]),
+        }
+    }
+
     /// Number of ids, specials included.
     pub fn vocab_size(&self) -> usize {
         match self {
