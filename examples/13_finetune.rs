@@ -23,13 +23,14 @@
 //! run (`--arms ""`: only what needs no encoder). Fine-tuning starts its head
 //! from the probe (LP-FT), then trains every weight at a lower learning rate than pretraining,
 //! stops early on validation and scores test once (`src/recipe/finetune.rs`). Tables: mean ± sd over seeds; curves with error bars in
-//! `runs/finetune/acceptability.svg` and `runs/finetune/speakers.svg`.
+//! `runs/finetune/acceptability.svg` and `runs/finetune/speakers.svg`. Before its runs, the
+//! acceptability task prints how far a corruption moves each encoder's pooled state (near 0:
+//! the encoder cannot see it); each run prints its validation accuracies and training losses.
 
 use microlm::checkpoint::{check_compatible, load_encoder, Feeds};
 use microlm::cli::Flags;
 use microlm::recipe::baselines::bag_of_characters_accuracy;
-use microlm::recipe::comparison::{bigram_curve, compare, describe, Encoders, Plan};
-use microlm::recipe::finetune::FinetuneConfig;
+use microlm::recipe::comparison::{bigram_curve, compare, describe, print_corruption_shift, Encoders, Plan};
 use microlm::recipe::finetune_flags::FinetuneFlags;
 
 fn main() {
@@ -57,22 +58,17 @@ fn run() -> Result<(), String> {
         pretrained: (&encoder, &enc_params),
         others: &others,
     };
-    let max_len = encoder.config.max_len;
-    let (config, random) = (
-        FinetuneConfig {
-            max_len,
-            ..f.config.clone()
-        },
-        FinetuneConfig {
-            max_len,
-            ..f.random.clone()
-        },
-    );
+    let max_len = encoder.config.max_len; // every text is cut to the encoder's positions
+    let (mut config, mut random) = (f.config.clone(), f.random.clone());
+    (config.max_len, random.max_len) = (max_len, max_len);
     std::fs::create_dir_all(&f.out).map_err(|e| format!("{}: {e}", f.out.display()))?;
 
     for name in &f.tasks {
         let (task, counts, file) = f.task(name, &text)?;
         describe(&task);
+        if name == "acceptability" {
+            print_corruption_shift(&task, &tok, encoders)?; // what each encoder's states see
+        }
         for e in task.train.iter().take(4) {
             println!("  example ({}): {}", task.names[e.class], e.text);
         }

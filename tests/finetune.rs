@@ -1,7 +1,8 @@
 //! Fine-tuning on a downstream task: the speaker task built from a hand-written corpus, the
 //! padded speech batches, the classifier's masked mean pooling, its gradient (gradcheck), the
-//! linear probe's frozen encoder, `load_encoder` on a trainer's checkpoint, and `finetune`'s
-//! early stopping on a synthetic task whose class is readable from the tokens.
+//! linear probe's frozen encoder, `load_encoder` on a trainer's checkpoint, `corruption_shift`,
+//! and `finetune`'s early stopping and loss trace on a synthetic task whose class is readable
+//! from the tokens.
 
 mod common;
 
@@ -16,7 +17,8 @@ use microlm::nn::{Encoder, TransformerConfig};
 use microlm::objectives::classify::{mean_weights, Classifier};
 use microlm::objectives::{Bert, MaskedLm};
 use microlm::optim::{AdamW, Optimizer};
-use microlm::recipe::finetune::{batches, finetune, parse_counts, run, subset, FinetuneConfig, Start};
+use microlm::recipe::finetune::{batches, finetune, parse_counts, run, subset, FinetuneConfig, FinetuneResult, Start};
+use microlm::recipe::linear_probe::corruption_shift;
 use microlm::tokenizer::{CharTokenizer, Tokenizer};
 use microlm::{Params, Tape, Tensor};
 use rand::rngs::StdRng;
@@ -538,9 +540,88 @@ fn finetune_learns_a_readable_class_and_keeps_the_best_weights() {
         ..config.clone()
     };
     let r_short = finetune(&model, &mut until_best, &tok, &train, &val, &test, &short);
-    assert_eq!(r_short, r);
+    let kept = |r: &FinetuneResult| (r.best_update, r.val_accuracy, r.test_accuracy);
+    assert_eq!(kept(&r_short), kept(&r));
+    assert_eq!(
+        r_short.losses,
+        r.losses[..r.best_update],
+        "the same updates, the same losses"
+    );
     assert_eq!(all_bits(&until_best), all_bits(&params));
     assert_ne!(all_bits(&until_best), all_bits(&init), "training changed nothing");
+}
+
+/// The loss trace has one entry per update, and with the head set to zero (every score 0) the
+/// first is ln K exactly, whatever the encoder: -log(1/K). Training then lowers it (the class
+/// is readable from the tokens).
+#[test]
+fn the_loss_trace_starts_at_ln_k_under_a_zero_head_and_falls() {
+    let tok = x_tokenizer();
+    let data = x_speeches(96, 21);
+    let refs: Vec<&Speech> = data.iter().collect();
+    for classes in [2, 3] {
+        let (model, mut params) = tiny_classifier(&tiny_config(12, 0.0), classes, 22);
+        for id in [model.head.weight, model.head.bias.unwrap()] {
+            let shape = params.value(id).shape().to_vec();
+            *params.value_mut(id) = Tensor::zeros(shape);
+        }
+        let config = FinetuneConfig {
+            updates: 40,
+            patience: 100, // never stops early: one loss per update of the budget
+            ..x_config(3)
+        };
+        let r = finetune(
+            &model,
+            &mut params,
+            &tok,
+            &refs[..64],
+            &refs[64..80],
+            &refs[80..],
+            &config,
+        );
+        assert_eq!(r.losses.len(), 40, "{classes} classes");
+        let ln_k = (classes as f32).ln();
+        assert!(
+            (r.losses[0] - ln_k).abs() < 1e-6,
+            "{} against ln {classes}",
+            r.losses[0]
+        );
+        let last: f32 = r.losses[32..].iter().sum::<f32>() / 8.0;
+        assert!(last < 0.8 * ln_k, "the loss did not fall: {:?}", r.losses);
+    }
+}
+
+/// `corruption_shift`: 0 when every "corrupted" text is its line; exactly 1 for the pairs
+/// (A, B), (B, A), where each distance within a pair is one between pairs; and, for three
+/// pairs, the formula computed by hand from the classifier's pooled states.
+#[test]
+fn corruption_shift_is_the_distance_within_pairs_over_the_distance_between_them() {
+    let tok = x_tokenizer();
+    let (model, mut params) = tiny_classifier(&tiny_config(12, 0.0), 2, 23);
+    order_one_weights(&mut params, 24); // pooled states that differ clearly between texts
+    let line = |t: &str| Speech {
+        class: 0,
+        text: t.into(),
+    };
+    let same: Vec<Speech> = ["abca", "abca", "ffed", "ffed", "cab", "cab"].map(line).to_vec();
+    assert_eq!(corruption_shift(&model, &params, &refs(&same), &tok, 8), 0.0);
+    let swapped: Vec<Speech> = ["abcde", "xfx", "xfx", "abcde"].map(line).to_vec();
+    let one = corruption_shift(&model, &params, &refs(&swapped), &tok, 8);
+    assert!((one - 1.0).abs() < 1e-12, "{one}");
+
+    let texts: Vec<Speech> = ["abcdef", "acbdef", "fedcba", "fedxba", "aaxa", "axaa"]
+        .map(line)
+        .to_vec();
+    let (x, _) = text_batch(&refs(&texts), &tok, 8);
+    let p = mean_of_states(&model.encoder, &params, &x);
+    let d = |i: usize, j: usize| p[i].iter().zip(&p[j]).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+    let want = (d(0, 1) + d(2, 3) + d(4, 5)) / (d(0, 2) + d(2, 4) + d(4, 0));
+    let got = corruption_shift(&model, &params, &refs(&texts), &tok, 8);
+    assert!((got - want).abs() < 1e-5 * want, "{got} against {want}");
+    assert!(
+        got > 0.05 && got < 2.0,
+        "{got}: a weak check that the texts are told apart"
+    );
 }
 
 /// A linear probe (frozen) changes the head's weights and not one bit of the encoder's.

@@ -18,7 +18,7 @@
 
 use super::baselines::bag_of_bigrams_accuracy;
 use super::finetune::{classifier, run, subset, FinetuneConfig, Start};
-use super::linear_probe::probe;
+use super::linear_probe::{corruption_shift, probe};
 use crate::data::labelled::{LabelledText, TextTask};
 use crate::learning_curve::{learning_curve_svg, Series};
 use crate::nn::Encoder;
@@ -121,6 +121,12 @@ pub fn compare(task: &TextTask, tokenizer: &Tokenizer, encoders: Encoders, plan:
     let mut counts: Vec<usize> = counts.iter().map(|&n| n.min(task.train.len())).collect();
     counts.dedup();
     let mut curves = Vec::new();
+    if settings.iter().any(|(_, _, tuned)| tuned.is_some()) {
+        println!(
+            "(each fine-tuning run: the validation accuracy before the first update and at every \
+             evaluation, with (L ...) the mean training loss since the previous one)"
+        );
+    }
     for (name, start, tuned) in settings {
         let mut points = Vec::new();
         for &n in &counts {
@@ -252,6 +258,33 @@ impl Comparison {
         let baseline = self.baselines.first().map(|(n, a)| (n.as_str(), *a));
         learning_curve_svg(&self.title, &self.unit, &series, baseline)
     }
+}
+
+/// For a task of (text, corrupted copy) pairs (acceptability): print how far a corruption moves
+/// each encoder's pooled state on the validation pairs, as a share of the distance between two
+/// lines ([`corruption_shift`]): (a)'s, a random encoder's (seed 0), and each of (d).
+pub fn print_corruption_shift(task: &TextTask, tokenizer: &Tokenizer, encoders: Encoders) -> Result<(), String> {
+    let (encoder, params) = encoders.pretrained;
+    let mut starts = vec![
+        ("(a)'s encoder".to_string(), Start::Pretrained(encoder, params)),
+        ("a random encoder".to_string(), Start::Random(&encoder.config)),
+    ];
+    for (name, enc, p) in encoders.others {
+        starts.push((name.clone(), Start::Pretrained(enc, p)));
+    }
+    let val: Vec<&LabelledText> = task.val.iter().collect();
+    let mut shifts = Vec::new();
+    for (name, start) in starts {
+        let (model, params) = classifier(start, task.names.len(), 0)?;
+        let shift = corruption_shift(&model, &params, &val, tokenizer, encoder.config.max_len);
+        shifts.push(format!("{name} {shift:.3}"));
+    }
+    println!(
+        "How far a corruption moves the mean-pooled state, as a share of the distance between two \
+         lines (validation): {}",
+        shifts.join(", ")
+    );
+    Ok(())
 }
 
 /// Print the task: its classes with their counts per split, and the majority class on test.

@@ -74,6 +74,10 @@ pub struct FinetuneResult {
     pub val_accuracy: f64,
     /// Test accuracy with its weights, measured once.
     pub test_accuracy: f64,
+    /// The training loss L of every update, in order (the batch's mean cross-entropy before
+    /// the update): ln K all along is an optimiser that never started, a loss falling to 0
+    /// while validation stays put is memorising.
+    pub losses: Vec<f32>,
 }
 
 /// Batches of at most `batch` texts, in order.
@@ -106,7 +110,7 @@ pub fn finetune(
     let start = model.accuracy(params, &val_batches); // update 0 is a candidate too
     print!(" {start:.2}");
     let (mut best, mut best_update, mut best_params) = (start, 0, params.clone());
-    let (mut update, mut pass) = (0, 0);
+    let (mut update, mut pass, mut losses) = (0, 0, Vec::new());
     'passes: loop {
         pass += 1; // one pass over the training texts, freshly shuffled
         let mut rng = pass_rng(config.seed, pass);
@@ -115,13 +119,17 @@ pub fn finetune(
         for (x, y) in batches(&order, tokenizer, config.batch, config.max_len) {
             let mut tape = Tape::new();
             let l = model.loss(&mut tape, params, &x, &y, config.frozen, &mut rng); // L
+            losses.push(tape.scalar(l.mean));
             let mut grads = tape.backward(l.mean); // g = dL/dθ
             clip_grad_norm(&mut grads, 1.0);
             adamw.step(params, &grads); // θ = AdamW(θ, g)
             update += 1;
             if update % config.eval_every == 0 || update == config.updates {
                 let acc = model.accuracy(params, &val_batches);
-                print!(" {acc:.2}"); // progress: one validation accuracy per evaluation
+                // progress: each evaluation's validation accuracy, and the mean training loss
+                // of the updates since the previous one
+                let since = &losses[(update - 1) / config.eval_every * config.eval_every..];
+                print!(" {acc:.2} (L {:.3})", since.iter().sum::<f32>() / since.len() as f32);
                 let _ = std::io::Write::flush(&mut std::io::stdout());
                 if acc > best {
                     (best, best_update, best_params) = (acc, update, params.clone());
@@ -140,6 +148,7 @@ pub fn finetune(
         best_update,
         val_accuracy: best,
         test_accuracy,
+        losses,
     }
 }
 

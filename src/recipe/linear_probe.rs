@@ -102,3 +102,40 @@ pub fn head_from_probe(
         *params.value_mut(b) = ArrayD::from_shape_fn(IxDyn(&[c.len()]), |ix| c[ix[0]] as f32).into_shared();
     }
 }
+
+/// How far a corruption moves the frozen encoder's pooled state p, as a share of how far apart
+/// two different texts are. `texts` come in pairs, a text and then its corrupted copy (as
+/// the acceptability task lays them out), K pairs in all:
+///
+/// ```text
+/// shift = mean_k |p_2k - p_2k+1| / mean_k |p_2k - p_2(k+1 mod K)|      (Euclidean distances)
+/// ```
+///
+/// Near 0: the encoder barely sees the corruption, and a head on its pooled states has
+/// little to learn from, fine-tuned or not.
+pub fn corruption_shift(
+    model: &Classifier,
+    params: &Params,
+    texts: &[&LabelledText],
+    tokenizer: &Tokenizer,
+    max_len: usize,
+) -> f64 {
+    let k = texts.len() / 2;
+    assert!(
+        texts.len().is_multiple_of(2) && k >= 2,
+        "corruption_shift: needs at least two (text, corrupted) pairs, got {} texts",
+        texts.len()
+    );
+    let p = pooled_states(model, params, texts, tokenizer, max_len);
+    let distance = |i: usize, j: usize| -> f64 {
+        let (a, b) = (p.index_axis(ndarray::Axis(0), i), p.index_axis(ndarray::Axis(0), j));
+        a.iter()
+            .zip(b.iter())
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let within: f64 = (0..k).map(|i| distance(2 * i, 2 * i + 1)).sum();
+    let across: f64 = (0..k).map(|i| distance(2 * i, 2 * ((i + 1) % k))).sum();
+    within / across
+}
