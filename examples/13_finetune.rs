@@ -19,7 +19,8 @@
 //! regression) on the frozen pretrained encoder, and on a random one; (d) encoders given with
 //! `--bert`, `--simcse` or `--electra` (ELECTRA's discriminator); (e) no encoder, a logistic
 //! regression on the bag of character pairs of the same labels. (b) has its own settings
-//! (`--random-lr`, `--random-updates`, `--random-patience`); `--arms` picks the settings to
+//! (`--random-lr`, `--random-warmup`, `--random-updates`, `--random-patience`, and for an
+//! extra, smaller row `--random-layers`, `--random-d-model`); `--arms` picks the settings to
 //! run (`--arms ""`: only what needs no encoder). Fine-tuning starts its head
 //! from the probe (LP-FT), then trains every weight at a lower learning rate than pretraining,
 //! stops early on validation and scores test once (`src/recipe/finetune.rs`). Tables: mean ± sd over seeds; curves with error bars in
@@ -61,6 +62,7 @@ fn run() -> Result<(), String> {
     let max_len = encoder.config.max_len; // every text is cut to the encoder's positions
     let (mut config, mut random) = (f.config.clone(), f.random.clone());
     (config.max_len, random.max_len) = (max_len, max_len);
+    let random_shape = f.random_config(&encoder.config)?; // (b)'s: the checkpoint's by default
     std::fs::create_dir_all(&f.out).map_err(|e| format!("{}: {e}", f.out.display()))?;
 
     for name in &f.tasks {
@@ -77,6 +79,7 @@ fn run() -> Result<(), String> {
             seeds: f.seeds,
             pretrained: &config,
             random: &random,
+            random_shape: &random_shape,
             arms: &f.arms,
         };
         let mut result = compare(&task, &tok, encoders, plan)?;

@@ -17,7 +17,9 @@ use microlm::nn::{Encoder, TransformerConfig};
 use microlm::objectives::classify::{mean_weights, Classifier};
 use microlm::objectives::{Bert, MaskedLm};
 use microlm::optim::{AdamW, Optimizer};
-use microlm::recipe::finetune::{batches, finetune, parse_counts, run, subset, FinetuneConfig, FinetuneResult, Start};
+use microlm::recipe::finetune::{
+    batches, finetune, parse_counts, run, subset, warmup_lr, FinetuneConfig, FinetuneResult, Start,
+};
 use microlm::recipe::linear_probe::corruption_shift;
 use microlm::tokenizer::{CharTokenizer, Tokenizer};
 use microlm::{Params, Tape, Tensor};
@@ -487,6 +489,7 @@ fn x_speeches(n: usize, seed: u64) -> Vec<Speech> {
 fn x_config(seed: u64) -> FinetuneConfig {
     FinetuneConfig {
         lr: 1e-2,
+        warmup: 0,
         batch: 8,
         updates: 96,
         eval_every: 8,
@@ -589,6 +592,50 @@ fn the_loss_trace_starts_at_ln_k_under_a_zero_head_and_falls() {
         let last: f32 = r.losses[32..].iter().sum::<f32>() / 8.0;
         assert!(last < 0.8 * ln_k, "the loss did not fall: {:?}", r.losses);
     }
+}
+
+/// Warmup by hand: lr 1e-2 over 4 updates is 2.5e-3, 5e-3, 7.5e-3, then 1e-2; no warmup is
+/// 1e-2 from the first update. In `finetune`, a warmup of 10^9 updates leaves the lr at about
+/// 1e-11, so the loss of the same full batch stays where it started, where without warmup it
+/// falls.
+#[test]
+fn warmup_rises_linearly_and_finetune_follows_it() {
+    let want = [2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2, 1e-2];
+    for (i, w) in want.iter().enumerate() {
+        assert!((warmup_lr(1e-2, 4, i + 1) - w).abs() < 1e-9, "update {}", i + 1);
+        assert_eq!(warmup_lr(1e-2, 0, i + 1), 1e-2);
+    }
+    let tok = x_tokenizer();
+    let data = x_speeches(48, 25);
+    let refs: Vec<&Speech> = data.iter().collect();
+    let mut last = Vec::new();
+    for warmup in [0, 1_000_000_000] {
+        let (model, mut params) = tiny_classifier(&tiny_config(12, 0.0), 2, 26);
+        let config = FinetuneConfig {
+            warmup,
+            batch: 32, // the whole training set: the same batch every update
+            updates: 16,
+            patience: 100,
+            ..x_config(4)
+        };
+        let r = finetune(
+            &model,
+            &mut params,
+            &tok,
+            &refs[..32],
+            &refs[32..40],
+            &refs[40..],
+            &config,
+        );
+        last.push((r.losses[0], r.losses[15]));
+    }
+    let ((start, end), (start_slow, end_slow)) = (last[0], last[1]);
+    assert_eq!(start, start_slow, "the same first batch and weights");
+    assert!(end < start - 0.05, "no warmup: the loss falls ({start} -> {end})");
+    assert!(
+        (end_slow - start_slow).abs() < 1e-5,
+        "lr ~ 1e-11: {start_slow} -> {end_slow}"
+    );
 }
 
 /// `corruption_shift`: 0 when every "corrupted" text is its line; exactly 1 for the pairs
@@ -785,11 +832,43 @@ fn finetune_flags_and_checkpoints_are_checked_before_any_run() {
         "--arms: 'x' is not a setting (a, b, c, d)"
     );
     // (b)'s own settings: given ones replace (a)'s, the rest are (a)'s.
-    let f = read(&["--lr", "2e-4", "--random-lr", "3e-3", "--random-updates", "600"]).unwrap();
+    let f = read(&[
+        "--lr",
+        "2e-4",
+        "--random-lr",
+        "3e-3",
+        "--random-updates",
+        "600",
+        "--warmup",
+        "7",
+    ])
+    .unwrap();
     assert_eq!(
         (f.config.lr, f.random.lr, f.random.updates, f.random.batch),
         (2e-4, 3e-3, 600, 32)
     );
+    assert_eq!((f.config.warmup, f.random.warmup), (7, 7));
+    assert_eq!(read(&["--random-warmup", "50"]).unwrap().random.warmup, 50);
+    // (b)'s shape: the checkpoint's unless given; a d_model the heads do not divide is refused.
+    let checkpoint = TransformerConfig {
+        heads: 4,
+        d_model: 128,
+        d_ff: 512,
+        layers: 4,
+        ..tiny_encoder_config(12)
+    };
+    assert_eq!(read(&[]).unwrap().random_config(&checkpoint).unwrap(), checkpoint);
+    let small = read(&["--random-layers", "1", "--random-d-model", "64"]).unwrap();
+    let c = small.random_config(&checkpoint).unwrap();
+    assert_eq!((c.layers, c.d_model, c.d_ff, c.heads), (1, 64, 256, 4));
+    let e = read(&["--random-d-model", "66"])
+        .unwrap()
+        .random_config(&checkpoint)
+        .unwrap_err();
+    assert!(e.starts_with("--random-d-model 66") && e.contains("4 heads"), "{e}");
+    assert!(read(&["--random-layers", "0"])
+        .unwrap_err()
+        .starts_with("--random-layers "));
     let dir = fresh_dir("finetune-others");
     let ours = Tokenizer::Char(CharTokenizer::from_text("abcdefgh"));
     let smaller = Tokenizer::Char(CharTokenizer::from_text("abcdefg"));

@@ -21,7 +21,7 @@ use super::finetune::{classifier, run, subset, FinetuneConfig, Start};
 use super::linear_probe::{corruption_shift, probe};
 use crate::data::labelled::{LabelledText, TextTask};
 use crate::learning_curve::{learning_curve_svg, Series};
-use crate::nn::Encoder;
+use crate::nn::{Encoder, TransformerConfig};
 use crate::params::Params;
 use crate::tokenizer::Tokenizer;
 
@@ -96,6 +96,9 @@ pub struct Plan<'a> {
     /// Fine-tuning of (b), from random initialisation: its own settings, chosen on the
     /// validation split as (a)'s were (the fair comparison tunes each start).
     pub random: &'a FinetuneConfig,
+    /// (b)'s architecture: the pretrained encoder's for the headline comparison; a smaller
+    /// one is named in (b)'s row. (The random encoder of (c) keeps the pretrained shape.)
+    pub random_shape: &'a TransformerConfig,
     /// The settings to run, by letter: "abcd" for all.
     pub arms: &'a str,
 }
@@ -107,9 +110,17 @@ pub fn compare(task: &TextTask, tokenizer: &Tokenizer, encoders: Encoders, plan:
     let (encoder, params) = encoders.pretrained;
     let (pretrained, random) = (Start::Pretrained(encoder, params), Start::Random(&encoder.config));
     let (tuned, tuned_random) = (Some(plan.pretrained), Some(plan.random));
+    let b = plan.random_shape;
+    let b_name = match b == &encoder.config {
+        true => "(b) random init, fine-tuned".to_string(),
+        false => format!(
+            "(b) random init, {} layers, d_model {}, fine-tuned",
+            b.layers, b.d_model
+        ),
+    };
     let mut settings = vec![
         ("(a) pretrained, fine-tuned".to_string(), pretrained, tuned),
-        ("(b) random init, fine-tuned".to_string(), random, tuned_random),
+        (b_name, Start::Random(b), tuned_random),
         ("(c) linear probe of (a)'s encoder".to_string(), pretrained, None),
         ("(c) linear probe of a random encoder".to_string(), random, None),
     ];

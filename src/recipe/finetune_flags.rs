@@ -43,8 +43,11 @@ pub struct FinetuneFlags {
     /// `--head-from-probe`).
     pub config: FinetuneConfig,
     /// (b)'s own settings, chosen on validation: `config` with `--random-lr`,
-    /// `--random-updates` and `--random-patience`.
+    /// `--random-warmup`, `--random-updates` and `--random-patience`.
     pub random: FinetuneConfig,
+    /// (b)'s layers and d_model (`--random-layers`, `--random-d-model`), if not the
+    /// pretrained encoder's: a smaller (b) is an extra row, not the headline's.
+    pub random_shape: (Option<usize>, Option<usize>),
     /// The settings to run (`--arms`), by letter: "abcd" for all.
     pub arms: String,
 }
@@ -104,6 +107,27 @@ impl FinetuneFlags {
             c.batch, config.max_len, config.d_model
         );
         footprint.check(memory_total(), &drivers)
+    }
+
+    /// (b)'s architecture: `pretrained`'s (the checkpoint's), with `--random-layers` and
+    /// `--random-d-model` (and d_ff = 4 d_model) where given. Errors name the flag.
+    pub fn random_config(&self, pretrained: &TransformerConfig) -> Result<TransformerConfig, String> {
+        let mut c = pretrained.clone();
+        if let Some(layers) = self.random_shape.0 {
+            c.layers = layers;
+        }
+        if let Some(d) = self.random_shape.1 {
+            c = c.with_d_model(d);
+            if !d.is_multiple_of(c.heads) {
+                return Err(format!(
+                    "--random-d-model {d}: not divisible by the checkpoint's {} heads",
+                    c.heads
+                ));
+            }
+        }
+        c.validate()
+            .map_err(|e| format!("--random-layers/--random-d-model: {e}"))?;
+        Ok(c)
     }
 
     /// The task called `name` in `--tasks`, made from the corpus `text`, with its label counts
@@ -168,10 +192,20 @@ impl FinetuneFlags {
         let config = FinetuneConfig::read(flags, 128)?;
         let random = FinetuneConfig {
             lr: flags.arg_in("random-lr", 1e-4, Domain::above(0.0), "(b)'s learning rate")?,
+            warmup: flags.arg_in(
+                "random-warmup",
+                config.warmup,
+                Domain::at_least(0),
+                "(b)'s warmup updates",
+            )?,
             updates: flags.arg_in("random-updates", 120, one, "(b)'s updates at most")?,
             patience: flags.arg_in("random-patience", 3, one, "(b)'s evaluations without progress")?,
             ..config.clone()
         };
+        let random_shape = (
+            flags.arg_opt_in("random-layers", one, "(b)'s layers (default: the checkpoint's)")?,
+            flags.arg_opt_in("random-d-model", one, "(b)'s d_model (default: the checkpoint's)")?,
+        );
         Ok(FinetuneFlags {
             init,
             others,
@@ -186,6 +220,7 @@ impl FinetuneFlags {
             out: path(flags.arg("out", "runs/finetune".into(), "output directory")?),
             config,
             random,
+            random_shape,
             arms,
         })
     }
