@@ -71,9 +71,9 @@ fn run() -> Result<(), String> {
     let tokenizer = &data.tokenizer;
 
     // The model: the masked LM's encoder (with dropout) or a fresh one; and copies of the start.
-    let (model, mut params) = recipe.simcse(&data, init.as_deref())?;
+    let (model, mut params) = recipe.simcse(&data, init.as_deref(), chunk)?;
     let model = model.with_pool(pool);
-    let ((untrained_model, untrained), before) = (recipe.simcse(&data, None)?, params.clone());
+    let ((untrained_model, untrained), before) = (recipe.simcse(&data, None, chunk)?, params.clone());
 
     // Train: `--batch` pairs per update, `--chunk` texts per backward; validate on held-out halves.
     let report = recipe.train_contrastive(&data, &mut params, &model, &source, &halves, chunk)?;

@@ -236,3 +236,38 @@ fn a_corpus_without_two_long_lines_is_refused_before_training() {
     assert_eq!(recipe.training_lines(&data).unwrap().len(), 2);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The start-up memory check counts what an update really holds: both views of the batch in
+/// one pass, but only one chunk of texts under gradient caching, plus the whole-batch pieces.
+/// Worked by hand for d_model 8, 2 heads, 1 layer, 8 positions: a text on the tape is
+/// 8 x 8 x 16 (activations) + 2 x 8^2 x 4 (attention) = 1,536 floats, 6,144 bytes; a batch of
+/// 1,000 adds 4 x (4 x 1,000 x 8 + 4 x 1,000^2) = 16,128,000 bytes (embeddings and gradients,
+/// the similarities), and 1,000 parameters 16,000 (with gradients and AdamW's moments). So in
+/// one pass (2,000 texts) 28,432,000 bytes, in chunks of 16 texts 16,242,304.
+#[test]
+fn the_memory_check_counts_one_chunk_under_gradient_caching() {
+    let recipe = microlm::recipe::Recipe {
+        batch: 1000,
+        seq_len: 8,
+        ..microlm::recipe::Recipe::default()
+    };
+    assert_eq!(recipe.simcse_texts_held(0), 2000);
+    assert_eq!(recipe.simcse_texts_held(16), 16);
+    assert_eq!(
+        recipe.simcse_texts_held(5000),
+        1000,
+        "a chunk holds at most one view's batch"
+    );
+    let config = tiny_config(10, 0.0);
+    let parameters = 1000.0;
+    let check = |chunk, mb: f64| recipe.check_simcse_memory(&config, parameters, chunk, Some(mb * 1e6));
+    let e = check(0, 20.0).unwrap_err();
+    assert!(e.contains("2 views x --batch 1000 x --seq-len 8"), "{e}");
+    assert!(e.contains("more than this machine's"), "{e}");
+    check(16, 20.0).expect("one chunk of 16 texts fits in 20 MB");
+    check(0, 29.0).expect("both views fit in 29 MB");
+    let e = check(16, 16.0).unwrap_err();
+    assert!(e.contains("--chunk 16 texts of --batch 1000"), "{e}");
+    assert!(check(0, 28.43).is_err() && check(0, 28.44).is_ok());
+    assert!(check(16, 16.24).is_err() && check(16, 16.25).is_ok());
+}

@@ -1,11 +1,12 @@
 //! The line data of a recipe for sentence-embedding objectives (SimCSE): distinct training
 //! lines drawn into batches, and held-out lines paired with lightly corrupted copies.
 
-use super::{memory_total, Footprint, Recipe, VALIDATION_SEED};
+use super::{memory_total, Footprint, Recipe, LOGIT_FLOATS, VALIDATION_SEED};
 use crate::checkpoint::{check_compatible, Feeds};
 use crate::cli::check;
 use crate::data::documents::distinct_lines;
 use crate::data::{Batch, Corpus};
+use crate::nn::TransformerConfig;
 use crate::objectives::sentence_embeddings::{corrupt_lightly, line_batch};
 use crate::objectives::SimCse;
 use crate::params::Params;
@@ -123,23 +124,63 @@ impl Recipe {
     }
 
     /// SimCSE from the masked-LM checkpoint `init` ([`Recipe::simcse_from`]) or, without one,
-    /// fresh at this recipe's shape and seed.
-    pub fn simcse(&self, data: &Corpus, init: Option<&Path>) -> Result<(SimCse, Params), String> {
+    /// fresh at this recipe's shape and seed; either way refused if an update in chunks of
+    /// `chunk` texts would not fit in this machine's memory ([`Recipe::check_simcse_memory`]).
+    pub fn simcse(&self, data: &Corpus, init: Option<&Path>, chunk: usize) -> Result<(SimCse, Params), String> {
         match init {
-            Some(path) => self.simcse_from(path, &data.tokenizer),
+            Some(path) => self.simcse_from(path, &data.tokenizer, chunk),
             None => {
                 let mut params = Params::new();
                 let model = SimCse::new(&mut params, &self.model_config(data)?, &mut self.init_rng())?;
+                let parameters = params.num_elements() as f64;
+                self.check_simcse_memory(&model.encoder.config, parameters, chunk, memory_total())?;
                 Ok((model, params))
             }
         }
     }
 
+    /// The texts one SimCSE update holds on a tape at once: both views of `--batch` lines in
+    /// one pass (`chunk` 0), or under gradient caching one chunk of at most `chunk` texts of
+    /// one view (`objectives/grad_cache.rs`).
+    pub fn simcse_texts_held(&self, chunk: usize) -> usize {
+        if chunk == 0 {
+            2 * self.batch
+        } else {
+            chunk.min(self.batch)
+        }
+    }
+
+    /// Refuse a SimCSE update of a model of `config` with `parameters` parameters, in chunks of
+    /// `chunk` texts, that would need more than `total_bytes` ([`memory_total`]). It holds the
+    /// tape of [`Recipe::simcse_texts_held`] texts of `--seq-len` positions ([`Footprint`]),
+    /// and beside it what spans the whole batch: the embeddings h, h+ and their gradients
+    /// (4 x batch x d_model floats) and InfoNCE's batch x batch similarities, counted as
+    /// logits are ([`LOGIT_FLOATS`] each).
+    pub fn check_simcse_memory(
+        &self,
+        config: &TransformerConfig,
+        parameters: f64,
+        chunk: usize,
+        total_bytes: Option<f64>,
+    ) -> Result<(), String> {
+        let texts = self.simcse_texts_held(chunk);
+        let footprint = Footprint::of_config(config, parameters, texts, self.seq_len, 0);
+        let (b, d) = (self.batch as f64, config.d_model as f64);
+        let whole_batch = 4.0 * (4.0 * b * d + LOGIT_FLOATS * b * b);
+        let held = match chunk {
+            0 => format!("2 views x --batch {}", self.batch),
+            c => format!("--chunk {c} texts of --batch {}", self.batch),
+        };
+        let drivers = format!("{held} x --seq-len {}, d_model {}", self.seq_len, config.d_model);
+        footprint.check_plus(whole_batch, total_bytes, &drivers)
+    }
+
     /// SimCSE started from the masked-LM checkpoint at `path`, with this recipe's dropout; its
     /// model shape comes from the checkpoint (the shape flags are not used). Checked before it
     /// is loaded ([`check_compatible`]): a masked LM, with this corpus's `tokenizer`, reading
-    /// `--seq-len` positions; then the memory of an update (two views of `--batch` lines).
-    pub fn simcse_from(&self, path: &Path, tokenizer: &Tokenizer) -> Result<(SimCse, Params), String> {
+    /// `--seq-len` positions; then the memory of an update in chunks of `chunk` texts
+    /// ([`Recipe::check_simcse_memory`]).
+    pub fn simcse_from(&self, path: &Path, tokenizer: &Tokenizer, chunk: usize) -> Result<(SimCse, Params), String> {
         let source = format!("--corpus {}, --tokenizer {}", self.corpus.display(), self.tokenizer);
         let feeds = Feeds {
             flag: "init",
@@ -149,13 +190,8 @@ impl Recipe {
         };
         check_compatible(path, &feeds)?;
         let (model, params, _) = SimCse::from_masked_lm(path, self.dropout, &mut self.init_rng())?;
-        let c = &model.encoder.config;
-        let footprint = Footprint::of_config(c, params.num_elements() as f64, 2 * self.batch, self.seq_len, 0);
-        let drivers = format!(
-            "2 views x --batch {} x --seq-len {}, the checkpoint's d_model {}",
-            self.batch, self.seq_len, c.d_model
-        );
-        footprint.check(memory_total(), &drivers)?;
+        let parameters = params.num_elements() as f64;
+        self.check_simcse_memory(&model.encoder.config, parameters, chunk, memory_total())?;
         println!("starting from the masked LM in {}", path.display());
         Ok((model, params))
     }

@@ -141,10 +141,16 @@ impl Footprint {
     /// Refuse a footprint over `total_bytes` (the machine's memory, [`memory_total`]; `None`
     /// skips the check), giving the estimate in GB and `drivers`, the flags behind it.
     pub fn check(&self, total_bytes: Option<f64>, drivers: &str) -> Result<(), String> {
+        self.check_plus(0.0, total_bytes, drivers)
+    }
+
+    /// [`Footprint::check`] with `extra_bytes` held beside the update's tape (gradient
+    /// caching's whole-batch embeddings and similarities, say).
+    pub fn check_plus(&self, extra_bytes: f64, total_bytes: Option<f64>, drivers: &str) -> Result<(), String> {
         let Some(total) = total_bytes else {
             return Ok(());
         };
-        let need = self.bytes();
+        let need = self.bytes() + extra_bytes;
         if need <= total {
             return Ok(());
         }
