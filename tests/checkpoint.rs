@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fresh_dir, no_eval, short_run_config, tiny_encoder_config};
+use common::{fresh_dir, no_eval, rewrite_checkpoint, short_run_config, tiny_encoder_config};
 use microlm::checkpoint::{self, Checkpoint};
 use microlm::nn::{Encoder, TransformerConfig};
 use microlm::objectives::{CausalLm, MaskedLm};
@@ -239,17 +239,6 @@ fn save_masked_lm(path: &Path) {
     checkpoint::save(path, &params, &meta).unwrap();
 }
 
-/// Read `path`, let `edit` change it, and write it back.
-fn rewrite(path: &Path, edit: impl FnOnce(&mut Checkpoint)) {
-    let mut ckpt = checkpoint::read(path).unwrap();
-    edit(&mut ckpt);
-    let mut all = Params::new();
-    for (name, t) in &ckpt.tensors {
-        all.add(name.clone(), t.clone());
-    }
-    checkpoint::save(path, &all, &ckpt.metadata).unwrap();
-}
-
 /// Set the first element of tensor `name` to `x`.
 fn poison(ckpt: &mut Checkpoint, name: &str, x: f32) {
     let t = ckpt.tensors.get_mut(name).unwrap();
@@ -289,7 +278,7 @@ fn load_model_refuses_a_nan_or_infinite_model_tensor_naming_it() {
         ("encoder.token_embedding.weight", f32::INFINITY),
     ] {
         save_masked_lm(&path);
-        rewrite(&path, |c| poison(c, name, x));
+        rewrite_checkpoint(&path, |c| poison(c, name, x));
         let e = MaskedLm::load(&path).expect_err("a non-finite tensor must be refused");
         assert!(e.contains(name) && e.contains(&x.to_string()), "{e}");
     }
@@ -301,7 +290,7 @@ fn load_model_refuses_a_config_that_disagrees_with_the_tensors_naming_both() {
     let dir = fresh_dir("config_vs_tensors");
     let path = dir.join("model.safetensors");
     save_masked_lm(&path);
-    rewrite(&path, |c| {
+    rewrite_checkpoint(&path, |c| {
         c.metadata.insert("config.d_model".into(), "16".into());
     });
     let e = MaskedLm::load(&path).err().unwrap();
@@ -310,7 +299,7 @@ fn load_model_refuses_a_config_that_disagrees_with_the_tensors_naming_both() {
         "{e}"
     );
     save_masked_lm(&path);
-    rewrite(&path, |c| {
+    rewrite_checkpoint(&path, |c| {
         c.metadata.insert("config.layers".into(), "1".into());
     });
     let e = MaskedLm::load(&path).err().unwrap();
@@ -342,12 +331,12 @@ fn load_model_refuses_a_tensor_that_is_neither_parameter_nor_optimizer_state() {
     let path = dir.join("model.safetensors");
     save_masked_lm(&path);
     // Optimizer state is allowed (and skipped).
-    rewrite(&path, |c| {
+    rewrite_checkpoint(&path, |c| {
         let t = c.tensors["encoder.final_norm.weight"].clone();
         c.tensors.insert("adamw.m.encoder.final_norm.weight".into(), t);
     });
     MaskedLm::load(&path).unwrap();
-    rewrite(&path, |c| {
+    rewrite_checkpoint(&path, |c| {
         c.tensors
             .insert("evil.extra.weight".into(), Tensor::from_elem(vec![2], 1.0));
     });

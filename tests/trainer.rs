@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{fresh_dir, no_eval, resume_run_config, tiny_tokenizer, tiny_training_config, TINY_VOCAB};
+use common::{
+    fresh_dir, no_eval, resume_run_config, rewrite_checkpoint, tiny_tokenizer, tiny_training_config, TINY_VOCAB,
+};
 use microlm::cli::Flags;
 use microlm::data::Batch;
 use microlm::objectives::{CausalLm, MaskedLm};
@@ -375,17 +377,6 @@ fn a_trained_checkpoint_loads_for_inference_with_the_same_predictions() {
     assert_eq!(want, got);
 }
 
-/// Read `path`, let `edit` change it, and write it back.
-fn rewrite(path: &std::path::Path, edit: impl FnOnce(&mut checkpoint::Checkpoint)) {
-    let mut ckpt = checkpoint::read(path).unwrap();
-    edit(&mut ckpt);
-    let mut all = Params::new();
-    for (name, t) in &ckpt.tensors {
-        all.add(name.clone(), t.clone());
-    }
-    checkpoint::save(path, &all, &ckpt.metadata).unwrap();
-}
-
 /// A run of 2 updates with a checkpoint, and the settings a resume of it compares.
 fn trained_checkpoint(name: &str, sgd: bool) -> (PathBuf, TrainConfig, BTreeMap<String, String>) {
     let (mut params, model, mut opt, meta) = setup(sgd);
@@ -466,14 +457,14 @@ fn load_training_refuses_a_nan_tensor_or_an_unknown_tensor_naming_it() {
         "adamw.v.encoder.layers.0.self_attn.v_proj.bias",
     ] {
         std::fs::write(&path, &good).unwrap();
-        rewrite(&path, |c| {
+        rewrite_checkpoint(&path, |c| {
             *c.tensors.get_mut(name).unwrap().iter_mut().next().unwrap() = f32::NAN;
         });
         let e = resume_err(&path, false, &settings);
         assert!(e.contains(&format!("'{name}' holds NaN")), "{e}");
     }
     std::fs::write(&path, &good).unwrap();
-    rewrite(&path, |c| {
+    rewrite_checkpoint(&path, |c| {
         c.tensors
             .insert("evil.extra.weight".into(), microlm::Tensor::from_elem(vec![2], 1.0));
     });
@@ -493,7 +484,7 @@ fn a_resume_with_missing_optimizer_state_is_refused_naming_the_tensor() {
         // Complete, it resumes.
         let (mut p, _, mut o, _) = setup(sgd);
         checkpoint::load_training(&path, &mut p, &mut o, &settings).unwrap();
-        rewrite(&path, |c| {
+        rewrite_checkpoint(&path, |c| {
             c.tensors.remove(&missing).unwrap();
         });
         let e = resume_err(&path, sgd, &settings);

@@ -176,6 +176,18 @@ pub fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
         .install(f)
 }
 
+/// Read the checkpoint at `path`, let `edit` change it (a tensor, a metadata value), and write
+/// it back: for the tests of what a damaged or altered checkpoint does.
+pub fn rewrite_checkpoint(path: &Path, edit: impl FnOnce(&mut microlm::checkpoint::Checkpoint)) {
+    let mut ckpt = microlm::checkpoint::read(path).unwrap();
+    edit(&mut ckpt);
+    let mut all = Params::new();
+    for (name, t) in &ckpt.tensors {
+        all.add(name.clone(), t.clone());
+    }
+    microlm::checkpoint::save(path, &all, &ckpt.metadata).unwrap();
+}
+
 /// Every `.rs` file below `dir`, appended to `out` (for the tests that read the sources).
 pub fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
