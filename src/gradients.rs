@@ -28,6 +28,16 @@ impl Gradients {
         self.leaves.get(i).and_then(|g| g.as_ref())
     }
 
+    /// Move the gradient of the leaf at node index `i` out, if one reached it.
+    pub(crate) fn take_leaf(&mut self, i: usize) -> Option<Grad> {
+        self.leaves.get_mut(i).and_then(Option::take)
+    }
+
+    /// Move dL/d(parameter) out, if the parameter received one.
+    pub(crate) fn take_param(&mut self, id: ParamId) -> Option<Grad> {
+        self.params.get_mut(id.index()).and_then(Option::take)
+    }
+
     pub(crate) fn set_leaf(&mut self, i: usize, grad: Grad) {
         self.leaves[i] = Some(grad);
     }

@@ -24,6 +24,8 @@
 //! 1), `--out DIR` (default `target/growth`), `--torch-script PATH`, `--python PATH` (default
 //! `python3`). `--one T,D,B` times that one size in this process (2 warm-up steps, then N) and
 //! prints a `GROWTH impl=microlm ...` line; `--test` does so for one step of a tiny size.
+//! `--checkpoint-blocks` times microlm with per-block activation checkpointing (each layer
+//! recomputed in backward, `Tape::checkpoint`).
 //!
 //! It writes `DIR/growth.md`, a table of both implementations' tokens/s and peak RSS and their
 //! ratios, and `DIR/growth.svg`, the ratios against size (`microlm::growth_chart`).
@@ -142,7 +144,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "flags: --one T,D,B | --series seq|d_model|batch|all | --steps N | --pairs P | --out DIR | \
-                     --torch-script PATH | --python PATH | --microlm-only | --test";
+                     --torch-script PATH | --python PATH | --microlm-only | --checkpoint-blocks | --test";
 
 /// The flags, in any order; later ones win.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -179,6 +181,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--torch-script" => opts.torch_script = Some(PathBuf::from(value()?)),
             "--python" => opts.python = value()?,
             "--microlm-only" => opts.microlm_only = true,
+            // Per-block activation checkpointing, for tapes made from now on (and the children).
+            "--checkpoint-blocks" => microlm::tape::set_checkpoint_blocks(true),
             _ => return Err(format!("unknown flag {flag:?} ({USAGE})")),
         }
     }

@@ -50,6 +50,9 @@ pub fn measure_ours(size: Size, steps: usize, threads: usize) -> Result<Measured
     let mut command = Command::new(exe);
     let one = format!("{},{},{}", size.seq_len, size.d_model, size.batch);
     command.args(["--one", &one, "--steps", &steps.to_string()]);
+    if microlm::tape::checkpoint_blocks_enabled() {
+        command.arg("--checkpoint-blocks");
+    }
     command.env("MICROLM_THREADS", threads.to_string());
     let stdout = run_child(&format!("microlm at {}", show(size)), command)?;
     let line = stdout.lines().find(|l| l.starts_with("GROWTH "));

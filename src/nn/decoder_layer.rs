@@ -16,7 +16,7 @@ use super::kv_cache::LayerCache;
 use super::layer_norm::LayerNorm;
 use crate::ops::AttentionMask;
 use crate::params::Params;
-use crate::tape::{Tape, Var};
+use crate::tape::{Block, Tape, Var};
 use rand::Rng;
 
 /// Parameters: `{name}.self_attn.*`, `{name}.norm1.*`, `{name}.cross_attn.*`, `{name}.norm2.*`,
@@ -69,8 +69,33 @@ impl DecoderLayer {
     /// `memory` [B, S, D] under `memory_mask` (source padding) -> [B, T, D]. `cache`
     /// (generation) holds the self-attention keys and values of earlier positions and the
     /// cross-attention keys and values of the memory.
+    /// On a tape that checkpoints blocks ([`Tape::checkpoints_blocks`]), the layer is one
+    /// [`Tape::checkpoint`] node: it keeps x and the memory only and runs again in backward.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        x: Var,
+        memory: Var,
+        self_mask: &AttentionMask,
+        memory_mask: &AttentionMask,
+        cache: Option<&mut LayerCache>,
+        rng: &mut impl Rng,
+    ) -> Var {
+        if cache.is_none() && tape.checkpoints_blocks() {
+            let (layer, self_mask, memory_mask) = (self.clone(), self_mask.clone(), memory_mask.clone());
+            let block: Box<Block> = Box::new(move |tape, params, xs, mut rng| {
+                layer.block(tape, params, xs[0], xs[1], &self_mask, &memory_mask, None, &mut rng)
+            });
+            return tape.checkpoint("decoder_block", params, &[x, memory], rng, block);
+        }
+        self.block(tape, params, x, memory, self_mask, memory_mask, cache, rng)
+    }
+
+    /// The layer's ops, as [`DecoderLayer::forward`] records them without checkpointing.
+    #[allow(clippy::too_many_arguments)]
+    fn block(
         &self,
         tape: &mut Tape,
         params: &Params,

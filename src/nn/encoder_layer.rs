@@ -15,7 +15,7 @@ use super::kv_cache::LayerCache;
 use super::layer_norm::LayerNorm;
 use crate::ops::AttentionMask;
 use crate::params::Params;
-use crate::tape::{Tape, Var};
+use crate::tape::{Block, Tape, Var};
 use rand::Rng;
 
 /// Parameters: `{name}.self_attn.*`, `{name}.norm1.*`, `{name}.feed_forward.*`, `{name}.norm2.*`.
@@ -58,8 +58,29 @@ impl EncoderLayer {
     }
 
     /// x [B, T, D] -> [B, T, D]. `mask` says which keys each query may see (padding, causal);
-    /// `cache` (generation) holds the keys and values of earlier positions.
+    /// `cache` (generation) holds the keys and values of earlier positions. On a tape that
+    /// checkpoints blocks ([`Tape::checkpoints_blocks`], `--checkpoint-blocks`), the layer is one
+    /// [`Tape::checkpoint`] node: it keeps x only and runs again in backward.
     pub fn forward(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        x: Var,
+        mask: &AttentionMask,
+        cache: Option<&mut LayerCache>,
+        rng: &mut impl Rng,
+    ) -> Var {
+        if cache.is_none() && tape.checkpoints_blocks() {
+            let (layer, mask) = (self.clone(), mask.clone());
+            let block: Box<Block> =
+                Box::new(move |tape, params, xs, mut rng| layer.block(tape, params, xs[0], &mask, None, &mut rng));
+            return tape.checkpoint("encoder_block", params, &[x], rng, block);
+        }
+        self.block(tape, params, x, mask, cache, rng)
+    }
+
+    /// The layer's ops, as [`EncoderLayer::forward`] records them without checkpointing.
+    fn block(
         &self,
         tape: &mut Tape,
         params: &Params,

@@ -45,6 +45,7 @@ pub const TRAINING_FLAGS: &[&str] = &[
     "resume",
     "out",
     "profile",
+    "checkpoint-blocks",
 ];
 
 /// The flags of one example: those in `skip` are not read (their defaults stand).
@@ -186,6 +187,11 @@ impl Recipe {
         }
         // One switch for the process, as MICROLM_THREADS is: tapes read it when they are made.
         crate::profile::set_enabled(f.arg("profile", false, "print where a training step goes, op by op")?);
+        crate::tape::set_checkpoint_blocks(f.arg(
+            "checkpoint-blocks",
+            false,
+            "keep only each layer's input and recompute the layer in backward (less memory, about a third more compute)",
+        )?);
         Ok(r)
     }
 }

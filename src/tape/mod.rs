@@ -29,11 +29,13 @@
 //! ```
 
 mod backward;
+mod checkpoint;
 mod profiling;
 
 use crate::params::{ParamId, Params};
 use crate::profile;
 use crate::tensor::{Grad, Tensor};
+pub use checkpoint::{checkpoint_blocks_enabled, set_checkpoint_blocks, Block};
 use std::time::Instant;
 
 /// A handle to a value recorded on a [`Tape`]: the index of its node. Only meaningful for the
@@ -90,6 +92,10 @@ pub struct Tape {
     training: bool,
     /// With [`profile`](crate::profile) on: when the last node was recorded.
     clock: Option<Instant>,
+    /// Whether layers run their blocks through [`Tape::checkpoint`].
+    checkpoint_blocks: bool,
+    /// While a checkpointed block runs its forward: the parameters it reads.
+    param_log: Option<Vec<ParamId>>,
 }
 
 impl Default for Tape {
@@ -106,6 +112,8 @@ impl Tape {
             recording: true,
             training: true,
             clock: profile::enabled().then(Instant::now),
+            checkpoint_blocks: checkpoint::checkpoint_blocks_enabled(),
+            param_log: None,
         }
     }
 
@@ -117,6 +125,8 @@ impl Tape {
             recording: false,
             training: false,
             clock: None, // evaluation is not part of a training step
+            checkpoint_blocks: false,
+            param_log: None,
         }
     }
 
@@ -218,6 +228,9 @@ impl Tape {
 
     /// Put a parameter on the tape. The node shares the parameter's storage; nothing is copied.
     pub fn param(&mut self, params: &Params, id: ParamId) -> Var {
+        if let Some(log) = &mut self.param_log {
+            log.push(id);
+        }
         let value = params.value(id).clone();
         let (kind, requires_grad) = if self.recording {
             (Kind::Param(id), true)
