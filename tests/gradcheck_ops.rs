@@ -21,7 +21,7 @@ use ndarray::{ArrayD, IxDyn};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, RngCore, SeedableRng};
 
 // ---------------------------------------------------------------------------------------------
 // Strategies
@@ -1126,4 +1126,51 @@ fn gradcheck_rejects_a_wrong_backward_on_a_small_loss() {
         GradcheckConfig::default(),
     )
     .expect("the true backward of x^2 passes at any scale");
+}
+
+/// The mask kept as bits gives the values an f32 mask gives: y = x * m and dL/dx = g * m with
+/// m = 0 or 1/(1-p), bit for bit, m drawn as documented (chunks of 4096 elements in row-major
+/// order, chunk c seeded with seed ^ c * 0x9E3779B97F4A7C15, m = 0 where a uniform f32 is < p).
+/// Here on a transposed (not row-major) input and gradient, over a partial last chunk.
+#[test]
+fn dropout_bits_equal_an_f32_mask_drawn_as_documented() {
+    let (rows, cols) = (61, 150); // 9,150 elements: two whole chunks and a partial one
+    let p = 0.35f32;
+    let seed_rng_seed = 11;
+    let x: T = ArrayD::from_shape_fn(IxDyn(&[cols, rows]), |i| {
+        (i[0] as f32 - 70.0) * 0.37 + i[1] as f32 * 0.011
+    });
+    let x = x.reversed_axes(); // [rows, cols], column-major in memory
+    let w: T =
+        ArrayD::from_shape_fn(IxDyn(&[cols, rows]), |i| ((i[0] * 7 + i[1] * 3) % 11) as f32 - 5.5).reversed_axes();
+    // The reference mask, row-major over [rows, cols].
+    let seed = StdRng::seed_from_u64(seed_rng_seed).next_u64();
+    let scale = 1.0 / (1.0 - p);
+    let n = rows * cols;
+    let mut m = vec![0.0f32; n];
+    for (c, chunk) in m.chunks_mut(4096).enumerate() {
+        let mut r = StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for v in chunk.iter_mut() {
+            *v = if r.random::<f32>() < p { 0.0 } else { scale };
+        }
+    }
+    let mut tape = Tape::new();
+    let xv = tape.input(x.clone());
+    let y = tape.dropout(xv, p, &mut StdRng::seed_from_u64(seed_rng_seed));
+    let yv = tape.value(y).to_owned();
+    let wv = tape.constant(w.clone());
+    let yw = tape.mul(y, wv);
+    let loss = tape.sum_all(yw);
+    let grads = tape.backward(loss);
+    let g = grads.wrt(xv).unwrap();
+    let mut dropped = 0;
+    for r in 0..rows {
+        for c in 0..cols {
+            let mi = m[r * cols + c];
+            assert_eq!(yv[[r, c]].to_bits(), (x[[r, c]] * mi).to_bits(), "y at [{r}, {c}]");
+            assert_eq!(g[[r, c]].to_bits(), (w[[r, c]] * mi).to_bits(), "dL/dx at [{r}, {c}]");
+            dropped += (mi == 0.0) as usize;
+        }
+    }
+    assert!((dropped as f32 / n as f32 - p).abs() < 0.03, "dropped {dropped} of {n}");
 }

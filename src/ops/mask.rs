@@ -1,8 +1,6 @@
 //! Masking and dropout.
 
-use crate::kernels::elementwise::zip_map;
 use crate::tape::{Tape, Var};
-use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn, Zip};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -45,31 +43,52 @@ impl Tape {
     /// dL/dx = dL/dy * m / (1 - p).
     ///
     /// The mask is drawn from a seed taken from `rng`, in fixed-size chunks seeded from it, so
-    /// one seed gives one mask whatever the thread count.
+    /// one seed gives one mask whatever the thread count. Backward keeps m as bits, one per
+    /// element (a 32nd of an f32 mask), and multiplies by the same 0 or 1/(1-p) forward did.
     pub fn dropout(&mut self, x: Var, p: f32, rng: &mut impl Rng) -> Var {
         assert!((0.0..1.0).contains(&p), "dropout: p must be in [0, 1), got {p}");
         if !self.is_training() || p == 0.0 {
             return x;
         }
         let xv = self.value(x).clone();
+        let shape = xv.shape().to_vec();
         let seed = rng.next_u64();
         let scale = 1.0 / (1.0 - p);
-        // Mask values are 0 or 1/(1-p), in row-major order over x's shape.
-        let mut mask = vec![0.0f32; xv.len()];
-        mask.par_chunks_mut(DROPOUT_CHUNK).enumerate().for_each(|(c, chunk)| {
-            let mut chunk_rng =
-                rand::rngs::StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            for m in chunk.iter_mut() {
-                *m = if chunk_rng.random::<f32>() < p { 0.0 } else { scale };
-            }
-        });
-        let mask: Tensor = ArrayD::from_shape_vec(IxDyn(xv.shape()), mask)
-            .expect("one per element")
-            .into();
-        let y = zip_map("dropout", xv.view(), mask.view(), |x, m| x * m);
+        let x_std = xv.as_standard_layout(); // row-major: the mask's order
+        let xs = x_std.as_slice().expect("standard layout");
+        let mut y = vec![0.0f32; xs.len()];
+        // keep[i / 64] bit i % 64 is m_i; a chunk of DROPOUT_CHUNK elements is 64 whole words.
+        let mut keep = vec![0u64; xs.len().div_ceil(64)];
+        y.par_chunks_mut(DROPOUT_CHUNK)
+            .zip(keep.par_chunks_mut(DROPOUT_CHUNK / 64))
+            .zip(xs.par_chunks(DROPOUT_CHUNK))
+            .enumerate()
+            .for_each(|(c, ((y, words), xs))| {
+                let mut chunk_rng =
+                    rand::rngs::StdRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                for (i, (y, &x)) in y.iter_mut().zip(xs).enumerate() {
+                    let kept = chunk_rng.random::<f32>() >= p; // dropped with probability p
+                    words[i / 64] |= (kept as u64) << (i % 64);
+                    *y = x * if kept { scale } else { 0.0 };
+                }
+            });
+        let y = ArrayD::from_shape_vec(IxDyn(&shape), y).expect("one per element");
         self.record("dropout", y, &[x], move |g| {
-            // dy/dx = m / (1 - p), the stored mask value: from y = x m / (1 - p)
-            vec![zip_map("dropout backward", g.view(), mask.view(), |g, m| g * m)]
+            // dy/dx = m / (1 - p): 1/(1-p) where kept, 0 where dropped, from y = x m / (1 - p)
+            let mut dx = match g.is_standard_layout() {
+                true => g, // dL/dx overwrites dL/dy in place
+                false => g.as_standard_layout().into_owned(),
+            };
+            let ds = dx.as_slice_mut().expect("standard layout");
+            ds.par_chunks_mut(DROPOUT_CHUNK)
+                .zip(keep.par_chunks(DROPOUT_CHUNK / 64))
+                .for_each(|(ds, words)| {
+                    for (i, d) in ds.iter_mut().enumerate() {
+                        let kept = words[i / 64] >> (i % 64) & 1 == 1;
+                        *d *= if kept { scale } else { 0.0 };
+                    }
+                });
+            vec![dx]
         })
     }
 }
