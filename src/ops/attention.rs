@@ -32,7 +32,7 @@ use crate::kernels::matmul::{gemm_into, matmul as gemm, t};
 use crate::kernels::{self, vector::exp};
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
-use ndarray::{s, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis, Ix4};
+use ndarray::{s, Array4, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis, Ix4};
 use rayon::prelude::*;
 
 /// About this many scores per row block (S_blk is [rows, Tk]): 128 KB of f32, so that a block's
@@ -227,25 +227,27 @@ fn forward_head(
     lse: &mut [f32],
 ) {
     let (tq, tk) = (q.nrows(), k.nrows());
-    let mut scores = Array2::<f32>::zeros((block_rows.min(tq), tk));
-    for r0 in (0..tq).step_by(block_rows) {
-        let r1 = (r0 + block_rows).min(tq);
-        let seen = visible(r1 - 1); // a block's last row sees the most keys
-        let mut p = scores.slice_mut(s![..r1 - r0, ..seen]);
-        gemm_into(
-            1.0,
-            q.slice(s![r0..r1, ..]),
-            k.slice(s![..seen, ..]).t(),
-            0.0,
-            p.view_mut(),
-        ); // S_blk = Q_blk K^T
-        for (i, mut row) in p.outer_iter_mut().enumerate() {
-            let row = row.as_slice_mut().expect("a row of the scores is contiguous");
-            lse[r0 + i] = softmax_row(row, visible(r0 + i), scale); // P_blk = softmax(S_blk * scale)
+    SCRATCH.with_borrow_mut(|[scores, _]| {
+        let mut scores = scratch(scores, block_rows.min(tq), tk);
+        for r0 in (0..tq).step_by(block_rows) {
+            let r1 = (r0 + block_rows).min(tq);
+            let seen = visible(r1 - 1); // a block's last row sees the most keys
+            let mut p = scores.slice_mut(s![..r1 - r0, ..seen]);
+            gemm_into(
+                1.0,
+                q.slice(s![r0..r1, ..]),
+                k.slice(s![..seen, ..]).t(),
+                0.0,
+                p.view_mut(),
+            ); // S_blk = Q_blk K^T
+            for (i, mut row) in p.outer_iter_mut().enumerate() {
+                let row = row.as_slice_mut().expect("a row of the scores is contiguous");
+                lse[r0 + i] = softmax_row(row, visible(r0 + i), scale); // P_blk = softmax(S_blk * scale)
+            }
+            gemm_into(1.0, p.view(), v.slice(s![..seen, ..]), 0.0, o.slice_mut(s![r0..r1, ..]));
+            // O_blk = P_blk V
         }
-        gemm_into(1.0, p.view(), v.slice(s![..seen, ..]), 0.0, o.slice_mut(s![r0..r1, ..]));
-        // O_blk = P_blk V
-    }
+    });
 }
 
 /// One head's backward (see [`Tape::attention_blocked`]): inputs Q, K, V, O and G = dL/dO of
@@ -260,34 +262,51 @@ fn backward_head(
 ) {
     let (tq, tk) = (q.nrows(), k.nrows());
     let d: Vec<f32> = (0..tq).map(|i| g.row(i).dot(&o.row(i))).collect(); // D_i = G_i . O_i
-    let mut p_buf = Array2::<f32>::zeros((block_rows.min(tq), tk));
-    let mut ds_buf = Array2::<f32>::zeros((block_rows.min(tq), tk));
-    for r0 in (0..tq).step_by(block_rows) {
-        let r1 = (r0 + block_rows).min(tq);
-        let seen = visible(r1 - 1);
-        let (q_blk, g_blk) = (q.slice(s![r0..r1, ..]), g.slice(s![r0..r1, ..]));
-        let (k_seen, v_seen) = (k.slice(s![..seen, ..]), v.slice(s![..seen, ..]));
-        let mut p = p_buf.slice_mut(s![..r1 - r0, ..seen]);
-        gemm_into(1.0, q_blk, k_seen.t(), 0.0, p.view_mut()); // S_blk = Q_blk K^T, again
-        for (i, mut row) in p.outer_iter_mut().enumerate() {
-            let row = row.as_slice_mut().expect("a row of the scores is contiguous");
-            let (live, hidden) = row.split_at_mut(visible(r0 + i));
-            live.iter_mut().for_each(|s| *s = exp(*s * scale - lse[r0 + i])); // P = e^(s - lse)
-            hidden.fill(0.0);
-        }
-        gemm_into(1.0, p.t(), g_blk, 1.0, dv.slice_mut(s![..seen, ..])); // dV += P^T G_blk: from O = P V
-        let mut ds = ds_buf.slice_mut(s![..r1 - r0, ..seen]);
-        gemm_into(1.0, g_blk, v_seen.t(), 0.0, ds.view_mut()); // dP = G_blk V^T: from O = P V
-        for ((mut ds_row, p_row), d_i) in ds.outer_iter_mut().zip(p.outer_iter()).zip(&d[r0..r1]) {
-            let ds_row = ds_row.as_slice_mut().expect("contiguous");
-            let p_row = p_row.to_slice().expect("contiguous");
-            for (ds, &p) in ds_row.iter_mut().zip(p_row) {
-                *ds = p * (*ds - d_i) * scale; // dS = P (dP - D_i) * scale: from P = softmax(S * scale); over dP
+    SCRATCH.with_borrow_mut(|[p_buf, ds_buf]| {
+        let mut p_buf = scratch(p_buf, block_rows.min(tq), tk);
+        let mut ds_buf = scratch(ds_buf, block_rows.min(tq), tk);
+        for r0 in (0..tq).step_by(block_rows) {
+            let r1 = (r0 + block_rows).min(tq);
+            let seen = visible(r1 - 1);
+            let (q_blk, g_blk) = (q.slice(s![r0..r1, ..]), g.slice(s![r0..r1, ..]));
+            let (k_seen, v_seen) = (k.slice(s![..seen, ..]), v.slice(s![..seen, ..]));
+            let mut p = p_buf.slice_mut(s![..r1 - r0, ..seen]);
+            gemm_into(1.0, q_blk, k_seen.t(), 0.0, p.view_mut()); // S_blk = Q_blk K^T, again
+            for (i, mut row) in p.outer_iter_mut().enumerate() {
+                let row = row.as_slice_mut().expect("a row of the scores is contiguous");
+                let (live, hidden) = row.split_at_mut(visible(r0 + i));
+                live.iter_mut().for_each(|s| *s = exp(*s * scale - lse[r0 + i])); // P = e^(s - lse)
+                hidden.fill(0.0);
             }
+            gemm_into(1.0, p.t(), g_blk, 1.0, dv.slice_mut(s![..seen, ..])); // dV += P^T G_blk: from O = P V
+            let mut ds = ds_buf.slice_mut(s![..r1 - r0, ..seen]);
+            gemm_into(1.0, g_blk, v_seen.t(), 0.0, ds.view_mut()); // dP = G_blk V^T: from O = P V
+            for ((mut ds_row, p_row), d_i) in ds.outer_iter_mut().zip(p.outer_iter()).zip(&d[r0..r1]) {
+                let ds_row = ds_row.as_slice_mut().expect("contiguous");
+                let p_row = p_row.to_slice().expect("contiguous");
+                for (ds, &p) in ds_row.iter_mut().zip(p_row) {
+                    *ds = p * (*ds - d_i) * scale; // dS = P (dP - D_i) * scale: from P = softmax(S * scale); over dP
+                }
+            }
+            gemm_into(1.0, ds.view(), k_seen, 0.0, dq.slice_mut(s![r0..r1, ..])); // dQ_blk = dS K: from S = Q K^T
+            gemm_into(1.0, ds.t(), q_blk, 1.0, dk.slice_mut(s![..seen, ..])); // dK += dS^T Q_blk: from S = Q K^T
         }
-        gemm_into(1.0, ds.view(), k_seen, 0.0, dq.slice_mut(s![r0..r1, ..])); // dQ_blk = dS K: from S = Q K^T
-        gemm_into(1.0, ds.t(), q_blk, 1.0, dk.slice_mut(s![..seen, ..])); // dK += dS^T Q_blk: from S = Q K^T
+    });
+}
+
+thread_local! {
+    /// Each worker's buffers for a block of scores (and, in backward, of dS): reused from head
+    /// to head instead of allocated and zeroed for each. Every element a block reads is written
+    /// first (a product with beta = 0, or the softmax's fill of the hidden keys).
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// `buf` as a [rows, cols] matrix, grown if it is too small (its old values are left in it).
+fn scratch(buf: &mut Vec<f32>, rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
+    if buf.len() < rows * cols {
+        buf.resize(rows * cols, 0.0);
     }
+    ArrayViewMut2::from_shape((rows, cols), &mut buf[..rows * cols]).expect("rows * cols elements")
 }
 
 /// Row i of S (unscaled Q K^T) becomes row i of P, in place: p_j = e^(s_j * scale - m) / Z for
