@@ -28,12 +28,13 @@
 //! only the keys its last row can see: under the causal mask, about half of them.
 
 use super::attention_mask::AttentionMask;
-use crate::kernels::matmul::{gemm_into, matmul as gemm, t};
+use crate::kernels::matmul::{gemm_into, gemm_into_then, matmul as gemm, t};
 use crate::kernels::{self, vector::exp};
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use ndarray::{s, Array4, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis, Ix4};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// About this many scores per row block (S_blk is [rows, Tk]): 128 KB of f32, so that a block's
 /// scores, and in backward its dP, stay in the core's cache while they are used.
@@ -217,10 +218,11 @@ fn backward_all(
 }
 
 /// One head's forward: for each block of query rows, S_blk = Q_blk K^T over the keys the block
-/// sees, its rows turned into P in place, O_blk = P_blk V. Writes `o` [Tq, Dv] and `lse` [Tq].
+/// sees, its rows turned into P in place (inside the product, each row as soon as it is summed:
+/// `gemm_into_then`), O_blk = P_blk V. Writes `o` [Tq, Dv] and `lse` [Tq].
 fn forward_head(
     [q, k, v]: [ArrayView2<'_, f32>; 3],
-    visible: impl Fn(usize) -> usize,
+    visible: impl Fn(usize) -> usize + Sync,
     scale: f32,
     block_rows: usize,
     mut o: ArrayViewMut2<'_, f32>,
@@ -233,16 +235,17 @@ fn forward_head(
             let r1 = (r0 + block_rows).min(tq);
             let seen = visible(r1 - 1); // a block's last row sees the most keys
             let mut p = scores.slice_mut(s![..r1 - r0, ..seen]);
-            gemm_into(
-                1.0,
-                q.slice(s![r0..r1, ..]),
-                k.slice(s![..seen, ..]).t(),
-                0.0,
-                p.view_mut(),
-            ); // S_blk = Q_blk K^T
-            for (i, mut row) in p.outer_iter_mut().enumerate() {
-                let row = row.as_slice_mut().expect("a row of the scores is contiguous");
-                lse[r0 + i] = softmax_row(row, visible(r0 + i), scale); // P_blk = softmax(S_blk * scale)
+            // S_blk = Q_blk K^T, and each row of it turned into P_blk = softmax(S_blk * scale) as
+            // soon as the product has summed it, while it is in L1 (the product's epilogue).
+            let lse_blk: Vec<AtomicU32> = (r0..r1).map(|_| AtomicU32::new(0)).collect();
+            let softmax = |i: usize, row: &mut [f32]| {
+                let lse_i = softmax_row(row, visible(r0 + i), scale);
+                lse_blk[i].store(lse_i.to_bits(), Ordering::Relaxed);
+            };
+            let (q_blk, k_seen) = (q.slice(s![r0..r1, ..]), k.slice(s![..seen, ..]));
+            gemm_into_then(q_blk, k_seen.t(), 0.0, p.view_mut(), &softmax);
+            for (lse_i, l) in lse[r0..r1].iter_mut().zip(&lse_blk) {
+                *lse_i = f32::from_bits(l.load(Ordering::Relaxed));
             }
             gemm_into(1.0, p.view(), v.slice(s![..seen, ..]), 0.0, o.slice_mut(s![r0..r1, ..]));
             // O_blk = P_blk V
@@ -254,7 +257,7 @@ fn forward_head(
 /// the head, its `lse`; writes dQ, dK, dV of the head.
 fn backward_head(
     [q, k, v, o, g]: [ArrayView2<'_, f32>; 5],
-    visible: impl Fn(usize) -> usize,
+    visible: impl Fn(usize) -> usize + Sync,
     scale: f32,
     block_rows: usize,
     lse: &[f32],
@@ -271,23 +274,28 @@ fn backward_head(
             let (q_blk, g_blk) = (q.slice(s![r0..r1, ..]), g.slice(s![r0..r1, ..]));
             let (k_seen, v_seen) = (k.slice(s![..seen, ..]), v.slice(s![..seen, ..]));
             let mut p = p_buf.slice_mut(s![..r1 - r0, ..seen]);
-            gemm_into(1.0, q_blk, k_seen.t(), 0.0, p.view_mut()); // S_blk = Q_blk K^T, again
-            for (i, mut row) in p.outer_iter_mut().enumerate() {
-                let row = row.as_slice_mut().expect("a row of the scores is contiguous");
+            // S_blk = Q_blk K^T, again, each row turned into P = e^(s * scale - lse) in the
+            // product's epilogue
+            let recompute_p = |i: usize, row: &mut [f32]| {
                 let (live, hidden) = row.split_at_mut(visible(r0 + i));
-                live.iter_mut().for_each(|s| *s = exp(*s * scale - lse[r0 + i])); // P = e^(s - lse)
+                let lse_i = lse[r0 + i];
+                live.iter_mut().for_each(|s| *s = exp(*s * scale - lse_i)); // P = e^(s - lse)
                 hidden.fill(0.0);
-            }
+            };
+            gemm_into_then(q_blk, k_seen.t(), 0.0, p.view_mut(), &recompute_p);
             gemm_into(1.0, p.t(), g_blk, 1.0, dv.slice_mut(s![..seen, ..])); // dV += P^T G_blk: from O = P V
             let mut ds = ds_buf.slice_mut(s![..r1 - r0, ..seen]);
-            gemm_into(1.0, g_blk, v_seen.t(), 0.0, ds.view_mut()); // dP = G_blk V^T: from O = P V
-            for ((mut ds_row, p_row), d_i) in ds.outer_iter_mut().zip(p.outer_iter()).zip(&d[r0..r1]) {
-                let ds_row = ds_row.as_slice_mut().expect("contiguous");
-                let p_row = p_row.to_slice().expect("contiguous");
+            // dP = G_blk V^T: from O = P V; each row turned into dS in the product's epilogue
+            let p_blk = p.view();
+            let ds_from_dp = |i: usize, ds_row: &mut [f32]| {
+                let p_row = p_blk.row(i);
+                let p_row = p_row.to_slice().expect("a row of P is contiguous");
+                let d_i = d[r0 + i];
                 for (ds, &p) in ds_row.iter_mut().zip(p_row) {
                     *ds = p * (*ds - d_i) * scale; // dS = P (dP - D_i) * scale: from P = softmax(S * scale); over dP
                 }
-            }
+            };
+            gemm_into_then(g_blk, v_seen.t(), 0.0, ds.view_mut(), &ds_from_dp);
             gemm_into(1.0, ds.view(), k_seen, 0.0, dq.slice_mut(s![r0..r1, ..])); // dQ_blk = dS K: from S = Q K^T
             gemm_into(1.0, ds.t(), q_blk, 1.0, dk.slice_mut(s![..seen, ..])); // dK += dS^T Q_blk: from S = Q K^T
         }
