@@ -109,3 +109,38 @@ fn gemm_into_matches_the_naive_loop_on_either_path() {
         }
     }
 }
+
+/// `gemm_into_then` hands every row of C to its epilogue exactly once, after the row is summed:
+/// C is `gemm_into`'s bits, then the epilogue's change (here: row i scaled by i + 1, and its
+/// index logged). Inside thin_gemm's tiles (K = 40), after sgemm (K past MAX_K), with
+/// accumulation (beta = 1), and for rows of no columns (the epilogue still sees each row).
+#[test]
+fn gemm_into_then_applies_the_epilogue_to_every_finished_row_once() {
+    use microlm::kernels::gemm_then::gemm_into_then;
+    use std::sync::Mutex;
+    for (m, k, n, beta) in [
+        (19, 40, 37, 0.0),
+        (9, MAX_K + 20, 12, 0.0),
+        (11, 24, 70, 1.0),
+        (5, 8, 0, 0.0),
+    ] {
+        let (a, b) = (random(m, k, 1), random(k, n, 2));
+        let c0 = random(m, n, 3);
+        let mut want = c0.clone();
+        gemm_into(1.0, a.view(), b.view(), beta, want.view_mut());
+        for (i, mut row) in want.rows_mut().into_iter().enumerate() {
+            row.mapv_inplace(|v| v * (i + 1) as f32);
+        }
+        let seen = Mutex::new(vec![0usize; m]);
+        let mut got = c0.clone();
+        let epilogue = |i: usize, row: &mut [f32]| {
+            assert_eq!(row.len(), n);
+            row.iter_mut().for_each(|v| *v *= (i + 1) as f32);
+            seen.lock().unwrap()[i] += 1;
+        };
+        gemm_into_then(a.view(), b.view(), beta, got.view_mut(), &epilogue);
+        assert_eq!(seen.into_inner().unwrap(), vec![1; m], "({m}, {k}, {n}): each row once");
+        let bits = |x: &Array2<f32>| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "({m}, {k}, {n}, beta {beta})");
+    }
+}

@@ -13,6 +13,7 @@
 pub mod broadcast;
 pub mod elementwise;
 pub mod fma_peak;
+pub mod gemm_then;
 pub mod matmul;
 pub mod matmul_naive;
 pub mod thin_gemm;

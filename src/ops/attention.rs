@@ -28,7 +28,8 @@
 //! only the keys its last row can see: under the causal mask, about half of them.
 
 use super::attention_mask::AttentionMask;
-use crate::kernels::matmul::{gemm_into, gemm_into_then, matmul as gemm, t};
+use crate::kernels::gemm_then::gemm_into_then;
+use crate::kernels::matmul::{gemm_into, matmul as gemm, t};
 use crate::kernels::{self, vector::exp};
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;

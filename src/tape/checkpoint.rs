@@ -105,8 +105,9 @@ impl Tape {
         self.checkpoint_blocks = on;
     }
 
-    /// Run `block` on `inputs` as one node that keeps only the inputs (see the [module
-    /// docs](self)). `block` must be a pure function of its inputs, the parameters it reads
+    /// Run `block` on `inputs` as one node that keeps only the inputs: forward on a tape that
+    /// keeps nothing, backward by running the block again on a recording tape with the same
+    /// random draws (activation checkpointing). `block` must be a pure function of its inputs, the parameters it reads
     /// and the numbers it draws from its generator; it is run twice, once here and once in
     /// backward. On a tape that records no backward, it simply runs the block.
     pub fn checkpoint(
