@@ -114,8 +114,10 @@ pub fn compare(task: &TextTask, tokenizer: &Tokenizer, encoders: Encoders, plan:
     let b_name = match b == &encoder.config {
         true => "(b) random init, fine-tuned".to_string(),
         false => format!(
-            "(b) random init, {} layers, d_model {}, fine-tuned",
-            b.layers, b.d_model
+            "(b) random init, {} layer{}, d_model {}, fine-tuned",
+            b.layers,
+            if b.layers == 1 { "" } else { "s" },
+            b.d_model
         ),
     };
     let mut settings = vec![
