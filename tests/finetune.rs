@@ -906,3 +906,48 @@ fn finetune_flags_and_checkpoints_are_checked_before_any_run() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `Comparison::summary` by hand: (a) 0.70 and 0.90 against (b) 0.50 and 0.55 is +20.0 and
+/// +35.0 points; the probes 0.65 - 0.50 and 0.80 - 0.52 are +15.0 and +28.0; (b)'s 0.50 does
+/// not beat the majority class 0.50. A run without (a), (b) or the probes (`--arms ""`) says
+/// nothing, where it once printed "NaN points".
+#[test]
+fn summary_states_the_gaps_by_hand_and_only_for_curves_that_ran() {
+    use microlm::recipe::comparison::{Comparison, Curve, SeedStats};
+    let curve = |name: &str, lo: f64, hi: f64| Curve {
+        name: name.into(),
+        points: vec![
+            (100, SeedStats::of(vec![lo, lo])),
+            (1000, SeedStats::of(vec![hi - 0.01, hi + 0.01])),
+        ],
+    };
+    let mut c = Comparison {
+        title: "t".into(),
+        unit: "lines".into(),
+        all: 1000,
+        seeds: 2,
+        counts: vec![100, 1000],
+        curves: vec![
+            curve("(a) pretrained, fine-tuned", 0.70, 0.90),
+            curve("(b) random init, fine-tuned", 0.50, 0.55),
+            curve("(c) linear probe of (a)'s encoder", 0.65, 0.80),
+            curve("(c) linear probe of a random encoder", 0.50, 0.52),
+        ],
+        baselines: vec![("majority class".into(), 0.5)],
+    };
+    assert_eq!(
+        c.summary(),
+        "Pretraining adds +20.0 points at 100 lines and +35.0 at 1000. Both fine-tuned starts do \
+         not all beat the majority class (0.500) at every count. The probe of the pretrained \
+         states is +15.0 points from the random encoder's at 100 lines and +28.0 at 1000."
+    );
+    c.curves.truncate(2);
+    c.curves[1] = curve("(b) random init, fine-tuned", 0.51, 0.55);
+    assert_eq!(
+        c.summary(),
+        "Pretraining adds +19.0 points at 100 lines and +35.0 at 1000. Both fine-tuned starts \
+         beat the majority class (0.500) at every count."
+    );
+    c.curves = vec![curve("(e) bag of character pairs, logistic regression", 0.7, 0.9)];
+    assert_eq!(c.summary(), "");
+}

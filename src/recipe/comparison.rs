@@ -333,26 +333,36 @@ impl Comparison {
         let (Some(&lo), Some(&hi)) = (counts.first(), counts.last()) else {
             return String::new();
         };
-        let gap = |a: &str, b: &str, n: usize| match (self.mean(a, n), self.mean(b, n)) {
-            (Some(x), Some(y)) => 100.0 * (x.mean - y.mean),
-            _ => f64::NAN,
+        // Each sentence only if its curves were run (`--arms`).
+        let gaps = |a: &str, b: &str| match [lo, hi].map(|n| self.mean(a, n).zip(self.mean(b, n))) {
+            [Some((a_lo, b_lo)), Some((a_hi, b_hi))] => {
+                Some((100.0 * (a_lo.mean - b_lo.mean), 100.0 * (a_hi.mean - b_hi.mean)))
+            }
+            _ => None,
         };
-        let majority = self.baselines.first().map_or(0.0, |b| b.1);
-        let above = ["(a)", "(b)"].iter().all(|c| {
-            counts
-                .iter()
-                .all(|&n| self.mean(c, n).is_some_and(|s| s.mean > majority))
-        });
-        format!(
-            "Pretraining adds {:+.1} points at {lo} {unit} and {:+.1} at {hi}; the probe of the \
-             pretrained states is {:+.1} points from the random encoder's at {lo} and {:+.1} at {hi}. \
-             Both fine-tuned starts {} the majority class ({majority:.3}) at every count.",
-            gap("(a)", "(b)", lo),
-            gap("(a)", "(b)", hi),
-            gap("(c) linear probe of (a)", "(c) linear probe of a random", lo),
-            gap("(c) linear probe of (a)", "(c) linear probe of a random", hi),
-            if above { "beat" } else { "do not all beat" },
-            unit = self.unit,
-        )
+        let unit = &self.unit;
+        let mut out = Vec::new();
+        if let Some((l, h)) = gaps("(a)", "(b)") {
+            out.push(format!(
+                "Pretraining adds {l:+.1} points at {lo} {unit} and {h:+.1} at {hi}."
+            ));
+            let majority = self.baselines.first().map_or(0.0, |b| b.1);
+            let above = ["(a)", "(b)"].iter().all(|c| {
+                counts
+                    .iter()
+                    .all(|&n| self.mean(c, n).is_some_and(|s| s.mean > majority))
+            });
+            let verb = if above { "beat" } else { "do not all beat" };
+            out.push(format!(
+                "Both fine-tuned starts {verb} the majority class ({majority:.3}) at every count."
+            ));
+        }
+        if let Some((l, h)) = gaps("(c) linear probe of (a)", "(c) linear probe of a random") {
+            out.push(format!(
+                "The probe of the pretrained states is {l:+.1} points from the random encoder's \
+                 at {lo} {unit} and {h:+.1} at {hi}."
+            ));
+        }
+        out.join(" ")
     }
 }
